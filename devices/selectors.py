@@ -1,0 +1,42 @@
+"""Reads of the inventory for pages and services; no writes here."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Q, QuerySet
+
+from .models import ExchangeServer, Mailbox, MobileDevice, Partnership
+
+
+def inventory_counts() -> dict[str, int]:
+    return {
+        "servers": ExchangeServer.objects.count(),
+        "mailboxes": Mailbox.objects.count(),
+        "devices": MobileDevice.objects.count(),
+        "partnerships": Partnership.objects.filter(is_stale=False).count(),
+    }
+
+
+def server_list() -> QuerySet[ExchangeServer]:
+    """Servers with their mailbox and partnership counts, in two joins not one query per row."""
+    mailbox_counts = ExchangeServer.objects.annotate(n=Count("mailboxes")).values_list("pk", "n")
+    partnership_counts = dict(
+        Partnership.objects.filter(is_stale=False, mailbox__server__isnull=False)
+        .values_list("mailbox__server")
+        .annotate(n=Count("pk"))
+        .values_list("mailbox__server", "n")
+    )
+    mailboxes = dict(mailbox_counts)
+    servers = list(ExchangeServer.objects.order_by("name"))
+    for server in servers:
+        server.mailbox_count = mailboxes.get(server.pk, 0)
+        server.partnership_count = partnership_counts.get(server.pk, 0)
+    return servers
+
+
+def server_detail(*, pk: int) -> ExchangeServer:
+    return ExchangeServer.objects.annotate(
+        mailbox_count=Count("mailboxes", distinct=True),
+        stale_partnerships=Count(
+            "mailboxes__partnerships", filter=Q(mailboxes__partnerships__is_stale=True)
+        ),
+    ).get(pk=pk)

@@ -1,0 +1,11 @@
+"""URLs of the inventory pages."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "devices"
+urlpatterns = [
+    path("servers/", views.server_list, name="server_list"),
+    path("servers/<int:pk>/", views.server_detail, name="server_detail"),
+]

@@ -1,0 +1,22 @@
+"""The Celery app: configured from Django settings (CELERY_*), tasks found in every app."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "exsync.settings")
+
+app = Celery("exsync")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@app.on_after_configure.connect
+def _make_broker_folders(sender: Celery, **kwargs: object) -> None:
+    # The filesystem transport fails on a missing folder; create it so the first run just works.
+    from django.conf import settings
+
+    folder = getattr(settings, "CELERY_BROKER_FOLDER", None)
+    if folder:
+        for sub in ("queue", "processed"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,72 @@
+"""Shared test set-up: service markers that skip on a laptop but fail loudly under CI=true."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from urllib.parse import urlparse
+
+import pytest
+
+CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def _redis_problem() -> str | None:
+    url = os.environ.get("REDIS_URL", "").strip()
+    if not url:
+        return "REDIS_URL is not set"
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except Exception as exc:
+        return f"Redis at {urlparse(url).netloc} does not answer: {exc}"
+    return None
+
+
+def _postgres_problem() -> str | None:
+    from django.conf import settings
+
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if "postgresql" not in engine:
+        return f"DATABASE_URL does not point at PostgreSQL (engine {engine})"
+    return None
+
+
+def _browser_problem() -> str | None:
+    if not shutil.which("chromium") and not os.path.exists("/usr/bin/chromium"):
+        return "Debian's chromium is not installed (apt-get install chromium)"
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed"
+    return None
+
+
+CHECKS = {"postgres": _postgres_problem, "redis": _redis_problem, "browser": _browser_problem}
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker, check in CHECKS.items():
+        if item.get_closest_marker(marker) is None:
+            continue
+        problem = check()
+        if problem is None:
+            continue
+        if CI:
+            pytest.fail(f"CI=true requires {marker}: {problem}", pytrace=False)
+        pytest.skip(f"needs {marker}: {problem}")
+
+
+@pytest.fixture
+def admin_user(db):
+    from tests.factories import UserFactory
+
+    return UserFactory(role="admin")
+
+
+@pytest.fixture
+def helpdesk_user(db):
+    from tests.factories import UserFactory
+
+    return UserFactory(role="helpdesk")

@@ -68,6 +68,9 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": config.database_config(ENV, base_dir=BASE_DIR)}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3") and DATABASES["default"]["NAME"] != ":memory:":
+    # The embedded default keeps its SQLite file under var/, which a fresh clone does not have.
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,0 +1,36 @@
+"""Parsers for Exchange Management Shell CSV exports: stream, validate, yield typed rows (no ORM).
+
+Use :func:`open_export`; it reads the file once for problems, and ``Export.rows()`` reads it
+again for the rows. The formats are described in ``shared/domain/formats.md``.
+"""
+
+from .dates import CULTURES, DateColumn, DateOrder, culture_named, parse_date
+from .export import Export, ExportChanged, ExportHasProblems, open_export
+from .kinds import KINDS, KINDS_BY_NAME, Kind
+from .problems import MAX_REPORTED, ExportWarning, Problem
+from .reader import CsvFile, Source
+from .values import BadValue, byte_size, is_type_name, multi_valued
+
+__all__ = [
+    "CULTURES",
+    "KINDS",
+    "KINDS_BY_NAME",
+    "MAX_REPORTED",
+    "BadValue",
+    "CsvFile",
+    "DateColumn",
+    "DateOrder",
+    "Export",
+    "ExportChanged",
+    "ExportHasProblems",
+    "ExportWarning",
+    "Kind",
+    "Problem",
+    "Source",
+    "byte_size",
+    "culture_named",
+    "is_type_name",
+    "multi_valued",
+    "open_export",
+    "parse_date",
+]

@@ -1,0 +1,364 @@
+"""open_export(): read one export file in two streaming passes and hand out validated rows.
+
+The first pass (in :func:`open_export`) checks the structure, parses every value, samples the
+date columns and collects every problem; :meth:`Export.rows` reads the file again and yields
+typed rows. A file is imported whole or not at all, so rows() refuses a file with problems.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .dates import Culture, DateColumn, culture_named
+from .kinds import KINDS, KINDS_BY_NAME, Kind, RowContext, RowParser, detect, missing_columns
+from .problems import MAX_REPORTED, ExportWarning, Findings, Problem
+from .reader import CsvFile, Source
+
+PROGRESS_EVERY = 10_000
+"""How many records pass between two calls of the ``progress`` hook."""
+
+Progress = Callable[[int], None]
+
+
+class ExportHasProblems(ValueError):
+    """rows() was called on an export whose problems were not dealt with."""
+
+
+class ExportChanged(RuntimeError):
+    """The file read differently the second time (changed on disk while being imported)."""
+
+
+class _Raising(Findings):
+    """The second pass expects no problems: the first one found them all."""
+
+    def add(self, line: int | None, column: str | None, message: str) -> None:
+        raise ExportChanged(str(Problem(self.file, line, column, message)))
+
+
+def _columns_found(header: list[str]) -> str:
+    return ", ".join(header) if header else "none"
+
+
+class Export:
+    """One export file after its first pass: kind, problems, warnings, counts, then rows()."""
+
+    def __init__(
+        self,
+        csv_file: CsvFile,
+        *,
+        problems: Findings,
+        warnings: Findings,
+        progress: Progress | None = None,
+    ) -> None:
+        self._file = csv_file
+        self._progress = progress
+        self._problems = problems
+        self._warnings = warnings
+        self.filename = csv_file.filename
+        self.kind: str | None = None
+        self.row_count = 0
+        self.session_computer: str | None = None  # PSComputerName: provenance only
+        self.date_orders: dict[str, str] = {}  # date column -> "M/d/yyyy" / "d/M/yyyy"
+        self._kind: Kind | None = None
+        self._dates: dict[str, DateColumn] = {}
+
+    # -- what the first pass found --------------------------------------------------------------
+
+    @property
+    def type_hint(self) -> str | None:
+        """The type name of the ``#TYPE`` line, as written (None without one)."""
+        return self._file.type_name
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self._file.header)
+
+    @property
+    def delimiter(self) -> str:
+        return self._file.delimiter
+
+    @property
+    def encoding(self) -> str:
+        return self._file.encoding
+
+    @property
+    def problems(self) -> list[Problem]:
+        """Every problem (the first MAX_REPORTED, then an "and N more" note), in line order."""
+        return self._problems.as_list()
+
+    @property
+    def warnings(self) -> list[ExportWarning]:
+        return self._warnings.as_list()  # type: ignore[return-value]
+
+    @property
+    def problem_count(self) -> int:
+        return self._problems.count
+
+    @property
+    def warning_count(self) -> int:
+        return self._warnings.count
+
+    @property
+    def ok(self) -> bool:
+        return self._problems.count == 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<Export {self.filename!r} kind={self.kind} rows={self.row_count} "
+            f"problems={self.problem_count} warnings={self.warning_count}>"
+        )
+
+    # -- the second pass --------------------------------------------------------------------------
+
+    def rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Yield (physical line, row) for every record; only for a file without problems."""
+        if not self.ok or self._kind is None:
+            raise ExportHasProblems(
+                f"{self.filename} has {self.problem_count} problems; nothing may be imported"
+            )
+        raising = _Raising(file=self.filename)
+        ctx = RowContext(raising.add)
+        ctx.ascii_file = self._file.ascii
+        parser = RowParser(
+            self._kind,
+            self._file.columns,
+            self._file.header,
+            ctx,
+            {key: column.parse for key, column in self._dates.items()},
+            first_pass=False,
+        )
+        parse = parser.parse
+        progress = self._progress
+        count = 0
+        for line, fields in self._file.records(raising):
+            yield line, parse(line, fields)
+            count += 1
+            if progress is not None and count % PROGRESS_EVERY == 0:
+                progress(count)
+        if progress is not None:
+            progress(count)
+
+    # -- the first pass ---------------------------------------------------------------------------
+
+    def _first_pass(self, kind: Kind | None, culture: Culture | None) -> None:
+        csv_file = self._file
+        problems = self._problems
+        session_index = next(
+            (i for i, name in enumerate(csv_file.header) if name.lower() == "pscomputername"),
+            None,
+        )
+        parse: Callable[..., Any] | None = None
+        ctx = RowContext(problems.add)
+        if kind is not None:
+            self._kind = kind
+            self.kind = kind.name
+            columns = csv_file.columns
+            for c in kind.columns:
+                found = [columns[a.lower()] for a in c.names if a.lower() in columns]
+                if c.date and found:
+                    self._dates[c.key] = DateColumn(csv_file.header[found[0]], culture=culture)
+            observers = {
+                key: (lambda value, column=column: column.observe(ctx.line, value))
+                for key, column in self._dates.items()
+            }
+            parse = RowParser(
+                kind, csv_file.columns, csv_file.header, ctx, observers, first_pass=True
+            ).parse
+        progress = self._progress
+        count = 0
+        for line, fields in csv_file.records(problems):
+            count += 1
+            if session_index is not None and self.session_computer is None:
+                self.session_computer = fields[session_index] or None
+            if parse is not None:
+                parse(line, fields)
+            if progress is not None and count % PROGRESS_EVERY == 0:
+                progress(count)
+        self.row_count = count
+        if progress is not None:
+            progress(count)
+        if count == 0 and problems.count == 0:
+            self._warnings.add(None, None, "has a header but no rows (0 rows)")
+        if kind is not None:
+            self._decide_dates()
+            self._report_notes(ctx)
+
+    def _decide_dates(self) -> None:
+        proven = {
+            column.column: order
+            for column in self._dates.values()
+            if (order := column.evidence()) is not None
+        }
+        fallback = None
+        if len(set(proven.values())) == 1:
+            name, order = next(iter(proven.items()))
+            fallback = (order, f"like column {name} of this file")
+        for column in self._dates.values():
+            used_fallback = (
+                column.culture is None
+                and column.year_last.count > 0
+                and column.evidence() is None
+                and fallback is not None
+            )
+            found = column.decide(fallback=fallback)
+            for line, message in found:
+                self._problems.add(line, column.column, message)
+            self._problems.add_unshown(column.unlisted)
+            if column.order is not None:
+                self.date_orders[column.column] = str(column.order)
+            if used_fallback and not found:
+                self._warnings.add(
+                    None,
+                    column.column,
+                    f"no value shows the day/month order; read as {column.order} "
+                    f"{column.decided_by}",
+                )
+
+    def _report_notes(self, ctx: RowContext) -> None:
+        warn = self._warnings.add
+        if ctx.question_mark_count:
+            if self._file.ascii:
+                line, identity = ctx.question_marks[0]
+                warn(
+                    None,
+                    ctx.names.get("identity"),
+                    f"{ctx.question_mark_count} device identities have '?' where '§' belongs "
+                    f"(line {line} {identity!r}): the file was exported as ASCII; '?' was read "
+                    "as '§'. Export again with -Encoding UTF8 to keep names intact.",
+                )
+            else:
+                for line, identity in ctx.question_marks:
+                    self._problems.add(
+                        line,
+                        ctx.names.get("identity"),
+                        f"{identity!r} has '?' where '§' belongs, but the file is not ASCII",
+                    )
+                self._problems.add_unshown(ctx.question_mark_count - len(ctx.question_marks))
+        for topic, (count, line, column, value) in ctx.notes.items():
+            if topic == "ascii":
+                how = (
+                    "was exported as ASCII"
+                    if self._file.ascii
+                    else "looks partly exported as ASCII"
+                )
+                warn(
+                    None,
+                    None,
+                    f"{how}: {count} names contain '?' where letters were lost (line {line}, "
+                    f"column {column}: {value!r}). Such rows are linked by GUID, alias or SMTP "
+                    "address, never by name; export with -Encoding UTF8 to keep the names.",
+                )
+            elif topic == "version":
+                warn(
+                    None,
+                    column,
+                    f"{count} values are not a version exsync knows (line {line} {value!r}); "
+                    "their version is unknown",
+                )
+            elif topic == "eas":
+                warn(
+                    None,
+                    column,
+                    f"{count} values are not an EAS version like 14.1 (line {line} {value!r}); "
+                    "their EAS version is unknown",
+                )
+
+
+def _filename_of(source: Source) -> str:
+    if isinstance(source, str | os.PathLike):
+        return os.path.basename(os.fspath(source))
+    name = getattr(source, "name", None)
+    return os.path.basename(name) if isinstance(name, str) and name else "export.csv"
+
+
+def _delimiter_of(delimiter: str | None) -> str | None:
+    if delimiter is None:
+        return None
+    if delimiter.lower() in ("tab", "\\t"):
+        return "\t"
+    if len(delimiter) != 1 or delimiter in '"\r\n':
+        raise ValueError(f"a delimiter is one character such as ',' ';' or tab, not {delimiter!r}")
+    return delimiter
+
+
+def open_export(
+    source: Source,
+    *,
+    filename: str | None = None,
+    kind: str | None = None,
+    delimiter: str | None = None,
+    culture: str | None = None,
+    encoding: str | None = None,
+    max_problems: int = MAX_REPORTED,
+    progress: Progress | None = None,
+) -> Export:
+    """Read an Exchange Management Shell export once and report what it is and what is wrong.
+
+    ``source`` is a path, a seekable binary stream or a function returning a fresh binary
+    stream (the file is read twice). ``filename`` names the file in messages (default: the
+    path's name). ``kind`` forces one of :data:`KINDS` instead of detecting it; ``delimiter``,
+    ``culture`` (e.g. ``en-GB``) and ``encoding`` (e.g. ``cp1252``) override what is detected.
+    ``progress(records)`` is called every PROGRESS_EVERY records and at the end of each pass:
+    first while this function checks the file, then again from 0 while rows() hands them out.
+    """
+    filename = filename or _filename_of(source)
+    problems = Findings(file=filename, limit=max_problems)
+    warnings = Findings(file=filename, warning=True, limit=max_problems)
+    chosen_culture = None
+    if culture:
+        try:
+            chosen_culture = culture_named(culture)
+        except ValueError as error:
+            problems.add(None, None, f"{error} (--culture)")
+    try:
+        delimiter = _delimiter_of(delimiter)
+    except ValueError as error:
+        problems.add(None, None, f"{error} (--delimiter)")
+        delimiter = None
+    csv_file = CsvFile(source, filename=filename, delimiter=delimiter, encoding=encoding)
+    export = Export(csv_file, problems=problems, warnings=warnings, progress=progress)
+    if not csv_file.open(problems, warnings):
+        return export
+
+    chosen: Kind | None = None
+    if kind is not None:
+        chosen = KINDS_BY_NAME.get(kind)
+        if chosen is None:
+            problems.add(
+                None, None, f"unknown kind {kind!r}; use one of {', '.join(KINDS_BY_NAME)}"
+            )
+    else:
+        detected, hinted = detect(csv_file.header, csv_file.type_name)
+        chosen = detected or hinted
+        if detected is None and hinted is None:
+            expected = "; ".join(k.cmdlets for k in KINDS)
+            problems.add(
+                None,
+                None,
+                "cannot tell which export this is from its columns "
+                f"(columns found: {_columns_found(csv_file.header)}); expected an export of "
+                f"{expected}",
+            )
+        elif detected is not None and hinted is not None and detected is not hinted:
+            warnings.add(
+                None,
+                None,
+                f"the #TYPE line names {csv_file.type_name}, but the columns are those of "
+                f"{detected.cmdlets}; read as {detected.name}",
+            )
+    if chosen is not None:
+        for group in missing_columns(chosen, csv_file.header):
+            alternatives = "".join(f" or {name!r}" for name in group[1:])
+            problems.add(
+                None,
+                None,
+                f"has no column {group[0]!r}{alternatives} (columns found: "
+                f"{_columns_found(csv_file.header)})",
+            )
+    # With problems already, still read the file once for its structural problems.
+    export._first_pass(None if problems.count else chosen, chosen_culture)
+    if chosen is not None:
+        export.kind = chosen.name
+    return export

@@ -1,0 +1,561 @@
+"""The export kinds exsync reads: how to recognise each one and how to turn a record into a row.
+
+Every kind maps the cmdlet's column names (matched case-insensitively, first alias present
+wins) to normalized keys; a row is a dict with every key of its kind, None meaning "not given".
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from migrations_plan.planner.versions import generation_of, parse_eas_version, parse_version
+
+from . import values
+from .values import BadValue
+
+DEVICE_CONTAINERS = ("/ExchangeActiveSyncDevices/", "\\ExchangeActiveSyncDevices\\")
+SECTION = "\u00a7"  # '§' between DeviceType and DeviceId in a device identity
+
+
+@dataclass(frozen=True, slots=True)
+class Col:
+    """One normalized key and the header names it is read from."""
+
+    key: str
+    names: tuple[str, ...]
+    convert: Callable[[str], Any] | None = None  # None: the text as written
+    check: Callable[[str], Any] | None = None  # first pass: a cheaper test than convert
+    date: bool = False
+    name_like: bool = False  # a person's or object's name: check for ASCII '?' damage
+
+
+def col(key: str, *names: str, **options: Any) -> Col:
+    return Col(key, names, **options)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What one kind of export looks like and how its rows are normalized."""
+
+    name: str
+    cmdlets: str
+    type_names: frozenset[str]  # last dotted part of the #TYPE name, lower-cased
+    columns: tuple[Col, ...]
+    required: tuple[tuple[str, ...], ...]  # each: the header must have one of these
+    needs: tuple[tuple[str, str], ...] = ()  # (key, what needs it): empty value -> problem
+    derived: tuple[str, ...] = ()  # keys that finish() fills
+    finish: Callable[[dict[str, Any], RowContext], None] | None = None
+    signature: Callable[[frozenset[str]], bool] = field(default=lambda header: False)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(c.key for c in self.columns) + self.derived
+
+
+class RowContext:
+    """What a row parser may ask of the pass it runs in: the line, problems, file facts."""
+
+    def __init__(self, report: Callable[[int, str | None, str], None]) -> None:
+        self._report = report
+        self.line = 0
+        self.names: dict[str, str] = {}  # key -> header name as the file spells it
+        self.ascii_file: bool | None = None  # None in the first pass (not known yet)
+        self.question_marks: list[tuple[int, str]] = []  # '?' where '§' was, first pass
+        self.question_mark_count = 0
+        self.notes: dict[str, list[Any]] = {}  # warning tallies: topic -> [count, example]
+
+    def problem(self, key: str | None, message: str) -> None:
+        self._report(self.line, self.names.get(key, key) if key else None, message)
+
+    def note(self, topic: str, key: str, value: str) -> None:
+        """Count a warning-worthy value; the export reports each topic once."""
+        tally = self.notes.get(topic)
+        if tally is None:
+            self.notes[topic] = [1, self.line, self.names.get(key, key), value]
+        else:
+            tally[0] += 1
+
+
+# -- finishing rules that need several columns --------------------------------------------------
+
+
+def _finish_server(row: dict[str, Any], ctx: RowContext) -> None:
+    raw = row["admin_display_version"]
+    if raw is None:
+        return
+    version = parse_version(raw)
+    row["version"] = version
+    generation = generation_of(version)
+    row["generation"] = generation.value if generation is not None else None
+    if version is None:
+        ctx.note("version", "admin_display_version", raw)
+
+
+def _finish_vdir(row: dict[str, Any], ctx: RowContext) -> None:
+    if row["server"] is None and row["identity"] and "\\" in row["identity"]:
+        row["server"] = row["identity"].split("\\", 1)[0] or None
+
+
+def _finish_move(row: dict[str, Any], ctx: RowContext) -> None:
+    if row["exchange_guid"] is None and row["identity"] is None and row["alias"] is None:
+        ctx.problem(None, "no ExchangeGuid, Identity or Alias: cannot tell which mailbox moves")
+
+
+_eas_cache: dict[str, tuple[int, int] | None] = {}
+
+
+def _finish_device(row: dict[str, Any], ctx: RowContext) -> None:
+    identity = row["identity"]
+    id_from_identity = type_from_identity = client_from_identity = None
+    if identity is not None:
+        for container in DEVICE_CONTAINERS:
+            cut = identity.rfind(container)
+            if cut >= 0:
+                break
+        if cut < 0:
+            ctx.problem(
+                "identity",
+                f"{identity!r} is not a device identity; expected "
+                "'<mailbox>/ExchangeActiveSyncDevices/<DeviceType>§<DeviceId>'",
+            )
+        else:
+            mailbox = row["mailbox_identity"] = identity[:cut] or None
+            if ctx.ascii_file is None and mailbox and values.looks_ascii_damaged(mailbox):
+                ctx.note("ascii", "identity", identity)
+            leaf = identity[cut + len(container) :]
+            parts = leaf.split(SECTION)
+            if len(parts) == 1 and "?" in leaf:
+                # An ASCII export turned '§' into '?': fine only if the whole file is ASCII.
+                if ctx.ascii_file is None:
+                    ctx.question_mark_count += 1
+                    if len(ctx.question_marks) < 200:
+                        ctx.question_marks.append((ctx.line, identity))
+                elif not ctx.ascii_file:
+                    ctx.problem("identity", f"{identity!r} has '?' where '§' belongs")
+                parts = leaf.split("?")
+            if len(parts) in (2, 3) and all(parts) and row["mailbox_identity"]:
+                id_from_identity = parts[-1]
+                type_from_identity = parts[-2]
+                client_from_identity = parts[0] if len(parts) == 3 else None
+            else:
+                ctx.problem(
+                    "identity",
+                    f"{identity!r} is not a device identity exsync knows; expected it to end in "
+                    "'/ExchangeActiveSyncDevices/<DeviceType>§<DeviceId>' or "
+                    "'…/<ClientType>§<DeviceType>§<DeviceId>'",
+                )
+    device_id = row["device_id"]
+    if device_id is None:
+        row["device_id"] = id_from_identity
+        if identity is None:
+            ctx.problem(
+                "device_id" if "device_id" in ctx.names else "identity",
+                "empty, but a device needs an id",
+            )
+    elif id_from_identity is not None and device_id.lower() != id_from_identity.lower():
+        ctx.problem(
+            "device_id",
+            f"{device_id!r} differs from the id {id_from_identity!r} at the end of Identity",
+        )
+    if row["device_type"] is None:
+        row["device_type"] = type_from_identity
+    if row["client_type"] is None:
+        row["client_type"] = client_from_identity
+    if row["mailbox_key"] is not None:
+        row["mailbox_key_column"] = ctx.names["mailbox_key"]
+    elif identity is None:
+        ctx.problem(
+            "identity" if "identity" in ctx.names else "mailbox_key",
+            "empty, but a device needs its mailbox (Identity or Mailbox)",
+        )
+    raw = row["eas_version"]
+    if raw is not None:
+        try:
+            parsed = _eas_cache[raw]
+        except KeyError:
+            parsed = parse_eas_version(raw)
+            if len(_eas_cache) < 1000:
+                _eas_cache[raw] = parsed
+        row["eas_version_parsed"] = parsed
+        if parsed is None:
+            ctx.note("eas", "eas_version", raw)
+
+
+# -- header signatures ------------------------------------------------------------------------
+
+_DEVICE_HINTS = frozenset(
+    {
+        "devicetype",
+        "deviceuseragent",
+        "deviceos",
+        "devicemodel",
+        "firstsynctime",
+        "lastsuccesssync",
+        "clientversion",
+        "deviceactivesyncversion",
+        "deviceaccessstate",
+        "devicefriendlyname",
+    }
+)
+_MAILBOX_HINTS = frozenset(
+    {
+        "database",
+        "recipienttypedetails",
+        "recipienttype",
+        "servername",
+        "samaccountname",
+        "exchangeguid",
+        "alias",
+        "userprincipalname",
+        "organizationalunit",
+        "emailaddresses",
+        "legacyexchangedn",
+    }
+)
+_VDIR_HINTS = frozenset(
+    {
+        "basicauthenabled",
+        "windowsauthenabled",
+        "clientcertauth",
+        "activesyncserver",
+        "mobileclientcertificateprovisioningenabled",
+        "baditemreportingenabled",
+    }
+)
+
+
+def _is_devices(h: frozenset[str]) -> bool:
+    return ("deviceid" in h and bool(h & _DEVICE_HINTS)) or len(h & _DEVICE_HINTS) >= 3
+
+
+def _is_moves(h: frozenset[str]) -> bool:
+    return "status" in h and "targetdatabase" in h
+
+
+def _is_vdirs(h: frozenset[str]) -> bool:
+    return bool(h & _VDIR_HINTS)
+
+
+def _is_certificates(h: frozenset[str]) -> bool:
+    return "thumbprint" in h
+
+
+def _is_servers(h: frozenset[str]) -> bool:
+    return (
+        "serverrole" in h
+        or "isexchange2007orlater" in h
+        or ("admindisplayversion" in h and "fqdn" in h)
+    )
+
+
+def _is_mailboxes(h: frozenset[str]) -> bool:
+    return "primarysmtpaddress" in h and ("identity" in h or bool(h & _MAILBOX_HINTS))
+
+
+def _is_batch(h: frozenset[str]) -> bool:
+    return "emailaddress" in h
+
+
+# -- the kinds --------------------------------------------------------------------------------
+
+SERVERS = Kind(
+    name="servers",
+    cmdlets="Get-ExchangeServer",
+    type_names=frozenset({"exchangeserver"}),
+    columns=(
+        col("name", "Name"),
+        col("fqdn", "Fqdn"),
+        col("roles", "ServerRole", convert=values.flags),
+        col("site", "Site"),
+        col("admin_display_version", "AdminDisplayVersion"),
+        col("edition", "Edition"),
+        col("legacy_dn", "ExchangeLegacyDN"),
+        col("is_exchange_2007_or_later", "IsExchange2007OrLater", convert=values.boolean),
+    ),
+    required=(("Name",), ("AdminDisplayVersion",)),
+    needs=(("name", "a server needs a name"),),
+    derived=("version", "generation"),
+    finish=_finish_server,
+    signature=_is_servers,
+)
+
+MAILBOXES = Kind(
+    name="mailboxes",
+    cmdlets="Get-Mailbox",
+    type_names=frozenset({"mailbox"}),
+    columns=(
+        col("identity", "Identity", name_like=True),
+        col("name", "Name", name_like=True),
+        col("display_name", "DisplayName", name_like=True),
+        col("alias", "Alias"),
+        col("primary_smtp", "PrimarySmtpAddress", convert=values.smtp_address),
+        col("upn", "UserPrincipalName"),
+        col("sam_account_name", "SamAccountName"),
+        col("exchange_guid", "ExchangeGuid", convert=values.guid, check=values.check_guid),
+        col("database", "Database"),
+        col("server_name", "ServerName"),
+        col("ou", "OrganizationalUnit", name_like=True),
+        col("recipient_type", "RecipientTypeDetails", "RecipientType"),
+        col("legacy_dn", "LegacyExchangeDN"),
+        col("email_addresses", "EmailAddresses", convert=values.multi_valued),
+    ),
+    required=(("Identity",), ("PrimarySmtpAddress",)),
+    needs=(
+        ("identity", "a mailbox needs its Identity"),
+        ("primary_smtp", "a mailbox needs its primary SMTP address"),
+    ),
+    signature=_is_mailboxes,
+)
+
+DEVICES = Kind(
+    name="devices",
+    cmdlets="Get-MobileDeviceStatistics / Get-MobileDevice / Get-ActiveSyncDeviceStatistics",
+    type_names=frozenset(
+        {
+            "activesyncdeviceconfiguration",
+            "mobiledeviceconfiguration",
+            "activesyncdevice",
+            "mobiledevice",
+            "activesyncdevicestatistics",
+            "mobiledevicestatistics",
+        }
+    ),
+    columns=(
+        col("identity", "Identity"),  # its mailbox part is checked for '?' in _finish_device
+        col("mailbox_key", "Mailbox", "User", "PrimarySmtpAddress", "UserPrincipalName"),
+        col("device_id", "DeviceID"),  # also DeviceId: names match case-insensitively
+        col("device_type", "DeviceType"),
+        col("client_type", "ClientType"),
+        col("model", "DeviceModel"),
+        col("os", "DeviceOS"),
+        col("user_agent", "DeviceUserAgent"),
+        col("friendly_name", "DeviceFriendlyName", "FriendlyName", name_like=True),
+        col("imei", "DeviceImei"),
+        col("eas_version", "ClientVersion", "DeviceActiveSyncVersion"),
+        col("first_sync", "FirstSyncTime", date=True),
+        col("last_success_sync", "LastSuccessSync", date=True),
+        col("last_sync_attempt", "LastSyncAttemptTime", date=True),
+        col("last_policy_update", "LastPolicyUpdateTime", date=True),
+        col("access_state", "DeviceAccessState"),
+        col("access_state_reason", "DeviceAccessStateReason"),
+        col("policy_applied", "DevicePolicyApplied"),
+        col("status", "Status"),
+        col("guid", "Guid", convert=values.guid, check=values.check_guid),
+    ),
+    required=(
+        ("Identity", "Mailbox", "User", "PrimarySmtpAddress", "UserPrincipalName"),
+        ("DeviceID", "Identity"),
+    ),
+    derived=("mailbox_identity", "mailbox_key_column", "eas_version_parsed"),
+    finish=_finish_device,
+    signature=_is_devices,
+)
+
+VDIRS = Kind(
+    name="vdirs",
+    cmdlets="Get-ActiveSyncVirtualDirectory",
+    type_names=frozenset({"admobilevirtualdirectory", "activesyncvirtualdirectory"}),
+    columns=(
+        col("server", "Server"),
+        col("name", "Name"),
+        col("identity", "Identity"),
+        col("internal_url", "InternalUrl"),
+        col("external_url", "ExternalUrl"),
+        col("basic_auth", "BasicAuthEnabled", convert=values.boolean),
+        col("windows_auth", "WindowsAuthEnabled", convert=values.boolean),
+    ),
+    required=(("Server", "Identity"),),
+    needs=(("server", "a virtual directory needs its server"),),
+    finish=_finish_vdir,
+    signature=_is_vdirs,
+)
+
+CERTIFICATES = Kind(
+    name="certificates",
+    cmdlets="Get-ExchangeCertificate",
+    type_names=frozenset({"exchangecertificate"}),
+    columns=(
+        col("thumbprint", "Thumbprint", convert=values.thumbprint),
+        col("subject", "Subject"),
+        col("issuer", "Issuer"),
+        col("not_before", "NotBefore", date=True),
+        col("not_after", "NotAfter", date=True),
+        col("services", "Services", convert=values.flags),
+        col("domains", "CertificateDomains", convert=values.multi_valued),
+        col("status", "Status"),
+        col("is_self_signed", "IsSelfSigned", convert=values.boolean),
+        col("friendly_name", "FriendlyName"),
+        col("server", "Server"),  # never PSComputerName: that is the session's server
+    ),
+    required=(("Thumbprint",),),
+    needs=(("thumbprint", "a certificate needs its thumbprint"),),
+    signature=_is_certificates,
+)
+
+MOVE_REQUESTS = Kind(
+    name="move_requests",
+    cmdlets="Get-MoveRequest / Get-MoveRequestStatistics",
+    type_names=frozenset({"moverequeststatistics", "moverequest"}),
+    columns=(
+        col("exchange_guid", "ExchangeGuid", convert=values.guid, check=values.check_guid),
+        col("identity", "MailboxIdentity", "Identity", name_like=True),
+        col("display_name", "DisplayName", name_like=True),
+        col("alias", "Alias"),
+        col("status", "Status"),
+        col("status_detail", "StatusDetail"),
+        col("source_database", "SourceDatabase"),
+        col("target_database", "TargetDatabase"),
+        col("source_server", "SourceServer"),
+        col("target_server", "TargetServer"),
+        col("queued_at", "QueuedTimestamp", date=True),
+        col("started_at", "StartTimestamp", date=True),
+        col("completed_at", "CompletionTimestamp", date=True),
+        col("failed_at", "FailureTimestamp", date=True),
+        col("batch_name", "BatchName"),
+        col("total_mailbox_size", "TotalMailboxSize", convert=values.byte_size),
+        col("percent_complete", "PercentComplete", convert=values.integer),
+    ),
+    required=(
+        ("Status",),
+        ("TargetDatabase",),
+        ("ExchangeGuid", "MailboxIdentity", "Identity", "Alias"),
+    ),
+    finish=_finish_move,
+    signature=_is_moves,
+)
+
+MIGRATION_BATCH = Kind(
+    name="migration_batch",
+    cmdlets="New-MigrationBatch CSV (EmailAddress)",
+    type_names=frozenset(),
+    columns=(col("email_address", "EmailAddress", convert=values.smtp_address),),
+    required=(("EmailAddress",),),
+    needs=(("email_address", "each line of a migration batch needs an address"),),
+    signature=_is_batch,
+)
+
+# Detection order: the most specific signature first (a device export may carry a calculated
+# PrimarySmtpAddress column; a move request has Alias and ExchangeGuid like a mailbox).
+KINDS: tuple[Kind, ...] = (
+    DEVICES,
+    MOVE_REQUESTS,
+    VDIRS,
+    CERTIFICATES,
+    SERVERS,
+    MAILBOXES,
+    MIGRATION_BATCH,
+)
+KINDS_BY_NAME: dict[str, Kind] = {kind.name: kind for kind in KINDS}
+
+
+def type_hint_kind(type_name: str | None) -> Kind | None:
+    """The kind a #TYPE name suggests (``Deserialized.``/``Selected.`` stripped), if any."""
+    if not type_name:
+        return None
+    name = type_name.strip()
+    while True:
+        for prefix in ("Deserialized.", "Selected."):
+            if name.startswith(prefix):
+                name = name[len(prefix) :]
+                break
+        else:
+            break
+    last = name.rsplit(".", 1)[-1].lower()
+    for kind in KINDS:
+        if last in kind.type_names:
+            return kind
+    return None
+
+
+def detect(header: list[str], type_name: str | None) -> tuple[Kind | None, Kind | None]:
+    """(kind read from the columns, kind the #TYPE line suggests); the columns decide."""
+    names = frozenset(name.lower() for name in header)
+    hinted = type_hint_kind(type_name)
+    matching = [kind for kind in KINDS if kind.signature(names)]
+    if hinted is not None and hinted in matching:
+        return hinted, hinted
+    return (matching[0] if matching else None), hinted
+
+
+def missing_columns(kind: Kind, header: list[str]) -> list[tuple[str, ...]]:
+    """The required column groups the header has none of."""
+    names = {name.lower() for name in header}
+    return [group for group in kind.required if not any(n.lower() in names for n in group)]
+
+
+class RowParser:
+    """Turns the fields of one record into a row dict of ``kind``, for one pass.
+
+    In the first pass (``first_pass=True``) values are only checked where checking is cheaper
+    than converting, and names are checked for ASCII damage; its rows are thrown away.
+    """
+
+    def __init__(
+        self,
+        kind: Kind,
+        columns: dict[str, int],
+        header: list[str],
+        ctx: RowContext,
+        dates: dict[str, Callable[[str], Any]],
+        *,
+        first_pass: bool,
+    ) -> None:
+        self.ctx = ctx
+        self.first_pass = first_pass
+        text: list[tuple[str, int]] = []
+        converted: list[tuple[str, int, Callable[[str], Any]]] = []
+        damage: list[tuple[str, int]] = []
+        for c in kind.columns:
+            index = next((columns[a.lower()] for a in c.names if a.lower() in columns), None)
+            if index is None:
+                continue
+            ctx.names[c.key] = header[index]
+            if c.date:
+                converted.append((c.key, index, dates[c.key]))
+            elif c.convert is None:
+                text.append((c.key, index))
+            else:
+                convert = (c.check or c.convert) if first_pass else c.convert
+                converted.append((c.key, index, convert))
+            if c.name_like and first_pass:
+                damage.append((c.key, index))
+        self.blank = dict.fromkeys(kind.keys)
+        self.text_keys = tuple(key for key, _ in text)
+        indexes = [index for _, index in text]
+        if len(indexes) > 1:
+            self.text_values: Callable[[list[str]], Any] = operator.itemgetter(*indexes)
+        else:  # itemgetter of one index returns the item, not a tuple
+            self.text_values = lambda fields: tuple(fields[i] for i in indexes)
+        self.converted = tuple(converted)
+        self.damage = tuple(damage)
+        where = {key: index for key, index in text} | {key: i for key, i, _ in converted}
+        self.needs = tuple((key, where[key], what) for key, what in kind.needs if key in where)
+        self.finish = kind.finish
+
+    def parse(self, line: int, fields: list[str]) -> dict[str, Any]:
+        """The row; bad values are reported through the context (and left None)."""
+        ctx = self.ctx
+        ctx.line = line
+        row = self.blank.copy()
+        texts = zip(self.text_keys, self.text_values(fields), strict=True)
+        row.update({key: value or None for key, value in texts})
+        for key, index, convert in self.converted:
+            value = fields[index]
+            if value:
+                try:
+                    row[key] = convert(value)
+                except BadValue as error:
+                    ctx.problem(key, str(error))
+        for key, index, what in self.needs:
+            if not fields[index]:
+                ctx.problem(key, f"empty, but {what}")
+        for key, index in self.damage:
+            value = fields[index]
+            if "?" in value and values.looks_ascii_damaged(value):
+                ctx.note("ascii", key, value)
+        if self.finish is not None:
+            self.finish(row, ctx)
+        return row

@@ -1,0 +1,68 @@
+"""Problems and warnings about one export file, printed as FILE:LINE: column COLUMN: message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAX_REPORTED = 200
+"""How many problems (and, separately, warnings) an export keeps; the rest are counted."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something that stops the file from being imported.
+
+    ``line`` is the physical line where the record starts (the ``#TYPE`` line is line 1);
+    ``column`` is the header name as the file spells it. Either may be None.
+    """
+
+    file: str
+    line: int | None
+    column: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        if self.column is not None:
+            return f"{where}: column {self.column}: {self.message}"
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class ExportWarning(Problem):
+    """Something the admin should know that does not stop the import."""
+
+
+class Findings:
+    """Collects problems or warnings of one file, keeping the first ``limit`` and counting all."""
+
+    def __init__(self, *, file: str, warning: bool = False, limit: int = MAX_REPORTED) -> None:
+        self.file = file
+        self.limit = limit
+        self.count = 0
+        self._kind = ExportWarning if warning else Problem
+        self._items: list[Problem] = []
+
+    def add(self, line: int | None, column: str | None, message: str) -> None:
+        self.count += 1
+        if len(self._items) < self.limit:
+            self._items.append(self._kind(self.file, line, column, message))
+
+    def add_unshown(self, count: int) -> None:
+        """Count ``count`` more findings that were summarised rather than kept one by one."""
+        self.count += max(count, 0)
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def as_list(self) -> list[Problem]:
+        """The kept items in line order (file-level ones first), plus an "and N more" note."""
+        items = sorted(self._items, key=lambda p: -1 if p.line is None else p.line)
+        hidden = self.count - len(items)
+        if hidden > 0:
+            noun = "warnings" if self._kind is ExportWarning else "problems"
+            items.append(self._kind(self.file, None, None, f"and {hidden} more {noun} not shown"))
+        return items

@@ -198,3 +198,116 @@ class Partnership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.device_id} ↔ {self.mailbox_id}"
+
+
+class Certificate(models.Model):
+    """A certificate from Get-ExchangeCertificate; the one bound to IIS is the EAS endpoint's."""
+
+    thumbprint = models.CharField(
+        max_length=64, unique=True, help_text="40 hex digits, upper case."
+    )
+    server = models.ForeignKey(
+        ExchangeServer,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="certificates",
+    )
+    subject = models.CharField(max_length=512, blank=True)
+    issuer = models.CharField(max_length=512, blank=True)
+    not_before = models.DateTimeField(null=True, blank=True)
+    not_after = models.DateTimeField(null=True, blank=True)
+    services = models.CharField(
+        max_length=128, blank=True, help_text="e.g. 'IMAP, POP, IIS, SMTP'."
+    )
+    domains = models.TextField(
+        blank=True, help_text="CertificateDomains, one per line; empty = not exported."
+    )
+    status = models.CharField(max_length=32, blank=True)
+    is_self_signed = models.BooleanField(null=True, blank=True)
+    friendly_name = models.CharField(max_length=255, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["server_id", "-not_after"]
+
+    def __str__(self) -> str:
+        return f"{self.thumbprint} ({self.subject})"
+
+    @property
+    def serves_iis(self) -> bool:
+        return "IIS" in {s.strip().upper() for s in self.services.split(",")}
+
+
+class MoveRequest(models.Model):
+    """The latest move request of a mailbox (Get-MoveRequest / Get-MoveRequestStatistics)."""
+
+    mailbox = models.OneToOneField(Mailbox, on_delete=models.CASCADE, related_name="move_request")
+    status = models.CharField(max_length=32, help_text="Queued, InProgress, Completed, Failed, …")
+    status_detail = models.CharField(max_length=64, blank=True)
+    source_database = models.CharField(max_length=255, blank=True)
+    target_database = models.CharField(max_length=255, blank=True)
+    source_server = models.CharField(max_length=255, blank=True)
+    target_server = models.CharField(max_length=255, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    batch_name = models.CharField(max_length=255, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.mailbox_id}: {self.status}"
+
+
+class ImportState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Imported"
+    REJECTED = "rejected", "Rejected"
+    FAILED = "failed", "Failed"
+
+
+def import_upload_path(instance: InventoryImport, filename: str) -> str:
+    return f"imports/{instance.group}/{filename}"
+
+
+class InventoryImport(models.Model):
+    """One file imported (or refused): who, when, which file, what it changed, what was wrong."""
+
+    group = models.UUIDField(
+        db_index=True, help_text="Files uploaded together are imported in order."
+    )
+    created_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    source = models.CharField(max_length=16, default="web", help_text="web or cli")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    filename = models.CharField(max_length=255)
+    upload = models.FileField(upload_to=import_upload_path, blank=True)
+    sha256 = models.CharField("SHA-256", max_length=64)
+    size_bytes = models.BigIntegerField(default=0)
+    kind = models.CharField(max_length=32, blank=True)
+    state = models.CharField(max_length=16, choices=ImportState.choices, default=ImportState.QUEUED)
+    dry_run = models.BooleanField(default=False)
+    full_export = models.BooleanField(
+        default=True, help_text="Partnerships missing from a full device export are marked stale."
+    )
+    options = models.JSONField(default=dict, blank=True)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0)
+    counts = models.JSONField(default=dict, blank=True)
+    problems = models.JSONField(default=list, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.state})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in (ImportState.SUCCEEDED, ImportState.REJECTED, ImportState.FAILED)

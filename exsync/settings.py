@@ -68,7 +68,10 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": config.database_config(ENV, base_dir=BASE_DIR)}
-if DATABASES["default"]["ENGINE"].endswith("sqlite3") and DATABASES["default"]["NAME"] != ":memory:":
+if (
+    DATABASES["default"]["ENGINE"].endswith("sqlite3")
+    and DATABASES["default"]["NAME"] != ":memory:"
+):
     # The embedded default keeps its SQLite file under var/, which a fresh clone does not have.
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -124,6 +127,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "exsync.tasks.heartbeat", "schedule": 60.0},
+    "sweep-queued-imports": {"task": "devices.tasks.sweep_queued_imports", "schedule": 300.0},
 }
 
 SESSION_COOKIE_HTTPONLY = True

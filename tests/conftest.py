@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -70,3 +74,66 @@ def helpdesk_user(db):
     from tests.factories import UserFactory
 
     return UserFactory(role="helpdesk")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _database_url() -> str:
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def worker_queue(media_root):
+    """A worker process on a queue of its own (and the default one), pointed at the test
+    database and media folder, so tasks sent by views reach it too."""
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "MEDIA_ROOT": str(media_root),
+        "SECRET_KEY": "worker-under-test",
+        "DJANGO_SETTINGS_MODULE": "exsync.settings",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "exsync",
+            "worker",
+            "--pool=solo",
+            "-Q",
+            f"{queue},celery",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel=WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        yield queue
+    finally:
+        proc.terminate()
+        try:
+            output, _ = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+        if os.environ.get("SHOW_WORKER_LOG"):
+            print(output)

@@ -1,0 +1,121 @@
+"""manage.py import_inventory FILE [FILE ...]: import Exchange Management Shell CSV exports."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from devices.models import ImportState
+from devices.services import import_record_create, inventory_import_run
+
+
+class Command(BaseCommand):
+    help = (
+        "Import Get-ExchangeServer, Get-Mailbox, Get-ActiveSyncDeviceStatistics / "
+        "Get-MobileDeviceStatistics, Get-ActiveSyncVirtualDirectory, Get-ExchangeCertificate and "
+        "Get-MoveRequestStatistics exports. Each file is imported whole or not at all."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("files", nargs="+", type=Path)
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Report what would change; write nothing."
+        )
+        parser.add_argument(
+            "--delimiter", help="Field delimiter (',' ';' or 'tab'); detected by default."
+        )
+        parser.add_argument("--culture", help="Culture of the dates, e.g. en-US, en-GB, de-DE.")
+        parser.add_argument(
+            "--encoding", help="e.g. cp1252 for an export made with -Encoding Default."
+        )
+        parser.add_argument(
+            "--timezone", help="Time zone the export's dates are in (default: TIME_ZONE)."
+        )
+        parser.add_argument(
+            "--server", help="Server of a Get-ExchangeCertificate export without a Server column."
+        )
+        parser.add_argument(
+            "--partial",
+            action="store_true",
+            help="The device export covers only some mailboxes: do not mark missing partnerships stale.",
+        )
+        parser.add_argument("--json", action="store_true", help="Print the results as JSON.")
+
+    def handle(
+        self, *args, files: list[Path], dry_run: bool, partial: bool, json: bool, **options
+    ) -> None:
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise CommandError(f"no such file: {', '.join(missing)}")
+        group = uuid.uuid4()
+        wanted = {
+            k: options.get(k) for k in ("delimiter", "culture", "encoding", "timezone", "server")
+        }
+        records = [
+            import_record_create(
+                path=path.resolve(),
+                filename=path.name,
+                group=group,
+                actor=None,
+                source="cli",
+                dry_run=dry_run,
+                full_export=not partial,
+                options=wanted,
+            )
+            for path in files
+        ]
+        inventory_import_run(records=records)
+        rejected = 0
+        for record in records:
+            record.refresh_from_db()
+            if record.state != ImportState.SUCCEEDED:
+                rejected += 1
+            if json:
+                continue
+            for problem in record.problems:
+                self.stderr.write(problem)
+            for warning in record.warnings:
+                self.stderr.write(f"warning: {warning}")
+            verb = "would import" if dry_run else "imported"
+            if record.state == ImportState.SUCCEEDED:
+                self.stdout.write(
+                    f"{record.filename}: {verb} {record.kind}: {_summary(record.counts)}"
+                )
+            else:
+                self.stdout.write(
+                    f"{record.filename}: REJECTED ({len(record.problems)} problems); nothing from it was written"
+                )
+        if json:
+            self.stdout.write(_json_dump([_as_dict(r) for r in records]))
+        if rejected:
+            raise SystemExit(1)
+
+
+def _summary(counts: dict) -> str:
+    parts = []
+    for key, value in counts.items():
+        if isinstance(value, dict):
+            parts.append(f"{key} " + ", ".join(f"{n} {what}" for what, n in value.items()))
+        else:
+            parts.append(f"{key} {value}")
+    return "; ".join(parts)
+
+
+def _as_dict(record) -> dict:
+    return {
+        "file": record.filename,
+        "kind": record.kind,
+        "state": record.state,
+        "sha256": record.sha256,
+        "dry_run": record.dry_run,
+        "counts": record.counts,
+        "problems": record.problems,
+        "warnings": record.warnings,
+    }
+
+
+def _json_dump(value: object) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)

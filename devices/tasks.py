@@ -1,0 +1,36 @@
+"""Celery tasks of the inventory: the web upload's import runs here, not in the request."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import shared_task
+from django.utils import timezone
+
+from .models import ImportState, InventoryImport
+from .services import inventory_import_run
+
+
+@shared_task(name="devices.tasks.inventory_import_group", acks_late=True)
+def inventory_import_group(group: str) -> list[str]:
+    """Import the queued files of one upload. Safe to run twice: finished files are skipped,
+    and a file is claimed with a conditional UPDATE before it is read."""
+    records = list(
+        InventoryImport.objects.filter(group=group, state=ImportState.QUEUED).order_by("id")
+    )
+    inventory_import_run(records=records)
+    return [f"{r.filename}: {r.state}" for r in records]
+
+
+@shared_task(name="devices.tasks.sweep_queued_imports")
+def sweep_queued_imports(older_than_minutes: int = 10) -> int:
+    """Re-send uploads whose message was lost (still queued long after upload)."""
+    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
+    groups = set(
+        InventoryImport.objects.filter(
+            state=ImportState.QUEUED, created_at__lt=cutoff, source="web"
+        ).values_list("group", flat=True)
+    )
+    for group in groups:
+        inventory_import_group.delay(str(group))
+    return len(groups)

@@ -1,0 +1,657 @@
+"""Per-kind writers: turn the validated rows of one export into inventory rows, set-based.
+
+Each writer runs inside the caller's transaction, checks what only the database can check
+(unknown servers and mailboxes, duplicates in the file), and either returns counts or raises
+ImportRejected with every problem found. Nothing here commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import connection
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from .importers import Problem
+from .models import Certificate, ExchangeServer
+from .staging import Stage, upsert
+
+Rows = Iterable[tuple[int, dict[str, Any]]]
+Progress = Callable[[int], None]
+MAX_PROBLEMS = 50
+
+
+class ImportRejected(Exception):
+    """The file cannot be imported; `problems` says where and why."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(f"{len(problems)} problems")
+        self.problems = problems
+
+
+class Context:
+    """What every writer needs: file name, time zone of naive export dates, options."""
+
+    def __init__(
+        self,
+        *,
+        filename: str,
+        tz: ZoneInfo,
+        full_export: bool = True,
+        server: str | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.filename = filename
+        self.tz = tz
+        self.full_export = full_export
+        self.server = server
+        self.progress = progress
+        self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
+
+    def problem(self, line: int | None, column: str | None, message: str) -> None:
+        self.problems.append(Problem(self.filename, line, column, message))
+
+    def warn(self, line: int | None, column: str | None, message: str) -> None:
+        self.warnings.append(Problem(self.filename, line, column, message))
+
+    def aware(self, value: datetime | None) -> datetime | None:
+        # Exports carry the exporting machine's local time without an offset.
+        if value is None or timezone.is_aware(value):
+            return value
+        return value.replace(tzinfo=self.tz)
+
+    def counted(self, rows: Rows) -> Iterator[tuple[int, dict[str, Any]]]:
+        for n, row in enumerate(rows, 1):
+            if self.progress and n % 10_000 == 0:
+                self.progress(n)
+            yield row
+
+    def raise_if_problems(self) -> None:
+        if self.problems:
+            raise ImportRejected(self.problems)
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _now_sql() -> str:
+    return "CURRENT_TIMESTAMP"
+
+
+def _report_unmatched(stage: Stage, ctx: Context, sql: str, column: str, message: str) -> None:
+    total = stage.scalar(f"SELECT COUNT(*) FROM ({sql}) q")
+    for line, value in stage.rows(f"{sql} ORDER BY line LIMIT {MAX_PROBLEMS}"):
+        ctx.problem(line, column, message.format(value=value))
+    if total > MAX_PROBLEMS:
+        ctx.problem(None, column, f"and {total - MAX_PROBLEMS} more rows like these")
+
+
+def _report_duplicates(stage: Stage, ctx: Context, key: str, column: str, what: str) -> None:
+    sql = (
+        f"SELECT s.line, s.{key}, (SELECT MIN(o.line) FROM {stage.name} o WHERE o.{key} = s.{key}) "
+        f"FROM {stage.name} s WHERE s.{key} IS NOT NULL AND s.line > "
+        f"(SELECT MIN(o.line) FROM {stage.name} o WHERE o.{key} = s.{key}) ORDER BY s.line LIMIT {MAX_PROBLEMS}"
+    )
+    for line, value, first in stage.rows(sql):
+        ctx.problem(line, column, f"{what} {value!s} is also on line {first}; each may appear once")
+
+
+# -- servers (a handful of rows: plain ORM is clearer and fast enough) ----------------------------
+
+SERVER_FIELDS = (
+    "fqdn",
+    "roles",
+    "site",
+    "edition",
+    "admin_display_version",
+    "generation",
+    "build",
+    "legacy_dn",
+)
+
+
+def write_servers(rows: Rows, ctx: Context) -> dict[str, Any]:
+    existing = {s.name.lower(): s for s in ExchangeServer.objects.all()}
+    seen: dict[str, int] = {}
+    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    for line, row in ctx.counted(rows):
+        name = row["name"]
+        if not name:
+            ctx.problem(line, "Name", "empty, but a server needs a name")
+            continue
+        if name.lower() in seen:
+            ctx.problem(line, "Name", f"server {name} is also on line {seen[name.lower()]}")
+            continue
+        seen[name.lower()] = line
+        values = {
+            "fqdn": _text(row["fqdn"]),
+            "roles": ", ".join(row["roles"] or []),
+            "site": _text(row["site"]),
+            "edition": _text(row["edition"]),
+            "admin_display_version": _text(row["admin_display_version"]),
+            "generation": _text(row["generation"]),
+            "build": _text(row["version"]),
+            "legacy_dn": _text(row["legacy_dn"]),
+        }
+        if row["version"] is None and row["admin_display_version"]:
+            ctx.warn(
+                line,
+                "AdminDisplayVersion",
+                f"'{row['admin_display_version']}' is not a build exsync knows; the server's "
+                "version stays unknown and moves from or to it are predicted as unknown",
+            )
+        server = existing.get(name.lower())
+        if server is None:
+            ExchangeServer.objects.create(name=name, **values)
+            counts["created"] += 1
+        elif any(getattr(server, k) != v for k, v in values.items()):
+            for key, value in values.items():
+                setattr(server, key, value)
+            server.save()
+            counts["updated"] += 1
+        else:
+            counts["unchanged"] += 1
+    ctx.raise_if_problems()
+    return {"servers": counts}
+
+
+def _server_by_name(name: str | None) -> ExchangeServer | None:
+    if not name:
+        return None
+    return (
+        ExchangeServer.objects.annotate(lname=Lower("name"))
+        .filter(lname=name.strip().lower())
+        .first()
+    )
+
+
+# -- ActiveSync virtual directories -------------------------------------------------------------
+
+
+def write_vdirs(rows: Rows, ctx: Context) -> dict[str, Any]:
+    chosen: dict[int, tuple[int, dict[str, Any]]] = {}
+    for line, row in ctx.counted(rows):
+        server = _server_by_name(row["server"] or (row["identity"] or "").split("\\")[0])
+        if server is None:
+            ctx.problem(
+                line,
+                "Server",
+                f"server '{row['server']}' is not in the inventory; import Get-ExchangeServer first",
+            )
+            continue
+        # 2013+ has a front-end ("Default Web Site") and a back-end vdir; devices talk to the
+        # front end, so it wins over any other directory of the same server.
+        front = "default web site" in (row["name"] or row["identity"] or "").lower()
+        if server.pk not in chosen or front:
+            chosen[server.pk] = (line, row)
+    ctx.raise_if_problems()
+    counts = {"updated": 0, "unchanged": 0}
+    for pk, (_line, row) in chosen.items():
+        server = ExchangeServer.objects.get(pk=pk)
+        values = {
+            "eas_internal_url": _text(row["internal_url"]),
+            "eas_external_url": _text(row["external_url"]),
+            "basic_auth_enabled": row["basic_auth"],
+            "iwa_enabled": row["windows_auth"],
+        }
+        if all(getattr(server, k) == v for k, v in values.items()):
+            counts["unchanged"] += 1
+            continue
+        for key, value in values.items():
+            setattr(server, key, value)
+        server.save()
+        counts["updated"] += 1
+    return {"servers": counts}
+
+
+# -- certificates --------------------------------------------------------------------------------
+
+
+def write_certificates(rows: Rows, ctx: Context) -> dict[str, Any]:
+    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    touched: set[int] = set()
+    default_server = _server_by_name(ctx.server)
+    if ctx.server and default_server is None:
+        ctx.problem(None, None, f"--server {ctx.server}: no such server in the inventory")
+    for line, row in ctx.counted(rows):
+        server = _server_by_name(row["server"]) if row["server"] else default_server
+        if server is None:
+            if row["server"]:
+                ctx.problem(line, "Server", f"server '{row['server']}' is not in the inventory")
+            elif not ctx.server:
+                ctx.problem(
+                    None,
+                    None,
+                    "has no Server column, and Get-ExchangeCertificate runs per server: re-run with "
+                    "--server NAME (or add @{n='Server';e={$env:COMPUTERNAME}} to the export)",
+                )
+                break
+            continue
+        values = {
+            "server": server,
+            "subject": _text(row["subject"]),
+            "issuer": _text(row["issuer"]),
+            "not_before": ctx.aware(row["not_before"]),
+            "not_after": ctx.aware(row["not_after"]),
+            "services": ", ".join(row["services"] or []),
+            "domains": "\n".join(row["domains"] or []),
+            "status": _text(row["status"]),
+            "is_self_signed": row["is_self_signed"],
+            "friendly_name": _text(row["friendly_name"]),
+        }
+        cert = Certificate.objects.filter(thumbprint=row["thumbprint"]).first()
+        if cert is None:
+            Certificate.objects.create(thumbprint=row["thumbprint"], **values)
+            counts["created"] += 1
+        elif any(getattr(cert, k) != v for k, v in values.items()):
+            Certificate.objects.filter(pk=cert.pk).update(**values)
+            counts["updated"] += 1
+        else:
+            counts["unchanged"] += 1
+        touched.add(server.pk)
+    ctx.raise_if_problems()
+    endpoints = 0
+    for server in ExchangeServer.objects.filter(pk__in=touched):
+        # The EAS endpoint's certificate is the one bound to IIS; the newest if several are.
+        iis = [c for c in server.certificates.order_by("-not_after") if c.serves_iis]
+        if iis and server.cert_thumbprint != iis[0].thumbprint:
+            cert = iis[0]
+            server.cert_thumbprint = cert.thumbprint
+            server.cert_subject = cert.subject
+            server.cert_issuer = cert.issuer
+            server.cert_not_after = cert.not_after
+            server.save()
+            endpoints += 1
+    return {"certificates": counts, "endpoints_updated": endpoints}
+
+
+# -- mailboxes -----------------------------------------------------------------------------------
+
+MAILBOX_STAGE = [
+    ("line", "integer"),
+    ("exchange_guid", "uuid"),
+    ("primary_smtp_address", "text"),
+    ("identity", "text"),
+    ("identity_key", "text"),
+    ("name", "text"),
+    ("display_name", "text"),
+    ("alias", "text"),
+    ("user_principal_name", "text"),
+    ("sam_account_name", "text"),
+    ("database", "text"),
+    ("server_name", "text"),
+    ("organizational_unit", "text"),
+    ("recipient_type", "text"),
+    ("legacy_dn", "text"),
+    ("server_id", "bigint"),
+    ("mailbox_id", "bigint"),
+]
+MAILBOX_COLUMNS = [
+    "exchange_guid",
+    "primary_smtp_address",
+    "identity",
+    "identity_key",
+    "name",
+    "display_name",
+    "alias",
+    "user_principal_name",
+    "sam_account_name",
+    "database",
+    "server_id",
+    "organizational_unit",
+    "recipient_type",
+    "legacy_dn",
+]
+
+
+def _mailbox_server_name(row: dict[str, Any]) -> str:
+    if row["server_name"]:
+        return row["server_name"]
+    database = row["database"] or ""
+    # 2003/2007 database names start with the server: EX03\First Storage Group\Mailbox Store
+    return database.split("\\")[0] if "\\" in database else ""
+
+
+def write_mailboxes(rows: Rows, ctx: Context) -> dict[str, Any]:
+    stage = Stage(connection, "stage_mailboxes", MAILBOX_STAGE)
+
+    def staged() -> Iterator[tuple]:
+        for line, row in ctx.counted(rows):
+            if not row["primary_smtp"]:
+                ctx.problem(
+                    line,
+                    "PrimarySmtpAddress",
+                    "empty, but a mailbox needs its primary SMTP address",
+                )
+                continue
+            identity = _text(row["identity"])
+            yield (
+                line,
+                row["exchange_guid"],
+                row["primary_smtp"],
+                identity,
+                identity.lower(),
+                _text(row["name"]),
+                _text(row["display_name"] or row["name"]),
+                _text(row["alias"]),
+                _text(row["upn"]),
+                _text(row["sam_account_name"]),
+                _text(row["database"]),
+                _mailbox_server_name(row).lower(),
+                _text(row["ou"]),
+                _text(row["recipient_type"]),
+                _text(row["legacy_dn"]),
+                None,
+                None,
+            )
+
+    total = stage.load(staged())
+    stage.index("exchange_guid")
+    stage.index("primary_smtp_address")
+    _report_duplicates(stage, ctx, "exchange_guid", "ExchangeGuid", "ExchangeGuid")
+    _report_duplicates(stage, ctx, "primary_smtp_address", "PrimarySmtpAddress", "address")
+    s = stage.name
+    stage.execute(
+        f"UPDATE {s} SET server_id = (SELECT e.id FROM devices_exchangeserver e "
+        f"WHERE LOWER(e.name) = {s}.server_name) WHERE server_name <> ''"
+    )
+    _report_unmatched(
+        stage,
+        ctx,
+        f"SELECT line, server_name FROM {s} WHERE server_name <> '' AND server_id IS NULL",
+        "ServerName",
+        "server '{value}' is not in the inventory; import Get-ExchangeServer first or in the same run",
+    )
+    ctx.raise_if_problems()
+    # Key: ExchangeGuid (stable across renames), else the primary SMTP address.
+    stage.execute(
+        f"UPDATE {s} SET mailbox_id = m.id FROM devices_mailbox m WHERE m.exchange_guid = {s}.exchange_guid"
+    )
+    stage.execute(
+        f"UPDATE {s} SET mailbox_id = m.id FROM devices_mailbox m "
+        f"WHERE {s}.mailbox_id IS NULL AND m.primary_smtp_address = {s}.primary_smtp_address"
+    )
+    # An address may move from one mailbox to another only if the other one leaves it too.
+    clash = stage.rows(
+        f"SELECT s.line, s.primary_smtp_address FROM {s} s JOIN devices_mailbox m "
+        f"ON m.primary_smtp_address = s.primary_smtp_address WHERE m.id <> s.mailbox_id "
+        f"AND NOT EXISTS (SELECT 1 FROM {s} o WHERE o.mailbox_id = m.id) ORDER BY s.line LIMIT {MAX_PROBLEMS}"
+    )
+    for line, address in clash:
+        ctx.problem(
+            line, "PrimarySmtpAddress", f"{address} belongs to another mailbox in the inventory"
+        )
+    ctx.raise_if_problems()
+
+    new = stage.scalar(f"SELECT COUNT(*) FROM {s} WHERE mailbox_id IS NULL")
+    changed = stage.scalar(
+        f"SELECT COUNT(*) FROM {s} s JOIN devices_mailbox m ON m.id = s.mailbox_id "
+        f"WHERE {stage.differs('m', 's', MAILBOX_COLUMNS)}"
+    )
+    assignments = ", ".join(f"{c} = {s}.{c}" for c in MAILBOX_COLUMNS)
+    stage.execute(
+        f"UPDATE devices_mailbox SET {assignments}, updated_at = {_now_sql()} FROM {s} "
+        f"WHERE devices_mailbox.id = {s}.mailbox_id AND {stage.differs('devices_mailbox', s, MAILBOX_COLUMNS)}"
+    )
+    stage.execute(
+        f"INSERT INTO devices_mailbox ({', '.join(MAILBOX_COLUMNS)}, created_at, updated_at) "
+        f"SELECT {', '.join(MAILBOX_COLUMNS)}, {_now_sql()}, {_now_sql()} FROM {s} WHERE mailbox_id IS NULL"
+    )
+    return {
+        "rows": total,
+        "mailboxes": {"created": new, "updated": changed, "unchanged": total - new - changed},
+    }
+
+
+# -- mobile devices and partnerships -------------------------------------------------------------
+
+DEVICE_STAGE = [
+    ("line", "integer"),
+    ("mailbox_identity_key", "text"),
+    ("mailbox_key", "text"),
+    ("device_id", "text"),
+    ("device_type", "text"),
+    ("model", "text"),
+    ("os", "text"),
+    ("user_agent", "text"),
+    ("friendly_name", "text"),
+    ("imei", "text"),
+    ("identity", "text"),
+    ("client_type", "text"),
+    ("eas_version", "text"),
+    ("first_sync_at", "timestamptz"),
+    ("last_success_sync_at", "timestamptz"),
+    ("last_sync_attempt_at", "timestamptz"),
+    ("access_state", "text"),
+    ("access_state_reason", "text"),
+    ("policy_applied", "text"),
+    ("policy_status", "text"),
+    ("mailbox_id", "bigint"),
+]
+DEVICE_COLUMNS = ["device_type", "model", "os", "user_agent", "friendly_name", "imei"]
+PARTNERSHIP_COLUMNS = [
+    "identity",
+    "client_type",
+    "eas_version",
+    "first_sync_at",
+    "last_success_sync_at",
+    "last_sync_attempt_at",
+    "access_state",
+    "access_state_reason",
+    "policy_applied",
+    "policy_status",
+    "is_stale",
+]
+
+
+def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
+    stage = Stage(connection, "stage_devices", DEVICE_STAGE)
+    aware = ctx.aware
+
+    def staged() -> Iterator[tuple]:
+        for line, row in ctx.counted(rows):
+            key = row["mailbox_key"]
+            yield (
+                line,
+                _text(row["mailbox_identity"]).lower(),
+                key.strip().lower() if key else None,
+                row["device_id"],
+                _text(row["device_type"]),
+                _text(row["model"]),
+                _text(row["os"]),
+                _text(row["user_agent"]),
+                _text(row["friendly_name"]),
+                _text(row["imei"]),
+                _text(row["identity"]),
+                _text(row["client_type"]),
+                _text(row["eas_version"]),
+                aware(row["first_sync"]),
+                aware(row["last_success_sync"]),
+                aware(row["last_sync_attempt"]),
+                _text(row["access_state"]),
+                _text(row["access_state_reason"]),
+                _text(row["policy_applied"]),
+                _text(row["status"]),
+                None,
+            )
+
+    total = stage.load(staged())
+    s = stage.name
+    # An explicit Mailbox/User/PrimarySmtpAddress column wins over the Identity path.
+    stage.index("mailbox_key")
+    stage.execute(
+        f"UPDATE {s} SET mailbox_id = m.id FROM devices_mailbox m "
+        f"WHERE {s}.mailbox_key IS NOT NULL AND m.primary_smtp_address = {s}.mailbox_key"
+    )
+    for column in ("user_principal_name", "alias", "identity_key"):
+        stage.execute(
+            f"UPDATE {s} SET mailbox_id = (SELECT MIN(m.id) FROM devices_mailbox m "
+            f"WHERE LOWER(m.{column}) = {s}.mailbox_key) "
+            f"WHERE mailbox_id IS NULL AND mailbox_key IS NOT NULL"
+        )
+    stage.execute(
+        f"UPDATE {s} SET mailbox_id = m.id FROM devices_mailbox m "
+        f"WHERE {s}.mailbox_id IS NULL AND {s}.mailbox_key IS NULL "
+        f"AND m.identity_key = {s}.mailbox_identity_key AND {s}.mailbox_identity_key <> ''"
+    )
+    _report_unmatched(
+        stage,
+        ctx,
+        f"SELECT line, COALESCE(mailbox_key, mailbox_identity_key) FROM {s} WHERE mailbox_id IS NULL",
+        "Identity",
+        "mailbox '{value}' is not in the inventory; import mailboxes.csv (Get-Mailbox) first or in the same run",
+    )
+    stage.index("device_id", "mailbox_id")
+    dupes = stage.rows(
+        f"SELECT s.line, s.device_id, MIN(o.line) FROM {s} s JOIN {s} o ON o.device_id = s.device_id "
+        f"AND o.mailbox_id = s.mailbox_id AND o.line < s.line GROUP BY s.line, s.device_id "
+        f"ORDER BY s.line LIMIT {MAX_PROBLEMS}"
+    )
+    for line, device_id, first in dupes:
+        ctx.problem(line, "DeviceID", f"device {device_id} of this mailbox is also on line {first}")
+    ctx.raise_if_problems()
+
+    # One device may be partnered with several mailboxes: its own facts come from its last row.
+    last_row = f"SELECT MAX(line) FROM {s} GROUP BY device_id"
+    device_select = (
+        f"SELECT device_id, {', '.join(DEVICE_COLUMNS)} FROM {s} WHERE line IN ({last_row})"
+    )
+    devices = upsert(
+        stage,
+        table="devices_mobiledevice",
+        conflict=["device_id"],
+        columns=DEVICE_COLUMNS,
+        select=device_select,
+        now=_now_sql(),
+    )
+    partnership_select = (
+        f"SELECT d.id AS device_id, s.mailbox_id, "
+        f"{', '.join('s.' + c for c in PARTNERSHIP_COLUMNS if c != 'is_stale')}, "
+        f"{'false' if stage.vendor == 'postgresql' else '0'} AS is_stale "
+        f"FROM {s} s JOIN devices_mobiledevice d ON d.device_id = s.device_id"
+    )
+    partnerships = upsert(
+        stage,
+        table="devices_partnership",
+        conflict=["device_id", "mailbox_id"],
+        columns=PARTNERSHIP_COLUMNS,
+        select=partnership_select,
+        now=_now_sql(),
+    )
+    stale = 0
+    if ctx.full_export:
+        true = "true" if stage.vendor == "postgresql" else "1"
+        stale = stage.execute(
+            f"UPDATE devices_partnership SET is_stale = {true}, updated_at = {_now_sql()} "
+            f"WHERE NOT is_stale AND NOT EXISTS (SELECT 1 FROM {s} s "
+            f"JOIN devices_mobiledevice d ON d.device_id = s.device_id "
+            f"WHERE d.id = devices_partnership.device_id AND s.mailbox_id = devices_partnership.mailbox_id)"
+        )
+    return {"rows": total, "devices": devices, "partnerships": partnerships, "stale": stale}
+
+
+# -- move requests -------------------------------------------------------------------------------
+
+MOVE_STAGE = [
+    ("line", "integer"),
+    ("exchange_guid", "uuid"),
+    ("identity_key", "text"),
+    ("alias", "text"),
+    ("status", "text"),
+    ("status_detail", "text"),
+    ("source_database", "text"),
+    ("target_database", "text"),
+    ("source_server", "text"),
+    ("target_server", "text"),
+    ("queued_at", "timestamptz"),
+    ("started_at", "timestamptz"),
+    ("completed_at", "timestamptz"),
+    ("failed_at", "timestamptz"),
+    ("batch_name", "text"),
+    ("mailbox_id", "bigint"),
+]
+MOVE_COLUMNS = [
+    c
+    for c, _ in MOVE_STAGE
+    if c not in ("line", "exchange_guid", "identity_key", "alias", "mailbox_id")
+]
+
+
+def write_move_requests(rows: Rows, ctx: Context) -> dict[str, Any]:
+    stage = Stage(connection, "stage_moves", MOVE_STAGE)
+    aware = ctx.aware
+
+    def staged() -> Iterator[tuple]:
+        for line, row in ctx.counted(rows):
+            if not row["status"]:
+                ctx.problem(line, "Status", "empty, but a move request always has a status")
+                continue
+            yield (
+                line,
+                row["exchange_guid"],
+                _text(row["identity"]).lower(),
+                _text(row["alias"]).lower(),
+                row["status"],
+                _text(row["status_detail"]),
+                _text(row["source_database"]),
+                _text(row["target_database"]),
+                _text(row["source_server"]),
+                _text(row["target_server"]),
+                aware(row["queued_at"]),
+                aware(row["started_at"]),
+                aware(row["completed_at"]),
+                aware(row["failed_at"]),
+                _text(row["batch_name"]),
+                None,
+            )
+
+    total = stage.load(staged())
+    s = stage.name
+    stage.execute(
+        f"UPDATE {s} SET mailbox_id = m.id FROM devices_mailbox m WHERE m.exchange_guid = {s}.exchange_guid"
+    )
+    stage.execute(
+        f"UPDATE {s} SET mailbox_id = m.id FROM devices_mailbox m "
+        f"WHERE {s}.mailbox_id IS NULL AND {s}.identity_key <> '' AND m.identity_key = {s}.identity_key"
+    )
+    stage.execute(
+        f"UPDATE {s} SET mailbox_id = (SELECT MIN(m.id) FROM devices_mailbox m WHERE LOWER(m.alias) = {s}.alias) "
+        f"WHERE mailbox_id IS NULL AND alias <> ''"
+    )
+    _report_unmatched(
+        stage,
+        ctx,
+        f"SELECT line, COALESCE(NULLIF(identity_key, ''), alias) FROM {s} WHERE mailbox_id IS NULL",
+        "ExchangeGuid",
+        "mailbox '{value}' is not in the inventory (matched by ExchangeGuid, identity, then alias)",
+    )
+    _report_duplicates(stage, ctx, "mailbox_id", "ExchangeGuid", "the mailbox (inventory id)")
+    ctx.raise_if_problems()
+    moves = upsert(
+        stage,
+        table="devices_moverequest",
+        conflict=["mailbox_id"],
+        columns=MOVE_COLUMNS,
+        select=f"SELECT mailbox_id, {', '.join(MOVE_COLUMNS)} FROM {s}",
+        now=_now_sql(),
+        created_at=False,
+    )
+    return {"rows": total, "move_requests": moves}
+
+
+WRITERS: dict[str, Callable[[Rows, Context], dict[str, Any]]] = {
+    "servers": write_servers,
+    "vdirs": write_vdirs,
+    "certificates": write_certificates,
+    "mailboxes": write_mailboxes,
+    "devices": write_devices,
+    "move_requests": write_move_requests,
+}
+# Files given together are imported in this order, so devices find their mailboxes.
+KIND_ORDER = ["servers", "vdirs", "certificates", "mailboxes", "devices", "move_requests"]

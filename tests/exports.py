@@ -1,0 +1,63 @@
+"""Small Exchange Management Shell exports, written the way Export-Csv writes them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SERVERS = (
+    "#TYPE Deserialized.Microsoft.Exchange.Data.Directory.Management.ExchangeServer\r\n"
+    '"PSComputerName","RunspaceId","PSShowComputerName","Name","Fqdn","ServerRole","Site","AdminDisplayVersion","ExchangeVersion","Edition","IsExchange2007OrLater"\r\n'
+    '"ex2016a.contoso.local","5b1c","False","EX2016A","ex2016a.contoso.local","Mailbox","contoso.local/Configuration/Sites/HQ","Version 15.1 (Build 2507.6)","0.1 (14.0.100.0)","Enterprise","True"\r\n'
+    '"ex2016a.contoso.local","5b1c","False","EX2010A","ex2010a.contoso.local","Mailbox, ClientAccess, HubTransport","contoso.local/Configuration/Sites/HQ","Version 14.3 (Build 123.4)","0.1 (14.0.100.0)","Enterprise","True"\r\n'
+    '"ex2016a.contoso.local","5b1c","False","EX03","ex03.contoso.local","None",,"Version 6.5 (Build 7638.2: Service Pack 2)","0.0 (6.5.6500.0)","Standard","False"\r\n'
+)
+
+MAILBOXES = (
+    '"Identity","Name","DisplayName","Alias","PrimarySmtpAddress","UserPrincipalName","SamAccountName","ExchangeGuid","Database","ServerName","OrganizationalUnit","RecipientTypeDetails","EmailAddresses"\r\n'
+    '"contoso.local/Europe/London/Tony Smith","Tony Smith","Smith, Tony","tsmith","Tony.Smith@contoso.com","tsmith@contoso.local","tsmith","5f0c9a3e-2b7d-4c11-9e8a-7d4b1c6e0f92","MDB01","ex2010a","contoso.local/Europe/London","UserMailbox","System.Collections.ArrayList"\r\n'
+    '"contoso.local/Europe/Munich/Björn Größer","Björn Größer","Größer, Björn","bgroesser","bjoern.groesser@contoso.com","bgroesser@contoso.local","bgroesser","0b7e4d21-93c6-4f0a-8b15-2e9d6c4a7f38","DB2016-01","ex2016a","contoso.local/Europe/Munich","UserMailbox","System.Collections.ArrayList"\r\n'
+    '"contoso.local/Users/Kim Akers","Kim Akers","Katherine ""Kate"" Akers","kakers","kim.akers@contoso.com","kakers@contoso.local","kakers","9f1a2b3c-4d5e-4f60-8a7b-1c2d3e4f5a6b","EX03\\First Storage Group\\Mailbox Store (EX03)",,"contoso.local/Users","LegacyMailbox","System.Collections.ArrayList"\r\n'
+)
+
+# Get-MobileDeviceStatistics (2013+), en-US dates, one device partnered with two mailboxes.
+DEVICES = (
+    "#TYPE Deserialized.Microsoft.Exchange.Management.Tasks.MobileDeviceConfiguration\r\n"
+    '"Identity","DeviceId","DeviceType","DeviceModel","DeviceOS","DeviceUserAgent","DeviceFriendlyName","DeviceImei","ClientVersion","ClientType","FirstSyncTime","LastSuccessSync","LastSyncAttemptTime","DeviceAccessState","DeviceAccessStateReason","DevicePolicyApplied","Status"\r\n'
+    '"contoso.local/Europe/London/Tony Smith/ExchangeActiveSyncDevices/iPhone§ApplF17LTTCGFFG8","ApplF17LTTCGFFG8","iPhone","iPhone15C2","iOS 17.5.1 21F90","Apple-iPhone15C2/2106.90","Tony\'s iPhone, work","356938035643809","16.1","EAS","3/14/2019 9:12:44 AM","11/24/2026 4:05:07 PM","11/24/2026 4:05:07 PM","Allowed","Global","Default","DeviceOK"\r\n'
+    '"contoso.local/Europe/Munich/Björn Größer/ExchangeActiveSyncDevices/REST§Outlook§5eec4e941e0748a264512fd83770d5ac","5eec4e941e0748a264512fd83770d5ac","Outlook","Outlook for iOS and Android","iOS 17.4","Outlook-iOS-Android/1.0","iPhone von Björn",,"16.1","Outlook","1/2/2024 8:00:00 AM","11/24/2026 7:30:00 AM",,"Allowed","Global","Default","DeviceOK"\r\n'
+    '"contoso.local/Europe/Munich/Björn Größer/ExchangeActiveSyncDevices/iPhone§ApplF17LTTCGFFG8","ApplF17LTTCGFFG8","iPhone","iPhone15C2","iOS 17.5.1 21F90","Apple-iPhone15C2/2106.90","Tony\'s iPhone, work","356938035643809","16.1","EAS","5/1/2025 10:00:00 AM","11/20/2026 1:00:00 PM",,"Quarantined","Global","Default","DeviceOK"\r\n'
+)
+
+VDIRS = (
+    '"Server","Name","Identity","InternalUrl","ExternalUrl","BasicAuthEnabled","WindowsAuthEnabled"\r\n'
+    '"EX2016A","Microsoft-Server-ActiveSync (Default Web Site)","EX2016A\\Microsoft-Server-ActiveSync (Default Web Site)","https://ex2016a.contoso.local/Microsoft-Server-ActiveSync","https://mail.contoso.com/Microsoft-Server-ActiveSync","True","False"\r\n'
+    '"EX2016A","Microsoft-Server-ActiveSync (Exchange Back End)","EX2016A\\Microsoft-Server-ActiveSync (Exchange Back End)","https://ex2016a.contoso.local:444/Microsoft-Server-ActiveSync",,"False","True"\r\n'
+    '"EX2010A","Microsoft-Server-ActiveSync (Default Web Site)","EX2010A\\Microsoft-Server-ActiveSync (Default Web Site)","https://ex2010a.contoso.local/Microsoft-Server-ActiveSync","https://legacy.contoso.com/Microsoft-Server-ActiveSync","True","True"\r\n'
+)
+
+CERTIFICATES = (
+    '"Thumbprint","Subject","Issuer","NotBefore","NotAfter","Services","Status","IsSelfSigned","FriendlyName"\r\n'
+    '"9F3C1B27A4E05D6C8B1F2A3E4D5C6B7A8F9E0D1C","CN=mail.contoso.com, O=Contoso, C=DE","CN=DigiCert Global G2 TLS RSA SHA256 2020 CA1, O=DigiCert Inc, C=US","1/15/2026 12:00:00 AM","1/15/2027 11:59:59 PM","IMAP, POP, IIS, SMTP","Valid","False","mail.contoso.com"\r\n'
+    '"0D4E8F2A6C1B3D5E7F9A0B2C4D6E8F1A3B5C7D9E","CN=EX2016A","CN=EX2016A","3/1/2021 12:00:00 AM","3/1/2026 12:00:00 AM","SMTP","Expired","True","Microsoft Exchange"\r\n'
+)
+
+MOVE_REQUESTS = (
+    '"DisplayName","Alias","ExchangeGuid","Status","StatusDetail","SourceDatabase","TargetDatabase","QueuedTimestamp","CompletionTimestamp","BatchName"\r\n'
+    '"Smith, Tony","tsmith","5f0c9a3e-2b7d-4c11-9e8a-7d4b1c6e0f92","Completed","Completed","MDB01","DB2016-01","11/20/2026 9:26:00 PM","11/21/2026 1:02:00 AM","MigrationService:Batch-Q3"\r\n'
+    '"Kim Akers","kakers","9f1a2b3c-4d5e-4f60-8a7b-1c2d3e4f5a6b","Failed","FailedOther","EX03\\First Storage Group\\Mailbox Store (EX03)","DB2016-01","11/20/2026 9:26:00 PM",,"MigrationService:Batch-Q3"\r\n'
+)
+
+
+def write(folder: Path, name: str, text: str, *, encoding: str = "utf-8-sig") -> Path:
+    """Write an export as Windows PowerShell 5.1 -Encoding UTF8 does (BOM, CRLF kept)."""
+    path = folder / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def inventory(folder: Path) -> list[Path]:
+    return [
+        write(folder, "devices.csv", DEVICES),
+        write(folder, "mailboxes.csv", MAILBOXES),
+        write(folder, "servers.csv", SERVERS, encoding="utf-16"),
+    ]

@@ -1,0 +1,236 @@
+"""import_inventory: every kind of export, all-or-nothing per file, idempotent, clear errors."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from devices.models import (
+    Certificate,
+    ExchangeServer,
+    ImportState,
+    InventoryImport,
+    Mailbox,
+    MobileDevice,
+    MoveRequest,
+    Partnership,
+)
+from tests import exports
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*files: Path, **options) -> tuple[int, str, str]:
+    out, err = StringIO(), StringIO()
+    try:
+        call_command("import_inventory", *map(str, files), stdout=out, stderr=err, **options)
+        code = 0
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    return code, out.getvalue(), err.getvalue()
+
+
+def summary() -> dict:
+    out = StringIO()
+    call_command("inventory_summary", json=True, stdout=out)
+    return json.loads(out.getvalue())
+
+
+def test_servers_mailboxes_and_devices_import_in_dependency_order(tmp_path):
+    code, _, err = run(*exports.inventory(tmp_path))
+
+    assert code == 0, err
+    assert summary() == {
+        "servers": 3,
+        "mailboxes": 3,
+        "devices": 2,
+        "partnerships": 3,
+        "move_requests": 0,
+        "mailboxes_per_server": {"EX03": 1, "EX2010A": 1, "EX2016A": 1},
+        "partnerships_per_server": {"EX03": 0, "EX2010A": 1, "EX2016A": 2},
+        "partnerships_without_mailbox": 0,
+        "mailboxes_without_server": 0,
+        "stale_partnerships": 0,
+    }
+    ex03 = ExchangeServer.objects.get(name="EX03")
+    assert (ex03.generation, ex03.build, ex03.iwa_enabled) == ("2003", "6.5.7638.2", None)
+    kim = Mailbox.objects.get(alias="kakers")
+    assert kim.server == ex03, "2003 mailboxes without ServerName take the server from Database"
+    assert kim.display_name == 'Katherine "Kate" Akers'
+    shared = MobileDevice.objects.get(device_id="ApplF17LTTCGFFG8")
+    assert shared.partnerships.count() == 2, "one device partnered with two mailboxes"
+    assert shared.friendly_name == "Tony's iPhone, work"
+    tony = Partnership.objects.get(device=shared, mailbox__alias="tsmith")
+    assert tony.last_success_sync_at.isoformat() == "2026-11-24T16:05:07+00:00"
+    assert tony.eas_version == "16.1"
+    outlook = Partnership.objects.get(device__device_id="5eec4e941e0748a264512fd83770d5ac")
+    assert outlook.mailbox.alias == "bgroesser" and outlook.client_type == "Outlook"
+
+
+def test_importing_the_same_files_twice_changes_nothing(tmp_path):
+    files = exports.inventory(tmp_path)
+    run(*files)
+    before = list(Partnership.objects.order_by("pk").values_list("pk", "updated_at"))
+
+    code, out, _ = run(*files)
+
+    assert code == 0
+    assert list(Partnership.objects.order_by("pk").values_list("pk", "updated_at")) == before
+    devices = InventoryImport.objects.filter(kind="devices").latest("id")
+    assert devices.counts["partnerships"] == {"created": 0, "updated": 0, "unchanged": 3}
+    assert devices.counts["devices"] == {"created": 0, "updated": 0, "unchanged": 2}
+    assert "3 unchanged" in out
+
+
+def test_a_newer_export_updates_in_place_and_marks_missing_partnerships_stale(tmp_path):
+    run(*exports.inventory(tmp_path))
+    lines = exports.DEVICES.splitlines(keepends=True)
+    newer = "".join(lines[:3] + lines[4:]).replace("iOS 17.5.1 21F90", "iOS 18.1 22B83")
+
+    code, _, err = run(exports.write(tmp_path, "devices-new.csv", newer))
+
+    assert code == 0, err
+    assert MobileDevice.objects.get(device_id="ApplF17LTTCGFFG8").os == "iOS 18.1 22B83"
+    gone = Partnership.objects.get(device__device_id="5eec4e941e0748a264512fd83770d5ac")
+    assert gone.is_stale, "absent from the newer full export: kept, marked stale"
+    assert Partnership.objects.count() == 3
+    record = InventoryImport.objects.latest("id")
+    assert record.counts["stale"] == 1
+    assert record.counts["partnerships"]["updated"] == 0
+
+
+def test_partial_export_marks_nothing_stale(tmp_path):
+    run(*exports.inventory(tmp_path))
+    first_device_only = "".join(exports.DEVICES.splitlines(keepends=True)[:3])
+    run(exports.write(tmp_path, "one.csv", first_device_only), partial=True)
+    assert not Partnership.objects.filter(is_stale=True).exists()
+
+
+def test_device_of_an_unknown_mailbox_rejects_the_whole_file_with_line_and_column(tmp_path):
+    run(*exports.inventory(tmp_path)[1:])  # mailboxes and servers
+    ghost = exports.DEVICES.replace(
+        "Europe/Munich/Björn Größer/ExchangeActiveSyncDevices/REST",
+        "Users/Former User/ExchangeActiveSyncDevices/REST",
+    )
+
+    code, out, err = run(exports.write(tmp_path, "devices.csv", ghost))
+
+    assert code == 1
+    assert (
+        "devices.csv:4: column Identity: mailbox 'contoso.local/users/former user' is not in the inventory"
+        in err
+    )
+    assert "REJECTED" in out and "nothing from it was written" in out
+    assert not Partnership.objects.exists() and not MobileDevice.objects.exists()
+
+
+def test_every_problem_of_a_broken_file_is_reported_and_nothing_is_written(tmp_path):
+    run(*exports.inventory(tmp_path))
+    lines = exports.DEVICES.splitlines(keepends=True)
+    broken = (
+        lines[0]
+        + lines[1]
+        + lines[2].replace('"11/24/2026 4:05:07 PM"', '"2/30/2026 9:14:02 AM"', 1)
+        + lines[3].replace(',"Allowed"', "", 1)
+        + lines[4]
+    )
+    before = list(Partnership.objects.values_list("pk", "updated_at", "last_success_sync_at"))
+
+    code, _, err = run(exports.write(tmp_path, "devices.csv", broken))
+
+    assert code == 1
+    assert "devices.csv:3: column LastSuccessSync:" in err
+    assert "devices.csv:4: 16 values, but the header has 17 columns" in err
+    assert (
+        list(Partnership.objects.values_list("pk", "updated_at", "last_success_sync_at")) == before
+    )
+
+
+def test_dry_run_reports_what_would_change_and_writes_nothing(tmp_path):
+    code, out, _ = run(*exports.inventory(tmp_path), dry_run=True)
+
+    assert code == 0
+    assert "would import" in out
+    assert not ExchangeServer.objects.exists() and not Mailbox.objects.exists()
+    servers = InventoryImport.objects.get(kind="servers")
+    assert servers.dry_run and servers.counts["servers"]["created"] == 3
+
+
+def test_mailbox_on_an_unknown_server_is_rejected(tmp_path):
+    run(exports.write(tmp_path, "servers.csv", exports.SERVERS))
+    moved = exports.MAILBOXES.replace('"ex2016a"', '"ex-old9"')
+
+    code, _, err = run(exports.write(tmp_path, "mailboxes.csv", moved))
+
+    assert code == 1
+    assert "mailboxes.csv:3: column ServerName: server 'ex-old9' is not in the inventory" in err
+    assert not Mailbox.objects.exists()
+
+
+def test_virtual_directories_set_the_endpoint_and_authentication(tmp_path):
+    run(exports.write(tmp_path, "servers.csv", exports.SERVERS))
+
+    code, _, err = run(exports.write(tmp_path, "vdirs.csv", exports.VDIRS))
+
+    assert code == 0, err
+    ex2016 = ExchangeServer.objects.get(name="EX2016A")
+    assert ex2016.eas_external_url == "https://mail.contoso.com/Microsoft-Server-ActiveSync"
+    assert ex2016.iwa_enabled is False, "the front-end directory wins over the back end"
+    assert ExchangeServer.objects.get(name="EX03").iwa_enabled is None, "2003 stays unknown"
+
+
+def test_certificates_need_a_server_and_set_the_iis_certificate_of_the_endpoint(tmp_path):
+    run(exports.write(tmp_path, "servers.csv", exports.SERVERS))
+    certs = exports.write(tmp_path, "certs.csv", exports.CERTIFICATES)
+
+    code, _, err = run(certs)
+    assert code == 1 and "--server NAME" in err
+
+    code, _, err = run(certs, server="ex2016a")
+    assert code == 0, err
+    server = ExchangeServer.objects.get(name="EX2016A")
+    assert server.cert_thumbprint == "9F3C1B27A4E05D6C8B1F2A3E4D5C6B7A8F9E0D1C"
+    assert server.cert_issuer.startswith("CN=DigiCert")
+    assert Certificate.objects.count() == 2
+
+
+def test_move_requests_link_to_mailboxes_by_exchange_guid(tmp_path):
+    run(*exports.inventory(tmp_path))
+
+    code, _, err = run(exports.write(tmp_path, "moves.csv", exports.MOVE_REQUESTS))
+
+    assert code == 0, err
+    assert dict(MoveRequest.objects.values_list("mailbox__alias", "status")) == {
+        "tsmith": "Completed",
+        "kakers": "Failed",
+    }
+    assert summary()["move_requests"] == 2
+
+
+def test_a_migration_batch_csv_is_not_inventory(tmp_path):
+    code, _, err = run(
+        exports.write(tmp_path, "batch.csv", "EmailAddress\r\ntony.smith@contoso.com\r\n")
+    )
+    assert code == 1
+    assert "New-MigrationBatch" in err
+
+
+def test_format_list_output_is_refused_with_advice(tmp_path):
+    listing = "\r\n\r\nDeviceID      : ApplF17LTTCGFFG8\r\nDeviceType    : iPhone\r\n\r\n"
+    code, _, err = run(exports.write(tmp_path, "devices.csv", listing, encoding="utf-16"))
+    assert code == 1
+    assert "Format-List" in err and "Export-Csv" in err
+
+
+def test_every_import_is_recorded_with_its_hash(tmp_path):
+    files = exports.inventory(tmp_path)
+    run(*files)
+    import hashlib
+
+    record = InventoryImport.objects.get(filename="devices.csv")
+    assert record.sha256 == hashlib.sha256(files[0].read_bytes()).hexdigest()
+    assert record.state == ImportState.SUCCEEDED and record.source == "cli"

@@ -101,8 +101,8 @@ SERVERS: tuple[ServerSpec, ...] = (
         MB_CAS_HUB,
         30,
         ("MDB2010-01", "MDB2010-02", "MDB2010-03"),
-        url="https://legacy.northwind.example/Microsoft-Server-ActiveSync",
-        cert=CERT_HQ,
+        # No ExternalUrl: the HQ namespace (mail.) already moved to the 2016/2019 front ends,
+        # which proxy EAS for 2010 mailboxes; legacy.* stays on 2007 for its own users.
     ),
     ServerSpec(
         "EX2010-BR",

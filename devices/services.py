@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from .importers import Export, open_export
 from .models import ExchangeServer, ImportState, InventoryImport
+from .signals import inventory_changed
 from .writers import KIND_ORDER, WRITERS, Context, ImportRejected
 
 ProgressHook = Callable[[InventoryImport], None]
@@ -171,6 +172,24 @@ def _write_all(
             transaction.set_rollback(True)
     for record, outcome in results:
         _finish(record, **outcome)
+    changed = {
+        record.kind
+        for record, _ in exports
+        if not record.dry_run
+        and record.state == ImportState.SUCCEEDED
+        and _changed_anything(record.counts)
+    }
+    if changed:
+        transaction.on_commit(lambda: inventory_changed.send(sender=InventoryImport, kinds=changed))
+
+
+def _changed_anything(counts: dict) -> bool:
+    for key, value in counts.items():
+        if isinstance(value, dict) and (value.get("created") or value.get("updated")):
+            return True
+        if key == "stale" and value:
+            return True
+    return False
 
 
 def _import_one(record: InventoryImport, export: Export) -> dict:

@@ -13,3 +13,21 @@ SCHEDULE_PERMISSION = "migrations_plan.schedule_movebatch"
 
 def can_schedule(user: AbstractBaseUser | AnonymousUser) -> bool:
     return bool(user.is_authenticated and user.has_perm(SCHEDULE_PERMISSION))
+
+APPS = ("devices", "migrations_plan", "exsync")
+
+
+def ensure_roles(group_model=None, permission_model=None) -> None:
+    """Create both groups with their permissions; the data migration and tests call this.
+
+    Takes the model classes so a migration can pass its historical models.
+    """
+    if group_model is None or permission_model is None:
+        from django.contrib.auth.models import Group, Permission
+
+        group_model, permission_model = Group, Permission
+    ours = permission_model.objects.filter(content_type__app_label__in=APPS)
+    admins, _ = group_model.objects.get_or_create(name=ADMINS)
+    admins.permissions.set(ours)
+    helpdesk, _ = group_model.objects.get_or_create(name=HELPDESK)
+    helpdesk.permissions.set(ours.filter(codename__startswith="view_"))

@@ -25,9 +25,9 @@ class BatchMailboxAdmin(admin.ModelAdmin):
 
 @admin.register(Prediction)
 class PredictionAdmin(admin.ModelAdmin):
-    list_display = ("partnership", "member", "outcome", "low_confidence", "computed_at")
-    list_filter = ("outcome", "low_confidence")
-    raw_id_fields = ("member", "partnership")
+    list_display = ("partnership", "member", "outcome", "computed_at")
+    list_filter = ("outcome",)
+    raw_id_fields = ("member", "partnership", "explanation")
     search_fields = ("partnership__device__device_id", "member__mailbox__primary_smtp_address")
     show_full_result_count = False
 

@@ -6,3 +6,10 @@ from django.apps import AppConfig
 class MigrationsPlanConfig(AppConfig):
     name = "migrations_plan"
     verbose_name = "Move planning"
+
+    def ready(self) -> None:
+        from devices.signals import inventory_changed
+
+        from .services import replan_after_import
+
+        inventory_changed.connect(replan_after_import, dispatch_uid="replan_after_import")

@@ -40,7 +40,15 @@ class MoveBatch(models.Model):
     )
     notice_leads_minutes = models.JSONField(default=default_notice_leads)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Empty for batches created with manage.py create_batch.",
+    )
+    planned_at = models.DateTimeField(
+        null=True, blank=True, help_text="When predictions were last computed."
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -115,16 +123,32 @@ class Outcome(models.TextChoices):
     CONTINUES = "continues", "Continues"
 
 
+class Explanation(models.Model):
+    """One distinct planner answer (outcome + reasons), shared by every partnership it fits.
+
+    Thousands of phones of the same model on the same servers get the same reasons; storing
+    them once keeps a 100,000-partnership plan to narrow rows.
+    """
+
+    digest = models.CharField(max_length=64, unique=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    low_confidence = models.BooleanField(default=False)
+    reasons = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    def __str__(self) -> str:
+        return f"{self.outcome} ({len(self.reasons)} reasons)"
+
+
 class Prediction(models.Model):
-    """What the batch's move will do to one partnership, with every reason (rule ids)."""
+    """What the batch's move will do to one partnership; the why is in its explanation."""
 
     member = models.ForeignKey(BatchMailbox, on_delete=models.CASCADE, related_name="predictions")
     partnership = models.ForeignKey(
         Partnership, on_delete=models.CASCADE, related_name="predictions"
     )
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
-    low_confidence = models.BooleanField(default=False)
-    reasons = models.JSONField(default=list)
+    explanation = models.ForeignKey(Explanation, on_delete=models.PROTECT, related_name="+")
     computed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -3,9 +3,10 @@
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
+from exsync.roles import ensure_roles
+
 ADMINS = "Exchange admins"
 HELPDESK = "Helpdesk"
-APPS = ("devices", "migrations_plan", "exsync")
 
 
 def create_roles(apps, schema_editor):
@@ -15,14 +16,7 @@ def create_roles(apps, schema_editor):
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
 
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    ours = Permission.objects.filter(content_type__app_label__in=APPS)
-
-    admins, _ = Group.objects.get_or_create(name=ADMINS)
-    admins.permissions.set(ours)
-    helpdesk, _ = Group.objects.get_or_create(name=HELPDESK)
-    helpdesk.permissions.set(ours.filter(codename__startswith="view_"))
+    ensure_roles(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
 
 
 def remove_roles(apps, schema_editor):

@@ -14,6 +14,7 @@ SCHEDULE_PERMISSION = "migrations_plan.schedule_movebatch"
 def can_schedule(user: AbstractBaseUser | AnonymousUser) -> bool:
     return bool(user.is_authenticated and user.has_perm(SCHEDULE_PERMISSION))
 
+
 APPS = ("devices", "migrations_plan", "exsync")
 
 

@@ -11,5 +11,6 @@ urlpatterns = [
     path("outbox/<int:pk>/", views.outbox_message, name="outbox_message"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("inventory/", include("devices.urls")),
+    path("batches/", include("migrations_plan.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -50,6 +50,9 @@ class MoveBatch(models.Model):
     planned_at = models.DateTimeField(
         null=True, blank=True, help_text="When predictions were last computed."
     )
+    # The create form carries a token; a double-submitted form finds its batch instead of
+    # making a second one.
+    request_token = models.UUIDField(null=True, blank=True, unique=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -143,12 +146,19 @@ class Explanation(models.Model):
 class Prediction(models.Model):
     """What the batch's move will do to one partnership; the why is in its explanation."""
 
-    member = models.ForeignKey(BatchMailbox, on_delete=models.CASCADE, related_name="predictions")
+    # member_id needs no index of its own: the two composite indexes below lead with it.
+    member = models.ForeignKey(
+        BatchMailbox, on_delete=models.CASCADE, related_name="predictions", db_index=False
+    )
     partnership = models.ForeignKey(
         Partnership, on_delete=models.CASCADE, related_name="predictions"
     )
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
-    explanation = models.ForeignKey(Explanation, on_delete=models.PROTECT, related_name="+")
+    # Explanations are immutable and never deleted (PROTECT), so the database need not check
+    # 100,000 references to a handful of rows at every commit of a plan.
+    explanation = models.ForeignKey(
+        Explanation, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     computed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

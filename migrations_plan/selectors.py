@@ -76,3 +76,137 @@ def batch_list() -> QuerySet[MoveBatch]:
         .annotate(n_mailboxes=Count("members", filter=active, distinct=True), **counts)
         .order_by("-start_at", "name")
     )
+
+
+SORTS = {
+    "mailbox": ("member__mailbox__primary_smtp_address", "partnership__device__device_id"),
+    "outcome": ("outcome_rank", "member__mailbox__primary_smtp_address"),
+    "device": ("partnership__device__device_id",),
+    "model": ("partnership__device__model", "member__mailbox__primary_smtp_address"),
+    "last_sync": ("-partnership__last_success_sync_at",),
+}
+
+
+def prediction_rows(
+    *, batch: MoveBatch, outcome: str = "", query: str = "", rule: str = "", sort: str = "outcome"
+):
+    """The per-device table of a batch: one row per partnership, joined in one query."""
+    from django.db.models import Case, IntegerField, Value, When
+
+    rank = Case(
+        *[When(outcome=o, then=Value(i)) for i, o in enumerate(OUTCOME_ORDER)],
+        output_field=IntegerField(),
+    )
+    rows = (
+        Prediction.objects.filter(member__batch=batch, member__is_active=True)
+        .select_related("member__mailbox", "member__source_server", "partnership__device")
+        .only(
+            "outcome",
+            "explanation_id",
+            "member__mailbox__primary_smtp_address",
+            "member__mailbox__display_name",
+            "member__mailbox__id",
+            "member__source_server__name",
+            "member__state",
+            "partnership__eas_version",
+            "partnership__last_success_sync_at",
+            "partnership__device__device_id",
+            "partnership__device__model",
+            "partnership__device__device_type",
+            "partnership__device__friendly_name",
+        )
+        .annotate(outcome_rank=rank)
+    )
+    if outcome:
+        rows = rows.filter(outcome=outcome)
+    if query:
+        rows = rows.filter(
+            Q(member__mailbox__primary_smtp_address__icontains=query)
+            | Q(member__mailbox__display_name__icontains=query)
+            | Q(partnership__device__device_id__icontains=query)
+            | Q(partnership__device__model__icontains=query)
+        )
+    if rule:
+        ids = [
+            e.pk
+            for e in Explanation.objects.filter(pk__in=_batch_explanation_ids(batch))
+            if rule_in(e, rule)
+        ]
+        rows = rows.filter(explanation_id__in=ids)
+    return rows.order_by(*SORTS.get(sort, SORTS["outcome"]))
+
+
+def rule_in(explanation: Explanation, rule: str) -> bool:
+    return any(r["rule"].lower() == rule.lower() for r in explanation.reasons)
+
+
+def _batch_explanation_ids(batch: MoveBatch) -> list[int]:
+    return list(
+        Prediction.objects.filter(member__batch=batch, member__is_active=True)
+        .order_by()
+        .values_list("explanation_id", flat=True)
+        .distinct()
+    )
+
+
+def explanations_for(predictions) -> dict[int, Explanation]:
+    ids = {p.explanation_id for p in predictions}
+    return {e.pk: e for e in Explanation.objects.filter(pk__in=ids)}
+
+
+def outcome_chart(summary: dict[str, int]) -> list[dict[str, Any]]:
+    """Bars for the server-rendered SVG chart: no chart library, no CDN."""
+    top = max(summary.values(), default=0) or 1
+    return [
+        {"outcome": outcome, "count": n, "width": round(100 * n / top, 1), "y": i * 30}
+        for i, (outcome, n) in enumerate(summary.items())
+    ]
+
+
+def blocking_fixes(*, batch: MoveBatch) -> list[dict[str, Any]]:
+    """What admins can do before the move to turn `blocked` into something better, with how
+    many devices each fix concerns, from the distinct explanations of blocked devices."""
+    counts = dict(
+        Prediction.objects.filter(
+            member__batch=batch, member__is_active=True, outcome=Outcome.BLOCKED
+        )
+        .values_list("explanation_id")
+        .annotate(n=Count("pk"))
+        .values_list("explanation_id", "n")
+    )
+    fixes: dict[tuple[str, str], dict[str, Any]] = {}
+    for explanation in Explanation.objects.filter(pk__in=list(counts)):
+        for reason in explanation.reasons:
+            if reason["outcome"] != Outcome.BLOCKED or reason.get("is_warning"):
+                continue
+            key = (reason["rule"], reason["admin_action"])
+            fix = fixes.setdefault(
+                key,
+                {
+                    "rule": reason["rule"],
+                    "admin_action": reason["admin_action"],
+                    "text": reason["text"],
+                    "devices": 0,
+                },
+            )
+            fix["devices"] += counts[explanation.pk]
+    return sorted(fixes.values(), key=lambda f: -f["devices"])
+
+
+def member_counts(*, batch: MoveBatch) -> dict[str, int]:
+    return dict(
+        BatchMailbox.objects.filter(batch=batch)
+        .values_list("state")
+        .annotate(n=Count("pk"))
+        .values_list("state", "n")
+    )
+
+
+def member_rows(*, batch: MoveBatch) -> QuerySet[BatchMailbox]:
+    return (
+        BatchMailbox.objects.filter(batch=batch)
+        .exclude(state="removed")
+        .select_related("mailbox", "source_server")
+        .annotate(devices=Count("predictions"))
+        .order_by("mailbox__primary_smtp_address")
+    )

@@ -9,16 +9,18 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 
-from devices.models import ExchangeServer, Mailbox, Partnership
+from devices.models import ExchangeServer, Mailbox, MoveRequest, Partnership
 from devices.staging import Stage
 
 from .facts_from_inventory import Inventory
@@ -30,6 +32,9 @@ from .models import (
     Explanation,
     MemberState,
     MoveBatch,
+    Notice,
+    NoticeKind,
+    NoticeState,
     Prediction,
 )
 from .planner.predict import predict
@@ -113,12 +118,17 @@ def batch_create(
     mailboxes: Sequence[Mailbox],
     actor: AbstractBaseUser | None,
     via: str = "web",
+    request_token: uuid.UUID | None = None,
 ) -> MoveBatch:
     """Create a draft batch with its mailboxes and plan it.
 
     Raises BatchError for a taken name and MailboxAlreadyBatched naming the batch that holds
-    a mailbox.
+    a mailbox. The same request_token twice (a double-submitted form) returns the first batch.
     """
+    if request_token is not None:
+        existing = MoveBatch.objects.filter(request_token=request_token).first()
+        if existing is not None:
+            return existing
     name = name.strip()
     if not name:
         raise BatchError("A batch needs a name.")
@@ -134,13 +144,19 @@ def batch_create(
         complete_by=complete_by,
         notification_emails=notification_emails,
         created_by=actor,
+        request_token=request_token,
     )
     if notice_leads_minutes is not None:
         batch.notice_leads_minutes = notice_leads_minutes
     try:
         with transaction.atomic():
             batch.save()
-    except IntegrityError as exc:  # the same name submitted twice at once
+    except IntegrityError as exc:  # the same form submitted twice at once
+        if (
+            request_token is not None
+            and MoveBatch.objects.filter(request_token=request_token).exists()
+        ):
+            return MoveBatch.objects.get(request_token=request_token)
         raise BatchError(f"There is already a batch named '{name}'.") from exc
     added = _add_members(batch, mailboxes)
     audit(
@@ -172,75 +188,98 @@ def _digest(prediction_dict: dict) -> str:
 def batch_plan(*, batch: MoveBatch) -> PlanResult:
     """(Re)compute and store the prediction of every partnership of every active member.
 
-    A fixed number of queries whatever the batch size: one read of the partnerships, one of
-    the servers, one per distinct explanation set, one delete, and the bulk write (COPY on
-    PostgreSQL). predict() runs once per distinct set of facts, not once per phone.
+    Set-based: a prediction depends only on (source server, EAS version, client type, access
+    state), so predict() runs once per distinct combination found in the batch, and one
+    INSERT ... SELECT ... ON CONFLICT writes every partnership's row from that small table,
+    touching only rows whose answer changed. The query count does not grow with the batch.
     """
     started = time.perf_counter()
     result = PlanResult()
     inventory = Inventory(ExchangeServer.objects.all())
     move_date = timezone.localdate(batch.start_at)
-    rows = (
-        Partnership.objects.filter(
-            mailbox__batch_memberships__batch=batch, mailbox__batch_memberships__is_active=True
-        )
-        .values_list(
-            "pk",
-            "mailbox__batch_memberships__pk",
-            "mailbox__server_id",
-            "eas_version",
-            "client_type",
-            "access_state",
-        )
-        .iterator(chunk_size=20_000)
+    in_batch = Partnership.objects.filter(
+        is_stale=False,
+        mailbox__batch_memberships__batch=batch,
+        mailbox__batch_memberships__is_active=True,
     )
-    memo: dict[tuple, tuple[str, str]] = {}
-    planned: list[tuple[int, int, str, str]] = []
+    # order_by() clears the model's ordering, which DISTINCT would otherwise include.
+    keys = (
+        in_batch.order_by()
+        .values_list("mailbox__server_id", "eas_version", "client_type", "access_state")
+        .distinct()
+    )
+    answers: list[tuple] = []
     explanations: dict[str, tuple[str, dict]] = {}
     target_id = batch.target_server_id
-    for pk, member_id, source_id, eas, client, access in rows:
-        key = (source_id, eas, client, access)
-        answer = memo.get(key)
-        if answer is None:
-            prediction = predict(
-                inventory.move(source_id=source_id, target_id=target_id, move_date=move_date),
-                inventory.device(
-                    source_id=source_id, eas_version=eas, client_type=client, access_state=access
-                ),
-                inventory.org,
-            )
-            as_dict = prediction.as_dict()
-            digest = _digest(as_dict)
-            explanations[digest] = (str(prediction.outcome), as_dict)
-            answer = memo[key] = (str(prediction.outcome), digest)
-        planned.append((member_id, pk, answer[0], answer[1]))
-        result.summary[answer[0]] += 1
-
-    ids = _explanation_ids(explanations)
-    Prediction.objects.filter(member__batch=batch).delete()
-    now = timezone.now()
-    stage_rows = (
-        (member, pk, outcome, ids[digest], now) for member, pk, outcome, digest in planned
-    )
-    if connection.vendor == "postgresql":
-        _copy_predictions(stage_rows)
-    else:
-        Prediction.objects.bulk_create(
-            (
-                Prediction(
-                    member_id=m, partnership_id=p, outcome=o, explanation_id=e, computed_at=t
-                )
-                for m, p, o, e, t in stage_rows
+    for source_id, eas, client, access in keys:
+        prediction = predict(
+            inventory.move(source_id=source_id, target_id=target_id, move_date=move_date),
+            inventory.device(
+                source_id=source_id, eas_version=eas, client_type=client, access_state=access
             ),
-            batch_size=5000,
+            inventory.org,
         )
+        as_dict = prediction.as_dict()
+        digest = _digest(as_dict)
+        explanations[digest] = (str(prediction.outcome), as_dict)
+        answers.append((source_id or 0, eas, client, access, str(prediction.outcome), digest))
+    ids = _explanation_ids(explanations)
+    now = timezone.now()
+    _write_predictions(batch, [(*a[:5], ids[a[5]]) for a in answers], now)
     MoveBatch.objects.filter(pk=batch.pk).update(planned_at=now)
     batch.planned_at = now
-    result.partnerships = len(planned)
+    result.summary = Counter(
+        dict(
+            Prediction.objects.filter(member__batch=batch)
+            .values_list("outcome")
+            .annotate(n=Count("pk"))
+            .values_list("outcome", "n")
+        )
+    )
+    result.partnerships = sum(result.summary.values())
     result.explanations = len(explanations)
-    result.members = batch.members.filter(is_active=True).count()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _write_predictions(batch: MoveBatch, answers: list[tuple], now: datetime) -> None:
+    prediction = Prediction._meta.db_table
+    member = BatchMailbox._meta.db_table
+    partnership = Partnership._meta.db_table
+    mailbox = Mailbox._meta.db_table
+    stage = Stage(
+        connection,
+        "stage_plan_answers",
+        [
+            ("server_id", "bigint"),
+            ("eas_version", "text"),
+            ("client_type", "text"),
+            ("access_state", "text"),
+            ("outcome", "text"),
+            ("explanation_id", "bigint"),
+        ],
+    )
+    stage.load(answers)
+    differs = stage.differs(prediction, "excluded", ["outcome", "explanation_id"])
+    stage.execute(
+        f"INSERT INTO {prediction} (member_id, partnership_id, outcome, explanation_id, computed_at) "
+        f"SELECT bm.id, p.id, k.outcome, k.explanation_id, %s "
+        f"FROM {partnership} p JOIN {member} bm ON bm.mailbox_id = p.mailbox_id "
+        f"JOIN {mailbox} m ON m.id = p.mailbox_id "
+        f"JOIN {stage.name} k ON k.server_id = COALESCE(m.server_id, 0) AND k.eas_version = p.eas_version "
+        f"AND k.client_type = p.client_type AND k.access_state = p.access_state "
+        f"WHERE bm.batch_id = %s AND bm.is_active AND NOT p.is_stale "
+        f"ON CONFLICT (member_id, partnership_id) DO UPDATE SET outcome = excluded.outcome, "
+        f"explanation_id = excluded.explanation_id, computed_at = excluded.computed_at WHERE {differs}",
+        [stage.value(now), batch.pk],
+    )
+    # Partnerships gone stale since the last plan, or of members no longer in the batch.
+    stage.execute(
+        f"DELETE FROM {prediction} WHERE member_id IN (SELECT id FROM {member} WHERE batch_id = %s) "
+        f"AND (member_id IN (SELECT id FROM {member} WHERE batch_id = %s AND NOT is_active) "
+        f"OR partnership_id IN (SELECT id FROM {partnership} WHERE is_stale))",
+        [batch.pk, batch.pk],
+    )
 
 
 def _explanation_ids(explanations: dict[str, tuple[str, dict]]) -> dict[str, int]:
@@ -262,32 +301,206 @@ def _explanation_ids(explanations: dict[str, tuple[str, dict]]) -> dict[str, int
     )
 
 
-def _copy_predictions(rows: Iterable[tuple]) -> None:
-    table = Prediction._meta.db_table
-    stage = Stage(
-        connection,
-        "stage_predictions",
-        [
-            ("member_id", "bigint"),
-            ("partnership_id", "bigint"),
-            ("outcome", "text"),
-            ("explanation_id", "bigint"),
-            ("computed_at", "timestamptz"),
-        ],
-    )
-    stage.load(rows)
-    stage.execute(
-        f"INSERT INTO {table} (member_id, partnership_id, outcome, explanation_id, computed_at) "
-        f"SELECT member_id, partnership_id, outcome, explanation_id, computed_at FROM {stage.name}"
-    )
-
-
 def batches_replan_active() -> int:
     """Re-plan every batch not yet finished: the inventory it depends on changed."""
     batches = list(MoveBatch.objects.filter(state__in=ACTIVE_BATCH_STATES))
     for batch in batches:
         batch_plan(batch=batch)
     return len(batches)
+
+
+EDITABLE_STATES = (BatchState.DRAFT, BatchState.SCHEDULED)
+TRANSITIONS = {
+    "schedule": ((BatchState.DRAFT,), BatchState.SCHEDULED),
+    "start": ((BatchState.SCHEDULED,), BatchState.IN_PROGRESS),
+    "complete": ((BatchState.IN_PROGRESS,), BatchState.COMPLETED),
+    "cancel": (
+        (BatchState.DRAFT, BatchState.SCHEDULED, BatchState.IN_PROGRESS),
+        BatchState.CANCELLED,
+    ),
+}
+NOTICE_KINDS = (NoticeKind.BEFORE_MOVE, NoticeKind.REMINDER)
+
+
+def _locked(batch: MoveBatch) -> MoveBatch:
+    """Re-read the batch under a row lock so two admins' clicks are applied one after the other."""
+    return MoveBatch.objects.select_for_update().get(pk=batch.pk)
+
+
+def _require_editable(batch: MoveBatch) -> None:
+    if batch.state not in EDITABLE_STATES:
+        raise BatchError(
+            f"Batch '{batch.name}' is {batch.get_state_display().lower()}: mailboxes can be added or "
+            "removed only before it starts."
+        )
+
+
+def _notices_for(batch: MoveBatch, mailbox_ids: Sequence[int] | None = None) -> int:
+    """Pending notices (before the move, reminder) for the active members of a scheduled batch."""
+    members = batch.members.filter(is_active=True)
+    if mailbox_ids is not None:
+        members = members.filter(mailbox_id__in=mailbox_ids)
+    leads = sorted(batch.notice_leads_minutes, reverse=True)[: len(NOTICE_KINDS)]
+    rows = [
+        Notice(
+            batch=batch,
+            mailbox_id=mailbox_id,
+            kind=kind,
+            due_at=batch.start_at - timedelta(minutes=lead),
+            recipient=address,
+        )
+        for mailbox_id, address in members.values_list(
+            "mailbox_id", "mailbox__primary_smtp_address"
+        )
+        for kind, lead in zip(NOTICE_KINDS, leads, strict=False)
+    ]
+    # Rows that exist already (a mailbox removed and added back) are refreshed below.
+    Notice.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
+    Notice.objects.filter(
+        batch=batch, state__in=[NoticeState.PENDING, NoticeState.CANCELLED], kind__in=NOTICE_KINDS
+    ).filter(mailbox_id__in=[r.mailbox_id for r in rows]).update(state=NoticeState.PENDING)
+    return len(rows)
+
+
+@transaction.atomic
+def batch_transition(*, batch: MoveBatch, action: str, actor: AbstractBaseUser | None) -> MoveBatch:
+    """Move a batch along draft -> scheduled -> in progress -> completed, or cancel it.
+
+    A repeated click (the batch is already where the action leads) changes nothing.
+    """
+    if action not in TRANSITIONS:
+        raise BatchError(f"Unknown action '{action}'.")
+    allowed_from, to = TRANSITIONS[action]
+    batch = _locked(batch)
+    if batch.state == to:
+        return batch
+    if batch.state not in allowed_from:
+        raise BatchError(
+            f"Batch '{batch.name}' is {batch.get_state_display().lower()}; it cannot be {to.label.lower()} now."
+        )
+    if action == "schedule" and not batch.members.filter(is_active=True).exists():
+        raise BatchError("A batch needs at least one mailbox before it can be scheduled.")
+    before = batch.state
+    batch.state = to
+    batch.save(update_fields=["state", "updated_at"])
+    if action == "schedule":
+        _notices_for(batch)
+    if to in (BatchState.COMPLETED, BatchState.CANCELLED):
+        # The mailboxes are free for another batch; notices not yet sent are dropped.
+        batch.members.filter(is_active=True).update(is_active=False)
+        batch.notices.filter(state=NoticeState.PENDING).update(state=NoticeState.CANCELLED)
+    audit(batch=batch, actor=actor, action=action, before=before, after=to)
+    return batch
+
+
+@transaction.atomic
+def batch_add_mailboxes(
+    *, batch: MoveBatch, mailboxes: Sequence[Mailbox], actor: AbstractBaseUser | None
+) -> int:
+    """Add mailboxes to a draft or scheduled batch, re-plan it, and queue their notices."""
+    batch = _locked(batch)
+    _require_editable(batch)
+    added = _add_members(batch, mailboxes)
+    if batch.state == BatchState.SCHEDULED:
+        _notices_for(batch, [m.pk for m in mailboxes])
+    audit(
+        batch=batch,
+        actor=actor,
+        action="mailboxes_added",
+        count=added,
+        mailboxes=[m.primary_smtp_address for m in mailboxes][:50],
+    )
+    batch_plan(batch=batch)
+    return added
+
+
+@transaction.atomic
+def batch_remove_mailboxes(
+    *, batch: MoveBatch, mailbox_ids: Sequence[int], actor: AbstractBaseUser | None
+) -> int:
+    """Take mailboxes out of a batch that has not started; their predictions and notices go."""
+    batch = _locked(batch)
+    _require_editable(batch)
+    members = batch.members.filter(is_active=True, mailbox_id__in=list(mailbox_ids))
+    addresses = list(members.values_list("mailbox__primary_smtp_address", flat=True))
+    Prediction.objects.filter(member__in=members).delete()
+    removed = members.update(is_active=False, state=MemberState.REMOVED)
+    batch.notices.filter(mailbox_id__in=list(mailbox_ids), state=NoticeState.PENDING).update(
+        state=NoticeState.CANCELLED
+    )
+    if removed:
+        audit(
+            batch=batch,
+            actor=actor,
+            action="mailboxes_removed",
+            count=removed,
+            mailboxes=addresses[:50],
+        )
+    return removed
+
+
+@transaction.atomic
+def batch_mark_moves(
+    *,
+    batch: MoveBatch,
+    outcomes: dict[int, str],
+    actor: AbstractBaseUser | None,
+    via: str = "by hand",
+) -> dict[str, int]:
+    """Record moves as done or failed ({mailbox id: "moved" | "failed"}).
+
+    Only members of a scheduled or running batch; marking a mailbox twice changes nothing.
+    """
+    batch = _locked(batch)
+    if batch.state not in (BatchState.SCHEDULED, BatchState.IN_PROGRESS):
+        raise BatchError(
+            f"Batch '{batch.name}' is {batch.get_state_display().lower()}; moves are recorded "
+            "once it is scheduled or in progress."
+        )
+    counts = {"moved": 0, "failed": 0, "unchanged": 0}
+    now = timezone.now()
+    for state in (MemberState.MOVED, MemberState.FAILED):
+        ids = [m for m, s in outcomes.items() if s == state]
+        changed = (
+            batch.members.filter(is_active=True, mailbox_id__in=ids)
+            .exclude(state=state)
+            .update(state=state, moved_at=now if state == MemberState.MOVED else None)
+        )
+        counts[str(state)] = changed
+    counts["unchanged"] = len(outcomes) - counts["moved"] - counts["failed"]
+    if batch.state == BatchState.SCHEDULED and counts["moved"] + counts["failed"]:
+        batch.state = BatchState.IN_PROGRESS
+        batch.save(update_fields=["state", "updated_at"])
+        audit(
+            batch=batch,
+            actor=actor,
+            action="start",
+            before="scheduled",
+            after="in_progress",
+            via=via,
+        )
+    if counts["moved"] or counts["failed"]:
+        audit(batch=batch, actor=actor, action="moves_recorded", via=via, **counts)
+    return counts
+
+
+def batch_apply_move_requests(
+    *, batch: MoveBatch, actor: AbstractBaseUser | None
+) -> dict[str, int]:
+    """Mark members from the imported Get-MoveRequest(Statistics) status: Completed -> moved,
+    Failed -> failed; other states (Queued, InProgress, ...) leave the member pending."""
+    statuses = dict(
+        MoveRequest.objects.filter(
+            mailbox__batch_memberships__batch=batch, mailbox__batch_memberships__is_active=True
+        ).values_list("mailbox_id", "status")
+    )
+    outcomes = {}
+    for mailbox_id, status in statuses.items():
+        if status.lower().startswith("completed"):
+            outcomes[mailbox_id] = MemberState.MOVED
+        elif status.lower() == "failed":
+            outcomes[mailbox_id] = MemberState.FAILED
+    return batch_mark_moves(batch=batch, outcomes=outcomes, actor=actor, via="move requests")
 
 
 def replan_after_import(sender: object, *, kinds: set[str], **kwargs: object) -> int:
@@ -301,7 +514,12 @@ __all__ = [
     "MailboxAlreadyBatched",
     "PlanResult",
     "audit",
+    "batch_add_mailboxes",
+    "batch_apply_move_requests",
     "batch_create",
+    "batch_mark_moves",
     "batch_plan",
+    "batch_remove_mailboxes",
+    "batch_transition",
     "batches_replan_active",
 ]

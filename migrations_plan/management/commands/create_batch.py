@@ -9,8 +9,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from devices.importers import open_export
 from devices.models import ExchangeServer, Mailbox
+from migrations_plan.mailbox_csv import CsvProblem, mailboxes_from_path
 from migrations_plan.services import BatchError, batch_create
 
 
@@ -92,29 +92,7 @@ class Command(BaseCommand):
     def _mailboxes(self, path: Path) -> list[Mailbox]:
         if not path.is_file():
             raise CommandError(f"--mailboxes-csv {path}: no such file")
-        export = open_export(path, kind="migration_batch")
-        if export.problems:
-            raise CommandError("\n".join(str(p) for p in export.problems))
-        wanted: dict[str, int] = {}
-        problems = []
-        for line, row in export.rows():
-            address = row["email_address"]
-            if address in wanted:
-                problems.append(
-                    f"{path.name}:{line}: column EmailAddress: {address} is also on line {wanted[address]}"
-                )
-            wanted.setdefault(address, line)
-        found = {
-            m.primary_smtp_address: m
-            for m in Mailbox.objects.filter(primary_smtp_address__in=list(wanted))
-        }
-        for address, line in wanted.items():
-            if address not in found:
-                problems.append(
-                    f"{path.name}:{line}: column EmailAddress: no mailbox with primary address {address}"
-                )
-        if problems:
-            raise CommandError("\n".join(sorted(problems, key=lambda p: int(p.split(":")[1]))))
-        if not found:
-            raise CommandError(f"{path.name}: no addresses; a batch needs at least one mailbox")
-        return [found[a] for a in wanted]
+        try:
+            return mailboxes_from_path(path)
+        except CsvProblem as problem:
+            raise CommandError("\n".join(problem.lines)) from problem

@@ -1,0 +1,95 @@
+"""bench-plan: plan a 50,000-mailbox batch (about 100,000 partnerships from seed_demo) on
+PostgreSQL, and time a plain read of the same rows in the same run."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+
+from _setup import django_ready, result_line, say
+
+MAILBOXES = int(os.environ.get("BENCH_MAILBOXES", "50000"))
+
+
+def main() -> None:
+    django_ready()
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from devices.demo import seed_demo
+    from devices.models import ExchangeServer, Mailbox, Partnership
+    from migrations_plan.models import MoveBatch, Prediction
+    from migrations_plan.services import batch_create, batch_plan
+
+    if Mailbox.objects.count() < MAILBOXES:
+        say(f"seed_demo --mailboxes {MAILBOXES}")
+        seed_demo(mailboxes=MAILBOXES)
+    MoveBatch.objects.filter(name="bench-plan").delete()
+    mailboxes = list(Mailbox.objects.order_by("pk")[:MAILBOXES])
+    target = ExchangeServer.objects.get(name="EX2016-01")
+    say(f"creating batch of {len(mailboxes)} mailboxes (planned once on creation)")
+    started = time.perf_counter()
+    batch = batch_create(
+        name="bench-plan",
+        target_server=target,
+        start_at=timezone.now() + timedelta(days=7),
+        mailboxes=mailboxes,
+        actor=None,
+        via="bench",
+    )
+    say(f"  {time.perf_counter() - started:.1f}s")
+
+    rows = Partnership.objects.filter(
+        mailbox__batch_memberships__batch=batch, mailbox__batch_memberships__is_active=True
+    ).values_list(
+        "pk",
+        "mailbox__batch_memberships__pk",
+        "mailbox__server_id",
+        "eas_version",
+        "client_type",
+        "access_state",
+    )
+    say("plain read of the same rows")
+    reads = []
+    for _ in range(3):
+        started = time.perf_counter()
+        count = sum(1 for _ in rows.iterator(chunk_size=20_000))
+        reads.append(time.perf_counter() - started)
+    read_s = min(reads)
+    say(f"  {count} rows in {read_s:.2f}s (best of 3)")
+
+    say("planning from scratch (every prediction written)")
+    plans = []
+    for _ in range(3):
+        Prediction.objects.filter(member__batch=batch).delete()
+        with CaptureQueriesContext(connection) as queries:
+            started = time.perf_counter()
+            result = batch_plan(batch=batch)
+            plans.append(time.perf_counter() - started)
+    plan_s = min(plans)
+    say(
+        f"  {result.partnerships} predictions, {result.explanations} distinct explanations, "
+        f"{plan_s:.2f}s (best of 3), {len(queries)} queries; {dict(result.summary)}"
+    )
+    say("re-planning with nothing changed")
+    started = time.perf_counter()
+    batch_plan(batch=batch)
+    replan_s = time.perf_counter() - started
+    say(f"  {replan_s:.2f}s")
+    result_line(
+        "plan",
+        mailboxes=len(mailboxes),
+        partnerships=result.partnerships,
+        plan_s=f"{plan_s:.2f}",
+        read_s=f"{read_s:.2f}",
+        ratio=f"{plan_s / read_s:.1f}",
+        replan_s=f"{replan_s:.2f}",
+        queries=len(queries),
+        explanations=result.explanations,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""Batch pages: list, create, the impact preview, lifecycle actions, mailboxes, moves."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from devices.models import Mailbox
+from exsync.roles import can_schedule
+
+from . import selectors, services
+from .forms import AddMailboxesForm, BatchForm, PredictionFilterForm
+from .mailbox_csv import CsvProblem, mailboxes_from_csv, mailboxes_from_lines
+from .models import MoveBatch
+
+
+def schedulers_only(view):
+    """Only Exchange admins change batches; helpdesk gets a 403, not a silent redirect."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not can_schedule(request.user):
+            return render(
+                request,
+                "403.html",
+                {"reason": "Only Exchange admins may change batches."},
+                status=403,
+            )
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def batch_list(request: HttpRequest) -> HttpResponse:
+    page = Paginator(selectors.batch_list(), 25).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "migrations_plan/batch_list.html",
+        {"page": page, "outcomes": selectors.OUTCOME_ORDER},
+    )
+
+
+@schedulers_only
+def batch_create(request: HttpRequest) -> HttpResponse:
+    form = BatchForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            if data.get("mailboxes_csv"):
+                mailboxes = mailboxes_from_csv(data["mailboxes_csv"])
+            else:
+                mailboxes = list(form.filtered_mailboxes())
+                if not mailboxes:
+                    raise CsvProblem(["No mailbox matches that server, database and OU."])
+            batch = services.batch_create(
+                name=data["name"],
+                target_server=data["target_server"],
+                target_database=data["target_database"],
+                start_at=data["start_at"],
+                complete_by=data["complete_by"],
+                notification_emails=data["notification_emails"],
+                notice_leads_minutes=[data["first_notice_hours"] * 60, data["reminder_hours"] * 60],
+                mailboxes=mailboxes,
+                actor=request.user,
+                request_token=data["request_token"],
+            )
+        except CsvProblem as problem:
+            for line in problem.lines:
+                form.add_error(None, line)
+        except services.BatchError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(
+                request,
+                f"Batch '{batch.name}' created as a draft. Review the impact, then schedule it.",
+            )
+            return redirect("migrations_plan:batch_detail", pk=batch.pk)
+    return render(request, "migrations_plan/batch_form.html", {"form": form})
+
+
+def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = get_object_or_404(
+        MoveBatch.objects.select_related("target_server", "created_by"), pk=pk
+    )
+    filters = PredictionFilterForm(request.GET or None)
+    filters.is_valid()
+    wanted = filters.cleaned_data if filters.is_bound else {}
+    rows = selectors.prediction_rows(
+        batch=batch,
+        outcome=wanted.get("outcome") or "",
+        query=wanted.get("q") or "",
+        rule=wanted.get("rule") or "",
+        sort=wanted.get("sort") or "outcome",
+    )
+    page = Paginator(rows, 50).get_page(request.GET.get("page"))
+    explanations = selectors.explanations_for(page.object_list)
+    summary = selectors.outcome_summary(batch=batch)
+    query = request.GET.copy()
+    query.pop("page", None)
+    members = Paginator(selectors.member_rows(batch=batch), 50).get_page(request.GET.get("mpage"))
+    return render(
+        request,
+        "migrations_plan/batch_detail.html",
+        {
+            "batch": batch,
+            "summary": summary,
+            "chart": selectors.outcome_chart(summary),
+            "fixes": selectors.blocking_fixes(batch=batch),
+            "page": page,
+            "explanations": explanations,
+            "filters": filters,
+            "querystring": query.urlencode(),
+            "member_counts": selectors.member_counts(batch=batch),
+            "members": members,
+            "audit": batch.audit.select_related("actor")[:50],
+            "add_form": AddMailboxesForm(),
+            "editable": batch.state in services.EDITABLE_STATES,
+            "now": timezone.now(),
+        },
+    )
+
+
+@require_POST
+@schedulers_only
+def batch_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    batch = get_object_or_404(MoveBatch, pk=pk)
+    try:
+        if action in services.TRANSITIONS:
+            batch = services.batch_transition(batch=batch, action=action, actor=request.user)
+            messages.success(
+                request, f"Batch '{batch.name}' is now {batch.get_state_display().lower()}."
+            )
+        elif action == "replan":
+            result = services.batch_plan(batch=batch)
+            messages.success(request, f"Re-planned {result.partnerships} devices.")
+        elif action == "mark_all_moved":
+            ids = list(batch.members.filter(is_active=True).values_list("mailbox_id", flat=True))
+            counts = services.batch_mark_moves(
+                batch=batch, outcomes=dict.fromkeys(ids, "moved"), actor=request.user
+            )
+            messages.success(request, f"Marked {counts['moved']} mailboxes as moved.")
+        elif action == "apply_move_requests":
+            counts = services.batch_apply_move_requests(batch=batch, actor=request.user)
+            messages.success(
+                request,
+                f"From the imported move requests: {counts['moved']} moved, {counts['failed']} failed, "
+                f"{counts['unchanged']} unchanged. Import Get-MoveRequestStatistics on the Imports page first.",
+            )
+        else:
+            messages.error(request, f"Unknown action '{action}'.")
+    except services.BatchError as error:
+        messages.error(request, str(error))
+    return redirect("migrations_plan:batch_detail", pk=pk)
+
+
+@require_POST
+@schedulers_only
+def batch_mailboxes_add(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = get_object_or_404(MoveBatch, pk=pk)
+    form = AddMailboxesForm(request.POST, request.FILES)
+    try:
+        if not form.is_valid():
+            raise CsvProblem(["The form was not valid."])
+        if form.cleaned_data.get("mailboxes_csv"):
+            mailboxes = mailboxes_from_csv(form.cleaned_data["mailboxes_csv"])
+        else:
+            mailboxes = mailboxes_from_lines(form.cleaned_data.get("addresses") or "")
+        added = services.batch_add_mailboxes(batch=batch, mailboxes=mailboxes, actor=request.user)
+    except CsvProblem as problem:
+        for line in problem.lines[:30]:
+            messages.error(request, line)
+    except services.BatchError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(
+            request, f"Added {added} mailbox{'es' if added != 1 else ''}; predictions updated."
+        )
+    return redirect("migrations_plan:batch_detail", pk=pk)
+
+
+@require_POST
+@schedulers_only
+def batch_member(request: HttpRequest, pk: int, mailbox_id: int, action: str) -> HttpResponse:
+    batch = get_object_or_404(MoveBatch, pk=pk)
+    mailbox = get_object_or_404(Mailbox, pk=mailbox_id)
+    try:
+        if action == "remove":
+            removed = services.batch_remove_mailboxes(
+                batch=batch, mailbox_ids=[mailbox.pk], actor=request.user
+            )
+            if removed:
+                messages.success(request, f"Removed {mailbox.primary_smtp_address} from the batch.")
+            else:
+                messages.info(
+                    request, f"{mailbox.primary_smtp_address} was not in the batch any more."
+                )
+        elif action in ("moved", "failed"):
+            services.batch_mark_moves(
+                batch=batch, outcomes={mailbox.pk: action}, actor=request.user
+            )
+            messages.success(request, f"Recorded {mailbox.primary_smtp_address} as {action}.")
+        else:
+            messages.error(request, f"Unknown action '{action}'.")
+    except services.BatchError as error:
+        messages.error(request, str(error))
+    return redirect(_safe_next(request, pk))
+
+
+def _safe_next(request: HttpRequest, pk: int) -> str:
+    """Back to the page the admin was on (its filters and page), never to another site."""
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return reverse("migrations_plan:batch_detail", args=[pk])

@@ -165,9 +165,11 @@ def test_the_lifecycle_schedules_notices_removes_a_mailbox_and_completes(client,
         name="Wave", target_server=ex2016, start_at=START, mailboxes=mailboxes, actor=admin_user
     )
     client.force_login(admin_user)
-    action = lambda name: client.post(
-        reverse("migrations_plan:batch_action", args=[batch.pk, name]), follow=True
-    )
+
+    def action(name):
+        return client.post(
+            reverse("migrations_plan:batch_action", args=[batch.pk, name]), follow=True
+        )
 
     assert "now scheduled" in action("schedule").content.decode()
     assert Notice.objects.filter(batch=batch, state=NoticeState.PENDING).count() == 8
@@ -213,7 +215,7 @@ def test_a_second_click_on_schedule_changes_nothing(admin_user, org):
 
 
 def test_cancelling_a_batch_frees_its_mailboxes_and_drops_pending_notices(client, admin_user, org):
-    ex2010, ex2016, mailboxes = org
+    _ex2010, ex2016, mailboxes = org
     batch = batch_create(
         name="Wave", target_server=ex2016, start_at=START, mailboxes=mailboxes, actor=None
     )
@@ -253,7 +255,7 @@ def test_moves_are_marked_from_imported_move_requests(client, admin_user, org):
 def test_adding_mailboxes_after_scheduling_plans_them_and_queues_their_notices(
     client, admin_user, org
 ):
-    ex2010, ex2016, mailboxes = org
+    _ex2010, ex2016, mailboxes = org
     batch = batch_create(
         name="Wave", target_server=ex2016, start_at=START, mailboxes=mailboxes[:2], actor=None
     )

@@ -144,28 +144,37 @@ def upsert(
     """INSERT the rows `select` yields into `table`, updating rows whose values changed.
 
     `select` must yield the conflict columns followed by `columns`, one row per key.
-    Returns created / updated / unchanged counts, computed before the write so a dry run
-    (rolled back) reports the same figures.
+    Returns created / updated / unchanged counts. A dry run executes the same statement and
+    rolls it back, so it reports the same figures.
     """
-    key_match = " AND ".join(f"t.{c} = s.{c}" for c in conflict)
-    new = stage.scalar(
-        f"SELECT COUNT(*) FROM ({select}) s WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {key_match})"
-    )
-    changed = stage.scalar(
-        f"SELECT COUNT(*) FROM ({select}) s JOIN {table} t ON {key_match} "
-        f"WHERE {stage.differs('t', 's', columns)}"
-    )
     total = stage.scalar(f"SELECT COUNT(*) FROM ({select}) s")
     all_columns = [*conflict, *columns]
     assignments = ", ".join(f"{c} = excluded.{c}" for c in columns)
     differs = stage.differs(table, "excluded", columns)
     stamps = ["created_at", "updated_at"] if created_at else ["updated_at"]
     # "WHERE true" keeps SQLite from reading ON CONFLICT as part of the SELECT's join.
-    stage.execute(
+    insert = (
         f"INSERT INTO {table} ({', '.join(all_columns + stamps)}) "
         f"SELECT {', '.join(['s.' + c for c in all_columns] + [now] * len(stamps))} "
         f"FROM ({select}) s WHERE true "
         f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {assignments}, "
         f"updated_at = excluded.updated_at WHERE {differs}"
     )
-    return {"created": new, "updated": changed, "unchanged": total - new - changed}
+    if stage.vendor == "postgresql":
+        # xmax is 0 for a freshly inserted row version and set for an updated one; rows left
+        # alone by the WHERE clause are not returned at all.
+        new, changed = stage.rows(
+            f"WITH written AS ({insert} RETURNING (xmax = 0) AS inserted) "
+            "SELECT COUNT(*) FILTER (WHERE inserted), COUNT(*) FILTER (WHERE NOT inserted) FROM written"
+        )[0]
+    else:
+        key_match = " AND ".join(f"t.{c} = s.{c}" for c in conflict)
+        new = stage.scalar(
+            f"SELECT COUNT(*) FROM ({select}) s WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {key_match})"
+        )
+        changed = stage.scalar(
+            f"SELECT COUNT(*) FROM ({select}) s JOIN {table} t ON {key_match} "
+            f"WHERE {stage.differs('t', 's', columns)}"
+        )
+        stage.execute(insert)
+    return {"created": int(new), "updated": int(changed), "unchanged": total - int(new) - int(changed)}

@@ -518,10 +518,14 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
     ctx.raise_if_problems()
 
     # One device may be partnered with several mailboxes: its own facts come from its last row.
-    last_row = f"SELECT MAX(line) FROM {s} GROUP BY device_id"
-    device_select = (
-        f"SELECT device_id, {', '.join(DEVICE_COLUMNS)} FROM {s} WHERE line IN ({last_row})"
-    )
+    if stage.vendor == "postgresql":
+        device_select = (
+            f"SELECT DISTINCT ON (device_id) device_id, {', '.join(DEVICE_COLUMNS)} FROM {s} "
+            "ORDER BY device_id, line DESC"
+        )
+    else:
+        last_row = f"SELECT MAX(line) FROM {s} GROUP BY device_id"
+        device_select = f"SELECT device_id, {', '.join(DEVICE_COLUMNS)} FROM {s} WHERE line IN ({last_row})"
     devices = upsert(
         stage,
         table="devices_mobiledevice",

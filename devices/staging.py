@@ -28,6 +28,12 @@ class Stage:
         self.name = name
         self.columns = [c for c, _ in columns]
         self.vendor = connection.vendor
+        # "text" columns are never NULL in a stage ("text null" ones may be): COPY must not read
+        # a device name that happens to be \N as NULL.
+        self.not_null_text = [c for c, t in columns if t == "text"]
+        columns = [(c, t.removesuffix(" null")) for c, t in columns]
+        # Only these columns need a Python conversion before COPY; the rest go as they are.
+        self.converted = [i for i, (_, t) in enumerate(columns) if t in ("timestamptz", "uuid")]
         ddl = ", ".join(f"{c} {self._type(t)}" for c, t in columns)
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {name}")
@@ -67,11 +73,17 @@ class Stage:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         columns = ", ".join(self.columns)
-        sql = f"COPY {self.name} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
+        force = f", FORCE_NOT_NULL ({', '.join(self.not_null_text)})" if self.not_null_text else ""
+        sql = f"COPY {self.name} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N'{force})"
         value = self.value
+        converted = self.converted
         with self.connection.cursor() as cursor:
             for row in rows:
-                writer.writerow(["\\N" if v is None else value(v) for v in row])
+                out = ["\\N" if v is None else v for v in row]
+                for i in converted:
+                    if row[i] is not None:
+                        out[i] = value(row[i])
+                writer.writerow(out)
                 count += 1
                 if count % COPY_CHUNK_ROWS == 0:
                     buffer.seek(0)
@@ -177,4 +189,8 @@ def upsert(
             f"WHERE {stage.differs('t', 's', columns)}"
         )
         stage.execute(insert)
-    return {"created": int(new), "updated": int(changed), "unchanged": total - int(new) - int(changed)}
+    return {
+        "created": int(new),
+        "updated": int(changed),
+        "unchanged": total - int(new) - int(changed),
+    }

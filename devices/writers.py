@@ -414,7 +414,7 @@ def write_mailboxes(rows: Rows, ctx: Context) -> dict[str, Any]:
 DEVICE_STAGE = [
     ("line", "integer"),
     ("mailbox_identity_key", "text"),
-    ("mailbox_key", "text"),
+    ("mailbox_key", "text null"),
     ("device_id", "text"),
     ("device_type", "text"),
     ("model", "text"),
@@ -525,7 +525,9 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
         )
     else:
         last_row = f"SELECT MAX(line) FROM {s} GROUP BY device_id"
-        device_select = f"SELECT device_id, {', '.join(DEVICE_COLUMNS)} FROM {s} WHERE line IN ({last_row})"
+        device_select = (
+            f"SELECT device_id, {', '.join(DEVICE_COLUMNS)} FROM {s} WHERE line IN ({last_row})"
+        )
     devices = upsert(
         stage,
         table="devices_mobiledevice",

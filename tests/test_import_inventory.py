@@ -234,3 +234,16 @@ def test_every_import_is_recorded_with_its_hash(tmp_path):
     record = InventoryImport.objects.get(filename="devices.csv")
     assert record.sha256 == hashlib.sha256(files[0].read_bytes()).hexdigest()
     assert record.state == ImportState.SUCCEEDED and record.source == "cli"
+
+
+def test_device_text_that_looks_like_a_null_marker_is_kept_as_text(tmp_path):
+    run(*exports.inventory(tmp_path))
+    odd = exports.DEVICES.replace("Tony's iPhone, work", "\\N").replace(
+        '"iPhone von Björn"', "\"=cmd|' /C calc'!A0\""
+    )
+
+    code, _, err = run(exports.write(tmp_path, "devices.csv", odd))
+
+    assert code == 0, err
+    names = set(MobileDevice.objects.values_list("friendly_name", flat=True))
+    assert "\\N" in names and "=cmd|' /C calc'!A0" in names

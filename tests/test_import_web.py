@@ -109,3 +109,25 @@ def test_upload_is_imported_by_a_real_worker_through_redis(client, admin_user, w
         time.sleep(0.3)
     assert set(InventoryImport.objects.values_list("state", flat=True)) == {ImportState.SUCCEEDED}
     assert Mailbox.objects.count() == 3
+
+
+def test_admin_records_iwa_and_exsetup_on_the_server_page_and_helpdesk_cannot(
+    client, admin_user, helpdesk_user
+):
+    from devices.models import ExchangeServer
+    from tests.factories import ExchangeServerFactory
+
+    server = ExchangeServerFactory(name="EX03", generation="2003", iwa_enabled=None)
+    url = reverse("devices:server_facts", args=[server.pk])
+
+    client.force_login(helpdesk_user)
+    assert client.post(url, {"iwa_enabled": "false", "exsetup_version": ""}).status_code == 403
+    client.force_login(admin_user)
+    bad = client.post(url, {"iwa_enabled": "false", "exsetup_version": "14.3"})
+    assert bad.status_code == 400 and b"Expected a build like" in bad.content
+    client.post(url, {"iwa_enabled": "false", "exsetup_version": "14.3.235.1"})
+
+    server = ExchangeServer.objects.get(pk=server.pk)
+    assert server.iwa_enabled is False and server.exsetup_version == "14.3.235.1"
+    page = client.get(reverse("devices:server_detail", args=[server.pk])).content.decode()
+    assert "disabled" in page

@@ -26,11 +26,25 @@ def test_batch_list_and_a_5000_mailbox_batch_render_in_constant_queries(client, 
     seed_demo(mailboxes=MAILBOXES, chunk_size=10_000)
     target = ExchangeServer.objects.get(name="EX2019-01")
     start = timezone.now() + timedelta(days=7)
-    ids = list(Mailbox.objects.exclude(server=target).order_by("pk").values_list("pk", flat=True)[: LARGE + 8])
-    small = batch_create(name="Five", target_server=target, start_at=start,
-                         mailboxes=list(Mailbox.objects.filter(pk__in=ids[:5])), actor=None)
-    large = batch_create(name="Five thousand", target_server=target, start_at=start,
-                         mailboxes=list(Mailbox.objects.filter(pk__in=ids[5:LARGE + 5])), actor=None)
+    ids = list(
+        Mailbox.objects.exclude(server=target)
+        .order_by("pk")
+        .values_list("pk", flat=True)[: LARGE + 8]
+    )
+    small = batch_create(
+        name="Five",
+        target_server=target,
+        start_at=start,
+        mailboxes=list(Mailbox.objects.filter(pk__in=ids[:5])),
+        actor=None,
+    )
+    large = batch_create(
+        name="Five thousand",
+        target_server=target,
+        start_at=start,
+        mailboxes=list(Mailbox.objects.filter(pk__in=ids[5 : LARGE + 5])),
+        actor=None,
+    )
     assert large.members.count() == LARGE
     client.force_login(admin_user)
 
@@ -45,7 +59,12 @@ def test_batch_list_and_a_5000_mailbox_batch_render_in_constant_queries(client, 
     detail_large = queries(reverse("migrations_plan:batch_detail", args=[large.pk]))
     assert detail_large == detail_small
     list_two = queries(reverse("migrations_plan:batch_list"))
-    batch_create(name="Third", target_server=target, start_at=start,
-                 mailboxes=list(Mailbox.objects.filter(pk__in=ids[LARGE + 5 :])), actor=None)
+    batch_create(
+        name="Third",
+        target_server=target,
+        start_at=start,
+        mailboxes=list(Mailbox.objects.filter(pk__in=ids[LARGE + 5 :])),
+        actor=None,
+    )
     assert queries(reverse("migrations_plan:batch_list")) == list_two
     assert queries(reverse("dashboard")) <= 15

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import os
 import random
-import resource
 import subprocess
 import sys
 import time
@@ -176,16 +175,18 @@ def write_exports() -> tuple[Path, Path, Path, Path]:
 
 
 def import_files(*files: Path, extra: tuple[str, ...] = ()) -> tuple[float, float]:
-    """Run import_inventory in a child process; (seconds, that child's peak RSS in MB)."""
+    """Run import_inventory in a child process; (seconds, that child's own peak RSS in MB)."""
     started = time.perf_counter()
-    code = subprocess.call(
+    child = subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "import_inventory", *map(str, files), *extra],
         cwd=ROOT,
     )
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - started
-    if code:
-        sys.exit(f"import_inventory failed with exit code {code}")
-    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if child.returncode:
+        sys.exit(f"import_inventory failed with exit code {child.returncode}")
+    return seconds, usage.ru_maxrss / 1024
 
 
 def main() -> None:

@@ -102,53 +102,56 @@ def inventory_import_run(
     """Check, order and import the given files; each file in one transaction. Idempotent:
     files already finished (or running elsewhere) are left alone."""
     claimed = [r for r in records if _claim(r)]
-    exports = []
-    for record in claimed:
-        options = record.options
-
-        def progress(rows: int, record: InventoryImport = record) -> None:
-            InventoryImport.objects.filter(pk=record.pk).update(rows_done=rows)
-
-        export = open_export(
-            _path_of(record),
-            filename=record.filename,
-            delimiter=options.get("delimiter"),
-            culture=options.get("culture"),
-            encoding=options.get("encoding"),
-            progress=progress,
-        )
-        record.kind = export.kind or ""
-        record.rows_total = export.row_count
-        problems = [str(p) for p in export.problems]
-        if export.kind in NOT_INVENTORY:
-            problems.append(f"{record.filename}: {NOT_INVENTORY[export.kind]}")
-        if problems or export.kind is None:
-            _finish(
-                record,
-                kind=record.kind,
-                rows_total=record.rows_total,
-                state=ImportState.REJECTED,
-                problems=problems or [f"{record.filename}: not an export exsync knows"],
-                warnings=[str(w) for w in export.warnings],
-            )
-            continue
-        record.save(update_fields=["kind", "rows_total"])
-        exports.append((record, export))
-
-    exports.sort(key=lambda pair: KIND_ORDER.index(pair[0].kind))
     try:
+        exports = [pair for record in claimed if (pair := _check(record)) is not None]
+        exports.sort(key=lambda pair: KIND_ORDER.index(pair[0].kind))
         _write_all(exports, on_progress)
     except Exception as exc:
-        # Never leave a record "running" forever: say it failed, then let the error surface.
-        for record in claimed:
-            if record.state == ImportState.RUNNING:
-                _finish(
-                    record,
-                    state=ImportState.FAILED,
-                    problems=[f"{record.filename}: import failed: {exc!r}"],
-                )
+        # Never leave a record "running" forever: whatever failed, the database says so
+        # (in-memory states may be stale after a rolled-back dry run), then the error surfaces.
+        InventoryImport.objects.filter(
+            pk__in=[r.pk for r in claimed], state=ImportState.RUNNING
+        ).update(
+            state=ImportState.FAILED,
+            finished_at=timezone.now(),
+            problems=[f"import failed: {exc!r}; nothing from the unfinished files was written"],
+        )
         raise
     return list(records)
+
+
+def _check(record: InventoryImport) -> tuple[InventoryImport, Export] | None:
+    """The first pass over one file: its kind and every problem. Rejected files end here."""
+    options = record.options
+
+    def progress(rows: int) -> None:
+        InventoryImport.objects.filter(pk=record.pk).update(rows_done=rows)
+
+    export = open_export(
+        _path_of(record),
+        filename=record.filename,
+        delimiter=options.get("delimiter"),
+        culture=options.get("culture"),
+        encoding=options.get("encoding"),
+        progress=progress,
+    )
+    record.kind = export.kind or ""
+    record.rows_total = export.row_count
+    problems = [str(p) for p in export.problems]
+    if export.kind in NOT_INVENTORY:
+        problems.append(f"{record.filename}: {NOT_INVENTORY[export.kind]}")
+    if problems or export.kind is None:
+        _finish(
+            record,
+            kind=record.kind,
+            rows_total=record.rows_total,
+            state=ImportState.REJECTED,
+            problems=problems or [f"{record.filename}: not an export exsync knows"],
+            warnings=[str(w) for w in export.warnings],
+        )
+        return None
+    record.save(update_fields=["kind", "rows_total"])
+    return record, export
 
 
 def _write_all(
@@ -230,4 +233,8 @@ def server_record_facts(
     server.iwa_enabled = iwa_enabled
     server.exsetup_version = exsetup_version.strip()
     server.save(update_fields=["iwa_enabled", "exsetup_version", "updated_at"])
+    # Predictions read these facts: batches are re-planned once this is committed.
+    transaction.on_commit(
+        lambda: inventory_changed.send(sender=ExchangeServer, kinds={"server_facts"})
+    )
     return server

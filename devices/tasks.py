@@ -23,8 +23,19 @@ def inventory_import_group(group: str) -> list[str]:
 
 
 @shared_task(name="devices.tasks.sweep_queued_imports")
-def sweep_queued_imports(older_than_minutes: int = 10) -> int:
-    """Re-send uploads whose message was lost (still queued long after upload)."""
+def sweep_queued_imports(older_than_minutes: int = 10, running_limit_minutes: int = 120) -> int:
+    """Re-send uploads whose message was lost (still queued long after upload), and mark
+    imports whose worker died (running far longer than any import takes) as failed."""
+    InventoryImport.objects.filter(
+        state=ImportState.RUNNING,
+        started_at__lt=timezone.now() - timedelta(minutes=running_limit_minutes),
+    ).update(
+        state=ImportState.FAILED,
+        finished_at=timezone.now(),
+        problems=[
+            f"the import did not finish within {running_limit_minutes} minutes (worker stopped?); upload again"
+        ],
+    )
     cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
     groups = set(
         InventoryImport.objects.filter(

@@ -373,20 +373,28 @@ def write_mailboxes(rows: Rows, ctx: Context) -> dict[str, Any]:
     stage.execute(
         f"UPDATE {s} SET mailbox_id = m.id FROM devices_mailbox m WHERE m.exchange_guid = {s}.exchange_guid"
     )
+    # The address identifies a mailbox only where a GUID cannot tell (one side has none):
+    # two different ExchangeGuids are two mailboxes, whatever the addresses say.
     stage.execute(
         f"UPDATE {s} SET mailbox_id = m.id FROM devices_mailbox m "
-        f"WHERE {s}.mailbox_id IS NULL AND m.primary_smtp_address = {s}.primary_smtp_address"
+        f"WHERE {s}.mailbox_id IS NULL AND m.primary_smtp_address = {s}.primary_smtp_address "
+        f"AND ({s}.exchange_guid IS NULL OR m.exchange_guid IS NULL)"
     )
-    # An address may move from one mailbox to another only if the other one leaves it too.
+    # An address held by another mailbox is refused, swaps included: the admin fixes the
+    # older mailbox first (or imports a file where the old owner has a new address first).
     clash = stage.rows(
         f"SELECT s.line, s.primary_smtp_address FROM {s} s JOIN devices_mailbox m "
-        f"ON m.primary_smtp_address = s.primary_smtp_address WHERE m.id <> s.mailbox_id "
-        f"AND NOT EXISTS (SELECT 1 FROM {s} o WHERE o.mailbox_id = m.id) ORDER BY s.line LIMIT {MAX_PROBLEMS}"
+        f"ON m.primary_smtp_address = s.primary_smtp_address "
+        f"WHERE s.mailbox_id IS NULL OR m.id <> s.mailbox_id ORDER BY s.line LIMIT {MAX_PROBLEMS}"
     )
     for line, address in clash:
         ctx.problem(
-            line, "PrimarySmtpAddress", f"{address} belongs to another mailbox in the inventory"
+            line,
+            "PrimarySmtpAddress",
+            f"{address} belongs to another mailbox in the inventory (a different ExchangeGuid); "
+            "expected each address on one mailbox",
         )
+    _report_duplicates(stage, ctx, "mailbox_id", "ExchangeGuid", "the same inventory mailbox (id)")
     ctx.raise_if_problems()
 
     new = stage.scalar(f"SELECT COUNT(*) FROM {s} WHERE mailbox_id IS NULL")
@@ -490,22 +498,24 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
         f"WHERE {s}.mailbox_key IS NOT NULL AND m.primary_smtp_address = {s}.mailbox_key"
     )
     for column in ("user_principal_name", "alias", "identity_key"):
+        # Only a single match links: an ambiguous key is reported, never guessed.
         stage.execute(
             f"UPDATE {s} SET mailbox_id = (SELECT MIN(m.id) FROM devices_mailbox m "
-            f"WHERE LOWER(m.{column}) = {s}.mailbox_key) "
+            f"WHERE LOWER(m.{column}) = {s}.mailbox_key HAVING COUNT(*) = 1) "
             f"WHERE mailbox_id IS NULL AND mailbox_key IS NOT NULL"
         )
     stage.execute(
-        f"UPDATE {s} SET mailbox_id = m.id FROM devices_mailbox m "
-        f"WHERE {s}.mailbox_id IS NULL AND {s}.mailbox_key IS NULL "
-        f"AND m.identity_key = {s}.mailbox_identity_key AND {s}.mailbox_identity_key <> ''"
+        f"UPDATE {s} SET mailbox_id = (SELECT MIN(m.id) FROM devices_mailbox m "
+        f"WHERE m.identity_key = {s}.mailbox_identity_key HAVING COUNT(*) = 1) "
+        f"WHERE mailbox_id IS NULL AND mailbox_key IS NULL AND mailbox_identity_key <> ''"
     )
     _report_unmatched(
         stage,
         ctx,
         f"SELECT line, COALESCE(mailbox_key, mailbox_identity_key) FROM {s} WHERE mailbox_id IS NULL",
         "Identity",
-        "mailbox '{value}' is not in the inventory; import mailboxes.csv (Get-Mailbox) first or in the same run",
+        "mailbox '{value}' is not in the inventory (or matches several mailboxes); import mailboxes.csv "
+        "(Get-Mailbox) first or in the same run",
     )
     stage.index("device_id", "mailbox_id")
     dupes = stage.rows(
@@ -627,7 +637,8 @@ def write_move_requests(rows: Rows, ctx: Context) -> dict[str, Any]:
         f"WHERE {s}.mailbox_id IS NULL AND {s}.identity_key <> '' AND m.identity_key = {s}.identity_key"
     )
     stage.execute(
-        f"UPDATE {s} SET mailbox_id = (SELECT MIN(m.id) FROM devices_mailbox m WHERE LOWER(m.alias) = {s}.alias) "
+        f"UPDATE {s} SET mailbox_id = (SELECT MIN(m.id) FROM devices_mailbox m WHERE LOWER(m.alias) = {s}.alias "
+        f"HAVING COUNT(*) = 1) "
         f"WHERE mailbox_id IS NULL AND alias <> ''"
     )
     _report_unmatched(

@@ -9,6 +9,8 @@ HELPDESK = "Helpdesk"
 
 # Exchange admins may schedule and change batches; helpdesk reads everything, changes nothing.
 SCHEDULE_PERMISSION = "migrations_plan.schedule_movebatch"
+# Both roles hold it: reading batches is what every exsync user does.
+ROLE_PERMISSION = "migrations_plan.view_movebatch"
 
 
 def can_schedule(user: AbstractBaseUser | AnonymousUser) -> bool:

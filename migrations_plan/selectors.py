@@ -7,16 +7,19 @@ from typing import Any
 
 from django.db.models import Count, Q, QuerySet
 
-from .models import BatchMailbox, Explanation, MoveBatch, Outcome, Prediction
+from .models import BatchMailbox, Explanation, MemberState, MoveBatch, Outcome, Prediction
 
 OUTCOME_ORDER = [o.value for o in Outcome]  # worst first
+# Members a batch page and plan_batch show: all but removed ones, so a completed or
+# cancelled batch (whose members no longer hold their mailboxes) still shows its plan.
+SHOWN_STATES = (MemberState.PENDING, MemberState.MOVED, MemberState.FAILED)
 
 
 def outcome_summary(*, batch: MoveBatch) -> dict[str, int]:
     """Devices per outcome, every outcome present (zero when none), worst first."""
     counts = Counter(
         dict(
-            Prediction.objects.filter(member__batch=batch, member__is_active=True)
+            Prediction.objects.filter(member__batch=batch, member__state__in=SHOWN_STATES)
             .values_list("outcome")
             .annotate(n=Count("pk"))
             .values_list("outcome", "n")
@@ -28,12 +31,12 @@ def outcome_summary(*, batch: MoveBatch) -> dict[str, int]:
 def batch_plan_document(*, batch: MoveBatch) -> dict[str, Any]:
     """The plan as `plan_batch --json` prints it; three queries whatever the batch size."""
     members = list(
-        BatchMailbox.objects.filter(batch=batch, is_active=True)
+        BatchMailbox.objects.filter(batch=batch, state__in=SHOWN_STATES)
         .order_by("mailbox__primary_smtp_address")
         .values_list("pk", "mailbox__primary_smtp_address")
     )
     predictions = (
-        Prediction.objects.filter(member__batch=batch, member__is_active=True)
+        Prediction.objects.filter(member__batch=batch, member__state__in=SHOWN_STATES)
         .order_by("member_id", "partnership__device__device_id")
         .values_list("member_id", "partnership__device__device_id", "outcome", "explanation_id")
     )
@@ -66,7 +69,7 @@ def batch_plan_document(*, batch: MoveBatch) -> dict[str, Any]:
 
 def batch_list() -> QuerySet[MoveBatch]:
     """Batches with their mailbox and per-outcome device counts, in one query."""
-    active = Q(members__is_active=True)
+    active = Q(members__state__in=SHOWN_STATES)
     counts = {
         f"n_{o}": Count("members__predictions", filter=active & Q(members__predictions__outcome=o))
         for o in OUTCOME_ORDER
@@ -98,7 +101,7 @@ def prediction_rows(
         output_field=IntegerField(),
     )
     rows = (
-        Prediction.objects.filter(member__batch=batch, member__is_active=True)
+        Prediction.objects.filter(member__batch=batch, member__state__in=SHOWN_STATES)
         .select_related("member__mailbox", "member__source_server", "partnership__device")
         .only(
             "outcome",
@@ -142,7 +145,7 @@ def rule_in(explanation: Explanation, rule: str) -> bool:
 
 def _batch_explanation_ids(batch: MoveBatch) -> list[int]:
     return list(
-        Prediction.objects.filter(member__batch=batch, member__is_active=True)
+        Prediction.objects.filter(member__batch=batch, member__state__in=SHOWN_STATES)
         .order_by()
         .values_list("explanation_id", flat=True)
         .distinct()
@@ -168,7 +171,7 @@ def blocking_fixes(*, batch: MoveBatch) -> list[dict[str, Any]]:
     many devices each fix concerns, from the distinct explanations of blocked devices."""
     counts = dict(
         Prediction.objects.filter(
-            member__batch=batch, member__is_active=True, outcome=Outcome.BLOCKED
+            member__batch=batch, member__state__in=SHOWN_STATES, outcome=Outcome.BLOCKED
         )
         .values_list("explanation_id")
         .annotate(n=Count("pk"))

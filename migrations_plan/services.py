@@ -193,6 +193,10 @@ def batch_plan(*, batch: MoveBatch) -> PlanResult:
     INSERT ... SELECT ... ON CONFLICT writes every partnership's row from that small table,
     touching only rows whose answer changed. The query count does not grow with the batch.
     """
+    if batch.state not in ACTIVE_BATCH_STATES:
+        raise BatchError(
+            f"Batch '{batch.name}' is {batch.get_state_display().lower()}: its plan is kept as it was."
+        )
     started = time.perf_counter()
     result = PlanResult()
     inventory = Inventory(ExchangeServer.objects.all())
@@ -201,6 +205,9 @@ def batch_plan(*, batch: MoveBatch) -> PlanResult:
         is_stale=False,
         mailbox__batch_memberships__batch=batch,
         mailbox__batch_memberships__is_active=True,
+        # Moves already done or failed keep the prediction made before them: re-planning a
+        # moved mailbox would predict a move from the target to itself.
+        mailbox__batch_memberships__state=MemberState.PENDING,
     )
     # order_by() clears the model's ordering, which DISTINCT would otherwise include.
     keys = (
@@ -268,7 +275,7 @@ def _write_predictions(batch: MoveBatch, answers: list[tuple], now: datetime) ->
         f"JOIN {mailbox} m ON m.id = p.mailbox_id "
         f"JOIN {stage.name} k ON k.server_id = COALESCE(m.server_id, 0) AND k.eas_version = p.eas_version "
         f"AND k.client_type = p.client_type AND k.access_state = p.access_state "
-        f"WHERE bm.batch_id = %s AND bm.is_active AND NOT p.is_stale "
+        f"WHERE bm.batch_id = %s AND bm.is_active AND bm.state = 'pending' AND NOT p.is_stale "
         f"ON CONFLICT (member_id, partnership_id) DO UPDATE SET outcome = excluded.outcome, "
         f"explanation_id = excluded.explanation_id, computed_at = excluded.computed_at WHERE {differs}",
         [stage.value(now), batch.pk],

@@ -72,3 +72,20 @@ def test_device_and_server_text_is_escaped(client, helpdesk_user):
     body = client.get(reverse("devices:server_list")).content
     assert b"<script>alert(1)</script>" not in body
     assert b"&lt;script&gt;" in body
+
+
+def test_a_signed_in_user_without_a_role_sees_nothing(client):
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory())
+    response = client.get(reverse("dashboard"))
+    assert response.status_code == 403
+    assert b"no exsync role" in response.content
+
+
+def test_there_is_no_self_service_password_reset(client):
+    assert client.get("/accounts/password_reset/").status_code in (302, 404)
+    client.post("/accounts/password_reset/", {"email": "admin@localhost"})
+    from migrations_plan.models import OutboxMessage
+
+    assert not OutboxMessage.objects.exists()

@@ -336,3 +336,45 @@ def test_batch_pages_run_a_fixed_number_of_queries(client, admin_user, org):
             actor=None,
         )
     assert queries(reverse("migrations_plan:batch_list")) == before
+
+
+def test_a_completed_batch_still_shows_its_plan_and_is_not_replanned(
+    client, helpdesk_user, admin_user, org
+):
+    from migrations_plan.selectors import outcome_summary
+    from migrations_plan.services import BatchError, batch_mark_moves, batch_plan
+
+    _, ex2016, mailboxes = org
+    batch = batch_create(
+        name="Wave", target_server=ex2016, start_at=START, mailboxes=mailboxes, actor=None
+    )
+    batch_transition(batch=batch, action="schedule", actor=admin_user)
+    batch_mark_moves(batch=batch, outcomes={m.pk: "moved" for m in mailboxes}, actor=admin_user)
+    batch = batch_transition(batch=batch, action="complete", actor=admin_user)
+
+    assert sum(outcome_summary(batch=batch).values()) == 4
+    with pytest.raises(BatchError, match="completed"):
+        batch_plan(batch=batch)
+    client.force_login(helpdesk_user)
+    assert (
+        "Continues"
+        in client.get(reverse("migrations_plan:batch_detail", args=[batch.pk])).content.decode()
+    )
+
+
+def test_a_moved_mailbox_keeps_the_prediction_it_was_moved_with(admin_user, org):
+    from migrations_plan.services import batch_mark_moves, batch_plan
+
+    _, ex2016, mailboxes = org
+    batch = batch_create(
+        name="Wave", target_server=ex2016, start_at=START, mailboxes=mailboxes[:1], actor=None
+    )
+    batch_transition(batch=batch, action="schedule", actor=admin_user)
+    batch_mark_moves(batch=batch, outcomes={mailboxes[0].pk: "moved"}, actor=admin_user)
+    before = Prediction.objects.get(member__batch=batch).explanation_id
+    mailboxes[0].server = ex2016  # a re-import now shows the mailbox on its target
+    mailboxes[0].save()
+
+    batch_plan(batch=batch)
+
+    assert Prediction.objects.get(member__batch=batch).explanation_id == before

@@ -247,3 +247,43 @@ def test_device_text_that_looks_like_a_null_marker_is_kept_as_text(tmp_path):
     assert code == 0, err
     names = set(MobileDevice.objects.values_list("friendly_name", flat=True))
     assert "\\N" in names and "=cmd|' /C calc'!A0" in names
+
+
+def test_a_new_guid_with_a_taken_address_is_refused_and_never_merges_two_mailboxes(tmp_path):
+    run(*exports.inventory(tmp_path))
+    tony = Mailbox.objects.get(alias="tsmith")
+    lines = exports.MAILBOXES.splitlines(keepends=True)
+    takeover = (
+        lines[0]
+        + lines[1].replace("Tony.Smith@contoso.com", "t.smith.old@contoso.com")
+        + lines[1]
+        .replace("5f0c9a3e-2b7d-4c11-9e8a-7d4b1c6e0f92", "11111111-2222-4333-8444-555555555555")
+        .replace('"tsmith"', '"tsmith2"')
+    )
+
+    code, _, err = run(exports.write(tmp_path, "mailboxes.csv", takeover), partial=True)
+
+    assert code == 1
+    assert (
+        "mailboxes.csv:3: column PrimarySmtpAddress: tony.smith@contoso.com belongs to another mailbox"
+        in err
+    )
+    tony.refresh_from_db()
+    assert tony.primary_smtp_address == "tony.smith@contoso.com" and Mailbox.objects.count() == 3
+
+
+def test_a_device_key_matching_two_mailboxes_is_reported_not_guessed(tmp_path):
+    run(*exports.inventory(tmp_path))
+    Mailbox.objects.filter(alias="bgroesser").update(
+        alias="TSMITH"
+    )  # two mailboxes answer to tsmith
+    Mailbox.objects.filter(alias="TSMITH").update(alias="tsmith")
+    devices = '"Mailbox","DeviceID","DeviceType"\r\n"tsmith","ApplNEW000000001","iPhone"\r\n'
+
+    code, _, err = run(exports.write(tmp_path, "devices.csv", devices), partial=True)
+
+    assert code == 1
+    assert (
+        "devices.csv:2: column Identity: mailbox 'tsmith' is not in the inventory (or matches several"
+        in err
+    )

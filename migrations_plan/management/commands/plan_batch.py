@@ -23,7 +23,8 @@ class Command(BaseCommand):
         if batch is None:
             known = ", ".join(MoveBatch.objects.values_list("name", flat=True)[:20]) or "none"
             raise CommandError(f"no batch named '{name}' (batches: {known})")
-        batch_plan(batch=batch)
+        if batch.is_active:
+            batch_plan(batch=batch)  # a finished batch keeps the plan it was moved with
         document = batch_plan_document(batch=batch)
         if json:
             self.stdout.write(_dumps(document))

@@ -23,8 +23,16 @@ def main() -> None:
     from migrations_plan.models import MoveBatch, Prediction
     from migrations_plan.services import batch_create, batch_plan
 
-    if Mailbox.objects.count() < MAILBOXES:
-        say(f"seed_demo --mailboxes {MAILBOXES}")
+    demo = ExchangeServer.objects.filter(name="EX2003-01").exists()
+    if not demo or Mailbox.objects.count() < MAILBOXES:
+        # Another benchmark may have left its own inventory here: start from seed_demo's org.
+        say(f"emptying the benchmark database, then seed_demo --mailboxes {MAILBOXES}")
+        MoveBatch.objects.all().delete()
+        with connection.cursor() as cur:
+            cur.execute(
+                "TRUNCATE devices_partnership, devices_mobiledevice, devices_moverequest, devices_mailbox, "
+                "devices_certificate, devices_exchangeserver, migrations_plan_batchmailbox RESTART IDENTITY CASCADE"
+            )
         seed_demo(mailboxes=MAILBOXES)
     MoveBatch.objects.filter(name="bench-plan").delete()
     mailboxes = list(Mailbox.objects.order_by("pk")[:MAILBOXES])

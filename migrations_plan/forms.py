@@ -50,6 +50,14 @@ class BatchForm(forms.Form):
     organizational_unit = forms.CharField(
         required=False, max_length=512, label="…in OU (starts with)"
     )
+    device_outcomes = forms.MultipleChoiceField(
+        required=False,
+        choices=Outcome.choices,
+        widget=forms.CheckboxSelectMultiple,
+        label="…whose phones would",
+        help_text="Keep only mailboxes whose worst phone outcome on this target is one of these "
+        "(a mailbox without a phone counts as continues). None ticked: all of them.",
+    )
     mailboxes_csv = forms.FileField(
         required=False,
         label="Or a New-MigrationBatch CSV",
@@ -86,6 +94,7 @@ class BatchForm(forms.Form):
         return data
 
     def filtered_mailboxes(self) -> QuerySet[Mailbox]:
+        """The mailboxes the server / database / OU filters choose (device outcome aside)."""
         data = self.cleaned_data
         mailboxes = Mailbox.objects.all()
         if data.get("source_server"):

@@ -20,6 +20,7 @@ from . import selectors, services
 from .forms import AddMailboxesForm, BatchForm, PredictionFilterForm
 from .mailbox_csv import CsvProblem, mailboxes_from_csv, mailboxes_from_lines
 from .models import MoveBatch
+from .preview import filter_by_outcome
 
 
 def schedulers_only(view):
@@ -56,10 +57,17 @@ def batch_create(request: HttpRequest) -> HttpResponse:
         try:
             if data.get("mailboxes_csv"):
                 mailboxes = mailboxes_from_csv(data["mailboxes_csv"])
+            elif data.get("device_outcomes"):
+                mailboxes = filter_by_outcome(
+                    form.filtered_mailboxes(),
+                    outcomes=data["device_outcomes"],
+                    target=data["target_server"],
+                    start_at=data["start_at"],
+                )
             else:
                 mailboxes = list(form.filtered_mailboxes())
-                if not mailboxes:
-                    raise CsvProblem(["No mailbox matches that server, database and OU."])
+            if not mailboxes:
+                raise CsvProblem(["No mailbox matches those filters."])
             batch = services.batch_create(
                 name=data["name"],
                 target_server=data["target_server"],

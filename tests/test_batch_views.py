@@ -378,3 +378,20 @@ def test_a_moved_mailbox_keeps_the_prediction_it_was_moved_with(admin_user, org)
     batch_plan(batch=batch)
 
     assert Prediction.objects.get(member__batch=batch).explanation_id == before
+
+
+def test_mailboxes_can_be_chosen_by_the_outcome_their_phones_would_get(client, admin_user, org):
+    ex2010, ex2016, mailboxes = org
+    PartnershipFactory(mailbox=mailboxes[0], access_state="Quarantined")
+    client.force_login(admin_user)
+
+    client.post(
+        reverse("migrations_plan:batch_create"),
+        create_form(ex2016, source_server=ex2010.pk, device_outcomes=["continues", "full_resync"]),
+    )
+
+    batch = MoveBatch.objects.get()
+    chosen = set(batch.members.values_list("mailbox__primary_smtp_address", flat=True))
+    assert chosen == {"user1@contoso.com", "user2@contoso.com", "user3@contoso.com"}, (
+        "user0 has a blocked phone"
+    )

@@ -22,6 +22,7 @@ from .planner.facts import (
     OrgFacts,
     ServerFacts,
 )
+from .planner.predict import Prediction, predict
 from .planner.versions import parse_version
 
 ACCESS = {
@@ -118,4 +119,26 @@ class Inventory:
             client_type=client_type or None,
             endpoint=self.endpoints.get(source_id) if source_id else None,
             access_state=ACCESS.get(access_state.lower()) if access_state else None,
+        )
+
+    def predict(
+        self,
+        *,
+        source_id: int | None,
+        target_id: int,
+        move_date: date,
+        eas_version: str,
+        client_type: str,
+        access_state: str,
+    ) -> Prediction:
+        """The planner's answer for one phone-fact combination moving to `target_id`."""
+        return predict(
+            self.move(source_id=source_id, target_id=target_id, move_date=move_date),
+            self.device(
+                source_id=source_id,
+                eas_version=eas_version,
+                client_type=client_type,
+                access_state=access_state,
+            ),
+            self.org,
         )

@@ -12,7 +12,6 @@ from devices.models import ExchangeServer, Mailbox, Partnership
 
 from .facts_from_inventory import Inventory
 from .planner.outcomes import Outcome, severity
-from .planner.predict import predict
 
 
 def worst_outcomes(
@@ -38,12 +37,13 @@ def worst_outcomes(
         key = (source_id, eas, client, access)
         outcome = answers.get(key)
         if outcome is None:
-            outcome = answers[key] = predict(
-                inventory.move(source_id=source_id, target_id=target.pk, move_date=move_date),
-                inventory.device(
-                    source_id=source_id, eas_version=eas, client_type=client, access_state=access
-                ),
-                inventory.org,
+            outcome = answers[key] = inventory.predict(
+                source_id=source_id,
+                target_id=target.pk,
+                move_date=move_date,
+                eas_version=eas,
+                client_type=client,
+                access_state=access,
             ).outcome
         current = worst.get(mailbox_id)
         if current is None or severity(outcome) > severity(current):

@@ -37,7 +37,6 @@ from .models import (
     NoticeState,
     Prediction,
 )
-from .planner.predict import predict
 
 
 class BatchError(ValueError):
@@ -219,12 +218,13 @@ def batch_plan(*, batch: MoveBatch) -> PlanResult:
     explanations: dict[str, tuple[str, dict]] = {}
     target_id = batch.target_server_id
     for source_id, eas, client, access in keys:
-        prediction = predict(
-            inventory.move(source_id=source_id, target_id=target_id, move_date=move_date),
-            inventory.device(
-                source_id=source_id, eas_version=eas, client_type=client, access_state=access
-            ),
-            inventory.org,
+        prediction = inventory.predict(
+            source_id=source_id,
+            target_id=target_id,
+            move_date=move_date,
+            eas_version=eas,
+            client_type=client,
+            access_state=access,
         )
         as_dict = prediction.as_dict()
         digest = _digest(as_dict)

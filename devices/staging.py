@@ -118,8 +118,12 @@ class Stage:
             cursor.execute(
                 f"CREATE INDEX {self.name}_{'_'.join(columns)} ON {self.name} ({', '.join(columns)})"
             )
-            if self.vendor == "postgresql":
-                cursor.execute(f"ANALYZE {self.name}")
+        self.analyze()
+
+    def analyze(self) -> None:
+        """Give the planner row counts: temporary tables are never auto-analyzed."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {self.name}")
 
     def scalar(self, sql: str, params: Sequence[object] = ()) -> int:
         with self.connection.cursor() as cursor:

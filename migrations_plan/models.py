@@ -144,18 +144,27 @@ class Explanation(models.Model):
 
 
 class Prediction(models.Model):
-    """What the batch's move will do to one partnership; the why is in its explanation."""
+    """What the batch's move will do to one partnership; the why is in its explanation.
 
-    # member_id needs no index of its own: the two composite indexes below lead with it.
+    Predictions are derived rows, rebuilt set-based by batch_plan() (100,000 at a time), so
+    their foreign keys are not checked by the database: PostgreSQL's deferred checks cost
+    more at commit than writing the rows. Integrity comes from how they are written (one
+    INSERT ... SELECT joining the live members and partnerships) and from Django's
+    on_delete=CASCADE, which removes them with their member or partnership (tested).
+    """
+
+    # member_id needs no index of its own: the unique (member, partnership) index leads with it.
     member = models.ForeignKey(
-        BatchMailbox, on_delete=models.CASCADE, related_name="predictions", db_index=False
+        BatchMailbox,
+        on_delete=models.CASCADE,
+        related_name="predictions",
+        db_index=False,
+        db_constraint=False,
     )
     partnership = models.ForeignKey(
-        Partnership, on_delete=models.CASCADE, related_name="predictions"
+        Partnership, on_delete=models.CASCADE, related_name="predictions", db_constraint=False
     )
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
-    # Explanations are immutable and never deleted (PROTECT), so the database need not check
-    # 100,000 references to a handful of rows at every commit of a plan.
     explanation = models.ForeignKey(
         Explanation, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
     )
@@ -167,7 +176,8 @@ class Prediction(models.Model):
                 fields=["member", "partnership"], name="one_prediction_per_move"
             ),
         ]
-        indexes = [models.Index(fields=["member", "outcome"])]
+        # No (member, outcome) index: the unique index above already leads with member, and
+        # every index costs time on each of the 100,000 rows a plan writes.
 
     def __str__(self) -> str:
         return f"{self.partnership_id}: {self.outcome}"

@@ -267,6 +267,11 @@ def _write_predictions(batch: MoveBatch, answers: list[tuple], now: datetime) ->
         ],
     )
     stage.load(answers)
+    stage.analyze()
+    if stage.vendor == "postgresql":
+        # Its row estimates make PostgreSQL probe the answers table once per mailbox (a nested
+        # loop over 700,000 pairs); this one statement wants hash joins. LOCAL: until commit.
+        stage.execute("SET LOCAL enable_nestloop = off")
     differs = stage.differs(prediction, "excluded", ["outcome", "explanation_id"])
     stage.execute(
         f"INSERT INTO {prediction} (member_id, partnership_id, outcome, explanation_id, computed_at) "
@@ -280,6 +285,8 @@ def _write_predictions(batch: MoveBatch, answers: list[tuple], now: datetime) ->
         f"explanation_id = excluded.explanation_id, computed_at = excluded.computed_at WHERE {differs}",
         [stage.value(now), batch.pk],
     )
+    if stage.vendor == "postgresql":
+        stage.execute("SET LOCAL enable_nestloop = on")
     # Partnerships gone stale since the last plan, or of members no longer in the batch.
     stage.execute(
         f"DELETE FROM {prediction} WHERE member_id IN (SELECT id FROM {member} WHERE batch_id = %s) "

@@ -285,3 +285,18 @@ def test_a_reimport_of_the_inventory_replans_active_batches(
         )
 
     assert Prediction.objects.get(member__batch=batch).outcome == "blocked"
+
+
+def test_predictions_go_with_their_partnership_and_member():
+    ex2010, ex2016, _ = org()
+    mailbox = MailboxFactory(server=ex2010)
+    gone, kept = PartnershipFactory.create_batch(2, mailbox=mailbox)
+    batch = batch_create(
+        name="Wave", target_server=ex2016, start_at=SOON, mailboxes=[mailbox], actor=None
+    )
+    assert Prediction.objects.count() == 2
+
+    gone.device.delete()
+    assert list(Prediction.objects.values_list("partnership_id", flat=True)) == [kept.pk]
+    batch.delete()
+    assert not Prediction.objects.exists()

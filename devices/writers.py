@@ -505,9 +505,10 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
             f"WHERE mailbox_id IS NULL AND mailbox_key IS NOT NULL"
         )
     stage.execute(
-        f"UPDATE {s} SET mailbox_id = (SELECT MIN(m.id) FROM devices_mailbox m "
-        f"WHERE m.identity_key = {s}.mailbox_identity_key HAVING COUNT(*) = 1) "
-        f"WHERE mailbox_id IS NULL AND mailbox_key IS NULL AND mailbox_identity_key <> ''"
+        f"UPDATE {s} SET mailbox_id = m.id FROM (SELECT identity_key, MIN(id) AS id FROM devices_mailbox "
+        f"GROUP BY identity_key HAVING COUNT(*) = 1) m "
+        f"WHERE {s}.mailbox_id IS NULL AND {s}.mailbox_key IS NULL AND {s}.mailbox_identity_key <> '' "
+        f"AND m.identity_key = {s}.mailbox_identity_key"
     )
     _report_unmatched(
         stage,

@@ -11,7 +11,7 @@ import csv
 import io
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
@@ -22,10 +22,17 @@ class Stage:
     """A temporary table of (name, SQL type) columns living until the transaction ends."""
 
     def __init__(
-        self, connection: BaseDatabaseWrapper, name: str, columns: Sequence[tuple[str, str]]
+        self,
+        connection: BaseDatabaseWrapper,
+        name: str,
+        columns: Sequence[tuple[str, str]],
+        *,
+        tz: tzinfo = UTC,
     ) -> None:
         self.connection = connection
         self.name = name
+        # Naive datetimes (exports carry none) are wall-clock times in this zone.
+        self.tz = tz
         self.columns = [c for c, _ in columns]
         self.vendor = connection.vendor
         # "text" columns are never NULL in a stage ("text null" ones may be): COPY must not read
@@ -56,6 +63,11 @@ class Stage:
             # Django keeps UUIDs as 32 hex characters on SQLite, as uuid on PostgreSQL.
             return str(value) if self.vendor == "postgresql" else value.hex
         if isinstance(value, datetime):
+            if self.vendor == "postgresql" and value.tzinfo is None:
+                # COPY reads it in the session time zone, set to self.tz around the COPY.
+                return value.isoformat(" ")
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=self.tz)
             value = value.astimezone(UTC)
             if self.vendor == "postgresql":
                 return value.isoformat()
@@ -78,6 +90,8 @@ class Stage:
         value = self.value
         converted = self.converted
         with self.connection.cursor() as cursor:
+            # Naive export times are converted by PostgreSQL, not one by one in Python.
+            cursor.execute("SELECT set_config('TimeZone', %s, true)", [str(self.tz)])
             for row in rows:
                 out = ["\\N" if v is None else v for v in row]
                 for i in converted:
@@ -93,6 +107,8 @@ class Stage:
             if buffer.tell():
                 buffer.seek(0)
                 cursor.copy_expert(sql, buffer)
+            # Back to the zone Django expects for the rest of the transaction.
+            cursor.execute("SELECT set_config('TimeZone', 'UTC', true)")
         return count
 
     def _insert(self, rows: Iterable[Sequence[object]]) -> int:

@@ -459,8 +459,7 @@ PARTNERSHIP_COLUMNS = [
 
 
 def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
-    stage = Stage(connection, "stage_devices", DEVICE_STAGE)
-    aware = ctx.aware
+    stage = Stage(connection, "stage_devices", DEVICE_STAGE, tz=ctx.tz)
 
     def staged() -> Iterator[tuple]:
         for line, row in ctx.counted(rows):
@@ -479,9 +478,9 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
                 _text(row["identity"]),
                 _text(row["client_type"]),
                 _text(row["eas_version"]),
-                aware(row["first_sync"]),
-                aware(row["last_success_sync"]),
-                aware(row["last_sync_attempt"]),
+                row["first_sync"],
+                row["last_success_sync"],
+                row["last_sync_attempt"],
                 _text(row["access_state"]),
                 _text(row["access_state_reason"]),
                 _text(row["policy_applied"]),
@@ -601,8 +600,7 @@ MOVE_COLUMNS = [
 
 
 def write_move_requests(rows: Rows, ctx: Context) -> dict[str, Any]:
-    stage = Stage(connection, "stage_moves", MOVE_STAGE)
-    aware = ctx.aware
+    stage = Stage(connection, "stage_moves", MOVE_STAGE, tz=ctx.tz)
 
     def staged() -> Iterator[tuple]:
         for line, row in ctx.counted(rows):
@@ -620,10 +618,10 @@ def write_move_requests(rows: Rows, ctx: Context) -> dict[str, Any]:
                 _text(row["target_database"]),
                 _text(row["source_server"]),
                 _text(row["target_server"]),
-                aware(row["queued_at"]),
-                aware(row["started_at"]),
-                aware(row["completed_at"]),
-                aware(row["failed_at"]),
+                row["queued_at"],
+                row["started_at"],
+                row["completed_at"],
+                row["failed_at"],
                 _text(row["batch_name"]),
                 None,
             )

@@ -287,3 +287,21 @@ def test_a_device_key_matching_two_mailboxes_is_reported_not_guessed(tmp_path):
         "devices.csv:2: column Identity: mailbox 'tsmith' is not in the inventory (or matches several"
         in err
     )
+
+
+def test_export_times_are_read_in_the_given_time_zone(tmp_path):
+    files = exports.inventory(tmp_path)
+    run(*files[1:])
+
+    code, _, err = run(files[0], timezone="Europe/Berlin")
+
+    assert code == 0, err
+    tony = Partnership.objects.get(device__device_id="ApplF17LTTCGFFG8", mailbox__alias="tsmith")
+    # 4:05:07 PM in Berlin (CET, UTC+1 in November) is 15:05:07 UTC.
+    assert tony.last_success_sync_at.isoformat() == "2026-11-24T15:05:07+00:00"
+    moves = exports.write(tmp_path, "moves.csv", exports.MOVE_REQUESTS)
+    run(moves, timezone="America/New_York")
+    from devices.models import MoveRequest
+
+    queued = MoveRequest.objects.get(mailbox__alias="tsmith").queued_at
+    assert queued.isoformat() == "2026-11-21T02:26:00+00:00"  # 9:26 PM EST

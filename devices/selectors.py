@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, QuerySet
 
 from .models import ExchangeServer, Mailbox, MobileDevice, Partnership
 
@@ -16,7 +16,7 @@ def inventory_counts() -> dict[str, int]:
     }
 
 
-def server_list() -> QuerySet[ExchangeServer]:
+def server_list() -> list[ExchangeServer]:
     """Servers with their mailbox and partnership counts, in two joins not one query per row."""
     mailbox_counts = ExchangeServer.objects.annotate(n=Count("mailboxes")).values_list("pk", "n")
     partnership_counts = dict(
@@ -34,12 +34,7 @@ def server_list() -> QuerySet[ExchangeServer]:
 
 
 def server_detail(*, pk: int) -> ExchangeServer:
-    return ExchangeServer.objects.annotate(
-        mailbox_count=Count("mailboxes", distinct=True),
-        stale_partnerships=Count(
-            "mailboxes__partnerships", filter=Q(mailboxes__partnerships__is_stale=True)
-        ),
-    ).get(pk=pk)
+    return ExchangeServer.objects.annotate(mailbox_count=Count("mailboxes")).get(pk=pk)
 
 
 def inventory_summary() -> dict[str, object]:

@@ -227,7 +227,6 @@ def server_record_facts(
     server: ExchangeServer,
     iwa_enabled: bool | None,
     exsetup_version: str,
-    actor: AbstractBaseUser,
 ) -> ExchangeServer:
     """Record what no export tells: IWA on a 2003 EAS directory, the ExSetup.exe version."""
     server.iwa_enabled = iwa_enabled

@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from . import selectors
@@ -36,8 +36,11 @@ def server_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @permission_required("devices.change_exchangeserver", raise_exception=True)
 def server_facts(request: HttpRequest, pk: int) -> HttpResponse:
-    server = get_object_or_404(ExchangeServer, pk=pk)
-    form = ServerFactsForm(request.POST, instance=ExchangeServer.objects.get(pk=pk))
+    try:
+        server = selectors.server_detail(pk=pk)
+    except ExchangeServer.DoesNotExist as exc:
+        raise Http404("No such server") from exc
+    form = ServerFactsForm(request.POST, instance=server)
     if not form.is_valid():
         return render(
             request, "devices/server_detail.html", {"server": server, "form": form}, status=400
@@ -46,7 +49,6 @@ def server_facts(request: HttpRequest, pk: int) -> HttpResponse:
         server=server,
         iwa_enabled=form.cleaned_data["iwa_enabled"],
         exsetup_version=form.cleaned_data["exsetup_version"],
-        actor=request.user,
     )
     messages.success(request, f"Recorded the facts of {server.name}.")
     return redirect("devices:server_detail", pk=pk)

@@ -21,7 +21,6 @@ from .models import Certificate, ExchangeServer
 from .staging import Stage, upsert
 
 Rows = Iterable[tuple[int, dict[str, Any]]]
-Progress = Callable[[int], None]
 MAX_PROBLEMS = 50
 
 
@@ -43,13 +42,11 @@ class Context:
         tz: ZoneInfo,
         full_export: bool = True,
         server: str | None = None,
-        progress: Progress | None = None,
     ) -> None:
         self.filename = filename
         self.tz = tz
         self.full_export = full_export
         self.server = server
-        self.progress = progress
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
 
@@ -64,12 +61,6 @@ class Context:
         if value is None or timezone.is_aware(value):
             return value
         return value.replace(tzinfo=self.tz)
-
-    def counted(self, rows: Rows) -> Iterator[tuple[int, dict[str, Any]]]:
-        for n, row in enumerate(rows, 1):
-            if self.progress and n % 10_000 == 0:
-                self.progress(n)
-            yield row
 
     def raise_if_problems(self) -> None:
         if self.problems:
@@ -120,7 +111,7 @@ def write_servers(rows: Rows, ctx: Context) -> dict[str, Any]:
     existing = {s.name.lower(): s for s in ExchangeServer.objects.all()}
     seen: dict[str, int] = {}
     counts = {"created": 0, "updated": 0, "unchanged": 0}
-    for line, row in ctx.counted(rows):
+    for line, row in rows:
         name = row["name"]
         if not name:
             ctx.problem(line, "Name", "empty, but a server needs a name")
@@ -176,7 +167,7 @@ def _server_by_name(name: str | None) -> ExchangeServer | None:
 
 def write_vdirs(rows: Rows, ctx: Context) -> dict[str, Any]:
     chosen: dict[int, tuple[int, dict[str, Any]]] = {}
-    for line, row in ctx.counted(rows):
+    for line, row in rows:
         server = _server_by_name(row["server"] or (row["identity"] or "").split("\\")[0])
         if server is None:
             ctx.problem(
@@ -219,7 +210,7 @@ def write_certificates(rows: Rows, ctx: Context) -> dict[str, Any]:
     default_server = _server_by_name(ctx.server)
     if ctx.server and default_server is None:
         ctx.problem(None, None, f"--server {ctx.server}: no such server in the inventory")
-    for line, row in ctx.counted(rows):
+    for line, row in rows:
         server = _server_by_name(row["server"]) if row["server"] else default_server
         if server is None:
             if row["server"]:
@@ -322,7 +313,7 @@ def write_mailboxes(rows: Rows, ctx: Context) -> dict[str, Any]:
     stage = Stage(connection, "stage_mailboxes", MAILBOX_STAGE)
 
     def staged() -> Iterator[tuple]:
-        for line, row in ctx.counted(rows):
+        for line, row in rows:
             if not row["primary_smtp"]:
                 ctx.problem(
                     line,
@@ -462,7 +453,7 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
     stage = Stage(connection, "stage_devices", DEVICE_STAGE, tz=ctx.tz)
 
     def staged() -> Iterator[tuple]:
-        for line, row in ctx.counted(rows):
+        for line, row in rows:
             key = row["mailbox_key"]
             yield (
                 line,
@@ -603,7 +594,7 @@ def write_move_requests(rows: Rows, ctx: Context) -> dict[str, Any]:
     stage = Stage(connection, "stage_moves", MOVE_STAGE, tz=ctx.tz)
 
     def staged() -> Iterator[tuple]:
-        for line, row in ctx.counted(rows):
+        for line, row in rows:
             if not row["status"]:
                 ctx.problem(line, "Status", "empty, but a move request always has a status")
                 continue

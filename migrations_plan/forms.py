@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 
 from devices.models import ExchangeServer, Mailbox
 
-from .models import MoveBatch, Outcome
+from .models import Outcome
 
 
 class BatchForm(forms.Form):
@@ -136,7 +136,3 @@ class PredictionFilterForm(forms.Form):
             ("last_sync", "last sync"),
         ],
     )
-
-
-def batch_choices() -> QuerySet[MoveBatch]:
-    return MoveBatch.objects.order_by("name")

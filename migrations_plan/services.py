@@ -520,20 +520,3 @@ def batch_apply_move_requests(
 def replan_after_import(sender: object, *, kinds: set[str], **kwargs: object) -> int:
     """Receiver of devices.signals.inventory_changed: predictions follow the inventory."""
     return batches_replan_active()
-
-
-__all__ = [
-    "BatchError",
-    "BatchState",
-    "MailboxAlreadyBatched",
-    "PlanResult",
-    "audit",
-    "batch_add_mailboxes",
-    "batch_apply_move_requests",
-    "batch_create",
-    "batch_mark_moves",
-    "batch_plan",
-    "batch_remove_mailboxes",
-    "batch_transition",
-    "batches_replan_active",
-]

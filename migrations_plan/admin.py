@@ -1,8 +1,12 @@
-"""Django admin for batches, predictions, notices and the outbox."""
+"""Django admin for batches, notices and the outbox.
+
+Predictions are not here: Django 5.2's admin cannot show a model with a composite primary
+key, and the batch pages show them better.
+"""
 
 from django.contrib import admin
 
-from .models import AuditEntry, BatchMailbox, MoveBatch, Notice, OutboxMessage, Prediction
+from .models import AuditEntry, BatchMailbox, MoveBatch, Notice, OutboxMessage
 
 
 @admin.register(MoveBatch)
@@ -21,15 +25,6 @@ class BatchMailboxAdmin(admin.ModelAdmin):
     list_select_related = ("mailbox", "batch", "source_server")
     search_fields = ("mailbox__primary_smtp_address", "mailbox__display_name", "batch__name")
     raw_id_fields = ("mailbox", "batch")
-
-
-@admin.register(Prediction)
-class PredictionAdmin(admin.ModelAdmin):
-    list_display = ("partnership", "member", "outcome", "computed_at")
-    list_filter = ("outcome",)
-    raw_id_fields = ("member", "partnership", "explanation")
-    search_fields = ("partnership__device__device_id", "member__mailbox__primary_smtp_address")
-    show_full_result_count = False
 
 
 @admin.register(Notice)

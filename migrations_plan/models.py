@@ -147,13 +147,17 @@ class Prediction(models.Model):
     """What the batch's move will do to one partnership; the why is in its explanation.
 
     Predictions are derived rows, rebuilt set-based by batch_plan() (100,000 at a time), so
-    their foreign keys are not checked by the database: PostgreSQL's deferred checks cost
-    more at commit than writing the rows. Integrity comes from how they are written (one
-    INSERT ... SELECT joining the live members and partnerships) and from Django's
-    on_delete=CASCADE, which removes them with their member or partnership (tested).
+    each one costs as little to write as it can (`make bench-plan`):
+    - the primary key is (member, partnership): one index, no id sequence;
+    - no index on partnership alone: a plan reads predictions by member, and deleting a
+      partnership (admin only; imports mark them stale) may scan;
+    - foreign keys are not checked by the database: PostgreSQL's deferred checks cost more
+      at commit than writing the rows. Integrity comes from how they are written (one
+      INSERT ... SELECT joining the live members and partnerships) and from Django's
+      on_delete=CASCADE, which removes them with their member or partnership (tested).
     """
 
-    # member_id needs no index of its own: the unique (member, partnership) index leads with it.
+    pk = models.CompositePrimaryKey("member", "partnership")
     member = models.ForeignKey(
         BatchMailbox,
         on_delete=models.CASCADE,
@@ -162,22 +166,17 @@ class Prediction(models.Model):
         db_constraint=False,
     )
     partnership = models.ForeignKey(
-        Partnership, on_delete=models.CASCADE, related_name="predictions", db_constraint=False
+        Partnership,
+        on_delete=models.CASCADE,
+        related_name="predictions",
+        db_index=False,
+        db_constraint=False,
     )
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
     explanation = models.ForeignKey(
         Explanation, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
     )
     computed_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["member", "partnership"], name="one_prediction_per_move"
-            ),
-        ]
-        # No (member, outcome) index: the unique index above already leads with member, and
-        # every index costs time on each of the 100,000 rows a plan writes.
 
     def __str__(self) -> str:
         return f"{self.partnership_id}: {self.outcome}"

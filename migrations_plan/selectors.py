@@ -21,7 +21,7 @@ def outcome_summary(*, batch: MoveBatch) -> dict[str, int]:
         dict(
             Prediction.objects.filter(member__batch=batch, member__state__in=SHOWN_STATES)
             .values_list("outcome")
-            .annotate(n=Count("pk"))
+            .annotate(n=Count("outcome"))
             .values_list("outcome", "n")
         )
     )
@@ -71,7 +71,9 @@ def batch_list() -> QuerySet[MoveBatch]:
     """Batches with their mailbox and per-outcome device counts, in one query."""
     active = Q(members__state__in=SHOWN_STATES)
     counts = {
-        f"n_{o}": Count("members__predictions", filter=active & Q(members__predictions__outcome=o))
+        f"n_{o}": Count(
+            "members__predictions__outcome", filter=active & Q(members__predictions__outcome=o)
+        )
         for o in OUTCOME_ORDER
     }
     return (
@@ -174,7 +176,7 @@ def blocking_fixes(*, batch: MoveBatch) -> list[dict[str, Any]]:
             member__batch=batch, member__state__in=SHOWN_STATES, outcome=Outcome.BLOCKED
         )
         .values_list("explanation_id")
-        .annotate(n=Count("pk"))
+        .annotate(n=Count("outcome"))
         .values_list("explanation_id", "n")
     )
     fixes: dict[tuple[str, str], dict[str, Any]] = {}
@@ -210,6 +212,6 @@ def member_rows(*, batch: MoveBatch) -> QuerySet[BatchMailbox]:
         BatchMailbox.objects.filter(batch=batch)
         .exclude(state="removed")
         .select_related("mailbox", "source_server")
-        .annotate(devices=Count("predictions"))
+        .annotate(devices=Count("predictions__outcome"))
         .order_by("mailbox__primary_smtp_address")
     )

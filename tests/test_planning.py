@@ -15,7 +15,14 @@ from django.utils import timezone
 from devices.models import Generation
 from migrations_plan.models import BatchMailbox, Prediction
 from migrations_plan.selectors import batch_plan_document
-from migrations_plan.services import BatchError, MailboxAlreadyBatched, batch_create, batch_plan
+from migrations_plan.services import (
+    BatchError,
+    MailboxAlreadyBatched,
+    batch_create,
+    batch_mark_moves,
+    batch_plan,
+    batch_transition,
+)
 from tests.factories import ExchangeServerFactory, MailboxFactory, PartnershipFactory
 
 pytestmark = pytest.mark.django_db
@@ -139,6 +146,46 @@ def test_replanning_replaces_predictions_when_the_inventory_changed():
     batch_plan(batch=batch)
 
     assert Prediction.objects.get().outcome == "blocked"
+
+
+def test_a_replan_counts_moved_members_with_the_prediction_they_were_moved_with():
+    ex2010, ex2016, _ = org()
+    moved, pending = MailboxFactory(server=ex2010), MailboxFactory(server=ex2010)
+    PartnershipFactory(mailbox=moved)
+    later = PartnershipFactory(mailbox=pending)
+    batch = batch_create(
+        name="Wave 1", target_server=ex2016, start_at=SOON, mailboxes=[moved, pending], actor=None
+    )
+    batch_transition(batch=batch, action="schedule", actor=None)
+    batch_transition(batch=batch, action="start", actor=None)
+    batch_mark_moves(batch=batch, outcomes={moved.pk: "moved"}, actor=None)
+
+    later.access_state = "Quarantined"
+    later.save()
+    result = batch_plan(batch=batch)
+
+    assert result.summary == {"continues": 1, "blocked": 1}
+    assert result.partnerships == 2
+    assert Prediction.objects.get(member__mailbox=moved).outcome == "continues"
+
+
+def test_a_first_plan_and_a_replan_store_the_same_rows():
+    ex2010, ex2016, munich = org()
+    mailboxes = [MailboxFactory(server=server) for server in (ex2010, ex2016, ex2010)]
+    for mailbox in mailboxes:
+        PartnershipFactory.create_batch(2, mailbox=mailbox)
+    batch = batch_create(
+        name="Wave 1", target_server=munich, start_at=SOON, mailboxes=mailboxes, actor=None
+    )
+    first = set(Prediction.objects.values_list("member_id", "partnership_id", "explanation_id"))
+
+    again = batch_plan(batch=batch)
+
+    assert (
+        set(Prediction.objects.values_list("member_id", "partnership_id", "explanation_id"))
+        == first
+    )
+    assert len(first) == again.partnerships == 6
 
 
 def run(command: str, *args: str) -> tuple[int, str, str]:

@@ -133,7 +133,9 @@ class Mailbox(models.Model):
 class MobileDevice(models.Model):
     """One physical device (or app install), identified by the DeviceId it sends."""
 
-    device_id = models.CharField("DeviceId", max_length=128, unique=True)
+    # Unique through Meta.constraints, not unique=True: that would add a second
+    # (varchar_pattern_ops) index on PostgreSQL that nothing uses and every import maintains.
+    device_id = models.CharField("DeviceId", max_length=128)
     device_type = models.CharField(max_length=64, blank=True)
     model = models.CharField(max_length=128, blank=True)
     os = models.CharField("OS", max_length=128, blank=True)
@@ -146,6 +148,7 @@ class MobileDevice(models.Model):
 
     class Meta:
         ordering = ["device_id"]
+        constraints = [models.UniqueConstraint(fields=["device_id"], name="one_device_per_id")]
 
     def __str__(self) -> str:
         return f"{self.device_type or 'device'} {self.device_id}"
@@ -162,7 +165,10 @@ class AccessState(models.TextChoices):
 class Partnership(models.Model):
     """The EAS partnership of one device with one mailbox: sync state lives per pair."""
 
-    device = models.ForeignKey(MobileDevice, on_delete=models.CASCADE, related_name="partnerships")
+    # No index of its own: the unique (device, mailbox) index leads with it.
+    device = models.ForeignKey(
+        MobileDevice, on_delete=models.CASCADE, related_name="partnerships", db_index=False
+    )
     mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="partnerships")
     identity = models.CharField(
         max_length=768,

@@ -59,6 +59,12 @@ def test_one_device_with_two_mailboxes_is_two_partnerships_of_one_device():
         PartnershipFactory(device=device, mailbox=device.partnerships.first().mailbox)
 
 
+def test_a_device_id_is_stored_once():
+    MobileDeviceFactory(device_id="ApplF17XK2QJHG7F")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        MobileDeviceFactory(device_id="ApplF17XK2QJHG7F")
+
+
 def test_batch_cannot_complete_before_it_starts():
     batch = MoveBatchFactory()
     batch.complete_by = batch.start_at - timedelta(hours=1)

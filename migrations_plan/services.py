@@ -206,6 +206,11 @@ def batch_plan(*, batch: MoveBatch) -> PlanResult:
     result = PlanResult()
     inventory = Inventory(ExchangeServer.objects.all())
     move_date = timezone.localdate(batch.start_at)
+    # No pending member has a row yet (a batch's first plan): a plain INSERT, a third cheaper
+    # than ON CONFLICT's checks, cannot collide while this plan holds the batch's lock.
+    planned_before = Prediction.objects.filter(
+        member__batch=batch, member__is_active=True, member__state=MemberState.PENDING
+    ).exists()
     with _bulk_plan_settings():
         keys = _pending_fact_sets(batch)
         answers: list[tuple] = []
@@ -227,15 +232,21 @@ def batch_plan(*, batch: MoveBatch) -> PlanResult:
             pending[str(prediction.outcome)] += count
         ids = _explanation_ids(explanations)
         now = timezone.now()
-        _write_predictions(batch, [(*a[:5], ids[a[5]]) for a in answers], now)
+        _write_predictions(
+            batch, [(*a[:5], ids[a[5]]) for a in answers], now, upsert=planned_before
+        )
+    _delete_gone_predictions(batch)
     MoveBatch.objects.filter(pk=batch.pk).update(planned_at=now)
     batch.planned_at = now
     # Pending members' rows are exactly the ones just written (counted with their keys);
     # moved and failed members keep the rows they were moved with.
     result.summary = pending + Counter(
         dict(
-            Prediction.objects.filter(member__batch=batch, member__is_active=True)
-            .exclude(member__state=MemberState.PENDING)
+            Prediction.objects.filter(
+                member__batch=batch,
+                member__is_active=True,
+                member__state__in=(MemberState.MOVED, MemberState.FAILED),
+            )
             .values_list("outcome")
             .annotate(n=Count("outcome"))
             .values_list("outcome", "n")
@@ -249,22 +260,32 @@ def batch_plan(*, batch: MoveBatch) -> PlanResult:
 
 @contextmanager
 def _bulk_plan_settings() -> Iterator[None]:
-    """PostgreSQL settings for the two statements that read the whole batch, until they end.
+    """PostgreSQL settings for the two statements that read the whole batch.
 
     Row estimates for a freshly filled batch make PostgreSQL choose nested loops over 100,000
     rows and a sort that spills to disk; hash joins and an in-memory aggregate are several
-    times faster here. LOCAL: they never outlive the transaction.
+    times faster there (but not for the small lookups around them, so the settings end with
+    the block). LOCAL, and the values in force before are restored, not the server defaults.
     """
     if connection.vendor != "postgresql":
         yield
         return
     with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_nestloop = off; SET LOCAL work_mem = '64MB'")
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL enable_nestloop TO DEFAULT; SET LOCAL work_mem TO DEFAULT")
+        cursor.execute(
+            "WITH before AS MATERIALIZED (SELECT current_setting('enable_nestloop') AS nestloop, "
+            "current_setting('work_mem') AS work_mem) "
+            "SELECT nestloop, work_mem, set_config('enable_nestloop', 'off', true), "
+            "set_config('work_mem', '64MB', true) FROM before"
+        )
+        nestloop, work_mem = cursor.fetchone()[:2]
+    yield
+    # Not in a `finally`: after a failed statement the transaction only accepts its rollback,
+    # which undoes SET LOCAL anyway, and the caller must see the real error.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('enable_nestloop', %s, true), set_config('work_mem', %s, true)",
+            [nestloop, work_mem],
+        )
 
 
 def _pending_fact_sets(batch: MoveBatch) -> list[tuple]:
@@ -286,7 +307,9 @@ def _pending_fact_sets(batch: MoveBatch) -> list[tuple]:
     )
 
 
-def _write_predictions(batch: MoveBatch, answers: list[tuple], now: datetime) -> None:
+def _write_predictions(
+    batch: MoveBatch, answers: list[tuple], now: datetime, *, upsert: bool
+) -> None:
     prediction = Prediction._meta.db_table
     member = BatchMailbox._meta.db_table
     partnership = Partnership._meta.db_table
@@ -313,10 +336,7 @@ def _write_predictions(batch: MoveBatch, answers: list[tuple], now: datetime) ->
         f"AND k.client_type = p.client_type AND k.access_state = p.access_state "
         f"WHERE bm.batch_id = %s AND bm.is_active AND bm.state = 'pending' AND NOT p.is_stale"
     )
-    planned_before = Prediction.objects.filter(
-        member__batch=batch, member__is_active=True, member__state=MemberState.PENDING
-    ).exists()
-    if planned_before:
+    if upsert:
         # Only rows whose answer changed are rewritten.
         differs = stage.differs(prediction, "excluded", ["outcome", "explanation_id"])
         insert += (
@@ -324,22 +344,28 @@ def _write_predictions(batch: MoveBatch, answers: list[tuple], now: datetime) ->
             "explanation_id = excluded.explanation_id, computed_at = excluded.computed_at "
             f"WHERE {differs}"
         )
-    # else: no pending member has a row yet (the batch's first plan; batch_plan holds the
-    # batch's lock), and a plain INSERT costs a third less than ON CONFLICT's checks.
     stage.execute(insert, [stage.value(now), batch.pk])
-    # Rows of members no longer in the batch, and of partnerships gone stale since the last
-    # plan (found from the partnership side: there is no index on prediction.partnership_id).
-    stage.execute(
-        f"DELETE FROM {prediction} WHERE member_id IN "
-        f"(SELECT id FROM {member} WHERE batch_id = %s AND NOT is_active)",
-        [batch.pk],
-    )
-    stage.execute(
-        f"DELETE FROM {prediction} WHERE (member_id, partnership_id) IN "
-        f"(SELECT bm.id, p.id FROM {partnership} p JOIN {member} bm ON bm.mailbox_id = p.mailbox_id "
-        f"WHERE bm.batch_id = %s AND p.is_stale)",
-        [batch.pk],
-    )
+
+
+def _delete_gone_predictions(batch: MoveBatch) -> None:
+    """Rows of members no longer in the batch, and of partnerships gone stale since the last
+    plan (found from the partnership side: there is no index on prediction.partnership_id)."""
+    prediction = Prediction._meta.db_table
+    member = BatchMailbox._meta.db_table
+    partnership = Partnership._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {prediction} WHERE member_id IN "
+            f"(SELECT id FROM {member} WHERE batch_id = %s AND NOT is_active)",
+            [batch.pk],
+        )
+        cursor.execute(
+            f"DELETE FROM {prediction} WHERE (member_id, partnership_id) IN "
+            f"(SELECT bm.id, p.id FROM {partnership} p "
+            f"JOIN {member} bm ON bm.mailbox_id = p.mailbox_id "
+            f"WHERE bm.batch_id = %s AND p.is_stale)",
+            [batch.pk],
+        )
 
 
 def _explanation_ids(explanations: dict[str, tuple[str, dict]]) -> dict[str, int]:
@@ -364,9 +390,14 @@ def _explanation_ids(explanations: dict[str, tuple[str, dict]]) -> dict[str, int
 def batches_replan_active() -> int:
     """Re-plan every batch not yet finished: the inventory it depends on changed."""
     batches = list(MoveBatch.objects.filter(state__in=ACTIVE_BATCH_STATES))
+    planned = 0
     for batch in batches:
-        batch_plan(batch=batch)
-    return len(batches)
+        try:
+            batch_plan(batch=batch)
+        except BatchError:
+            continue  # completed or cancelled since the list was read: its plan stays
+        planned += 1
+    return planned
 
 
 EDITABLE_STATES = (BatchState.DRAFT, BatchState.SCHEDULED)

@@ -8,7 +8,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -186,6 +186,20 @@ def test_a_first_plan_and_a_replan_store_the_same_rows():
         == first
     )
     assert len(first) == again.partnerships == 6
+
+
+@pytest.mark.postgres
+def test_planning_leaves_the_callers_database_settings_as_they_were():
+    ex2010, ex2016, _ = org()
+    mailbox = MailboxFactory(server=ex2010)
+    PartnershipFactory(mailbox=mailbox)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL work_mem = '256MB'")
+        batch_create(
+            name="Wave 1", target_server=ex2016, start_at=SOON, mailboxes=[mailbox], actor=None
+        )
+        cursor.execute("SELECT current_setting('work_mem'), current_setting('enable_nestloop')")
+        assert cursor.fetchone() == ("256MB", "on")
 
 
 def run(command: str, *args: str) -> tuple[int, str, str]:

@@ -48,6 +48,15 @@ class ExchangeServerFactory(factory.django.DjangoModelFactory):
     cert_issuer = "CN=Contoso Issuing CA"
     cert_not_after = factory.LazyFunction(lambda: timezone.now() + timedelta(days=365))
 
+    class Params:
+        # An Exchange 2010 SP3 mailbox server that publishes no EAS URL of its own.
+        ex2010 = factory.Trait(
+            generation=Generation.EX2010,
+            build="14.3.123.4",
+            admin_display_version="Version 14.3 (Build 123.4)",
+            eas_external_url="",
+        )
+
 
 class MailboxFactory(factory.django.DjangoModelFactory):
     class Meta:

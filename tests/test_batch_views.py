@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from devices.models import Generation, MoveRequest
+from devices.models import MoveRequest
 from migrations_plan.models import (
     AuditEntry,
     BatchMailbox,
@@ -30,13 +30,7 @@ START = (timezone.now() + timedelta(days=10)).replace(microsecond=0)
 
 @pytest.fixture
 def org():
-    ex2010 = ExchangeServerFactory(
-        name="EX2010A",
-        generation=Generation.EX2010,
-        build="14.3.123.4",
-        admin_display_version="Version 14.3 (Build 123.4)",
-        eas_external_url="",
-    )
+    ex2010 = ExchangeServerFactory(name="EX2010A", ex2010=True)
     ex2016 = ExchangeServerFactory(name="EX2016A")
     mailboxes = [
         MailboxFactory(server=ex2010, primary_smtp_address=f"user{n}@contoso.com") for n in range(4)

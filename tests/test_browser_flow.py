@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from devices.models import Generation
 from migrations_plan.models import BatchMailbox, BatchState, MoveBatch
 from tests.factories import ExchangeServerFactory, MailboxFactory, PartnershipFactory
 
@@ -37,13 +36,7 @@ def test_admin_creates_schedules_and_trims_a_batch_in_the_browser(
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import expect, sync_playwright
 
-    ex2010 = ExchangeServerFactory(
-        name="EX2010A",
-        generation=Generation.EX2010,
-        build="14.3.123.4",
-        admin_display_version="Version 14.3 (Build 123.4)",
-        eas_external_url="",
-    )
+    ex2010 = ExchangeServerFactory(name="EX2010A", ex2010=True)
     ExchangeServerFactory(name="EX2016A")
     addresses = [f"user{n}@contoso.com" for n in range(3)]
     mailboxes = [MailboxFactory(server=ex2010, primary_smtp_address=a) for a in addresses]

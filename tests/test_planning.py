@@ -12,7 +12,6 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from devices.models import Generation
 from migrations_plan.models import BatchMailbox, Prediction
 from migrations_plan.selectors import batch_plan_document
 from migrations_plan.services import (
@@ -31,13 +30,7 @@ SOON = timezone.now() + timedelta(days=7)
 
 def org():
     """An Exchange 2010 -> 2016 migration in one site, with a Munich site on another certificate."""
-    ex2010 = ExchangeServerFactory(
-        name="EX2010A",
-        generation=Generation.EX2010,
-        build="14.3.123.4",
-        admin_display_version="Version 14.3 (Build 123.4)",
-        eas_external_url="",
-    )
+    ex2010 = ExchangeServerFactory(name="EX2010A", ex2010=True)
     ex2016 = ExchangeServerFactory(name="EX2016A")
     munich = ExchangeServerFactory(
         name="EX2016-MUC",

@@ -16,8 +16,12 @@ import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from _setup import ROOT, django_ready, result_line, say
+
+if TYPE_CHECKING:  # Django is set up inside main(), not at import time
+    from django.db.backends.base.base import BaseDatabaseWrapper
 
 MAILBOXES = int(os.environ.get("BENCH_MAILBOXES", "200000"))
 DEVICES = int(os.environ.get("BENCH_DEVICES", "400000"))
@@ -210,7 +214,7 @@ FLOOR_SQL = [
 ]
 
 
-def write_floor(connection, devices: Path) -> float:
+def write_floor(connection: BaseDatabaseWrapper, devices: Path) -> float:
     """Seconds for the least any import of this file into exsync's schema must do: COPY it into
     a temporary table, then one INSERT ... SELECT per table, with no validation, no dry-run
     counts and no stale marking; inside a transaction that is rolled back."""

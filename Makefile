@@ -31,6 +31,7 @@ run: setup
 
 ## test: the whole suite (PostgreSQL/Redis/browser tests skip without them unless CI=true)
 test: setup
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 lint: setup

@@ -99,7 +99,7 @@ class ServerFactsForm(forms.ModelForm):
         fields = ["iwa_enabled", "exsetup_version"]
 
     def clean_exsetup_version(self) -> str:
-        from migrations_plan.planner.versions import parse_version
+        from exchange.versions import parse_version
 
         value = self.cleaned_data["exsetup_version"].strip()
         if value and parse_version(value) is None:

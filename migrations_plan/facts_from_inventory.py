@@ -11,6 +11,7 @@ from datetime import date
 from urllib.parse import urlparse
 
 from devices.models import ExchangeServer, Generation
+from exchange.versions import parse_version
 
 from .planner.facts import (
     EXCHANGE_ONLINE,
@@ -23,7 +24,6 @@ from .planner.facts import (
     ServerFacts,
 )
 from .planner.predict import Prediction, predict
-from .planner.versions import parse_version
 
 ACCESS = {
     "allowed": AccessLevel.ALLOW,

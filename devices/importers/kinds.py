@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrations_plan.planner.versions import generation_of, parse_eas_version, parse_version
+from exchange.versions import generation_of, parse_eas_version, parse_version
 
 from . import values
 from .values import BadValue

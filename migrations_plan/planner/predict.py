@@ -6,19 +6,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
-from .facts import (
-    AccessLevel,
-    CertificateFacts,
-    DeviceFacts,
-    EndpointFacts,
-    MoveFacts,
-    MoveKind,
-    OrgFacts,
-    ServerFacts,
-)
-from .outcomes import Confidence, Outcome, worst
-from .rules import MATRIX, NO_ACTION, RULES, WAIT_FOR_IT, Rule
-from .versions import (
+from exchange.versions import (
     BUILD_2007_SP1,
     BUILD_2010_SP2_RU6,
     BUILD_2010_SP3_RU9,
@@ -35,6 +23,19 @@ from .versions import (
     parse_eas_version,
     parse_version,
 )
+
+from .facts import (
+    AccessLevel,
+    CertificateFacts,
+    DeviceFacts,
+    EndpointFacts,
+    MoveFacts,
+    MoveKind,
+    OrgFacts,
+    ServerFacts,
+)
+from .outcomes import Confidence, Outcome, worst
+from .rules import MATRIX, NO_ACTION, RULES, WAIT_FOR_IT, Rule
 
 __all__ = [
     "DECIDERS",

@@ -11,9 +11,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import product
 
+from exchange.versions import Generation
+
 from .facts import MoveKind
 from .outcomes import Confidence, Outcome
-from .versions import Generation
 
 __all__ = [
     "CROSS_CUTTING",

@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 
 from devices.importers import byte_size, is_type_name, multi_valued
-from migrations_plan.planner.versions import ExchangeVersion
+from exchange.versions import ExchangeVersion
 
 from .helpers import crlf, messages, only_row, quoted, read, rows, warnings
 

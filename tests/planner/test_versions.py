@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from migrations_plan.planner.versions import (
+from exchange.versions import (
     BUILD_2007_SP1,
     BUILD_2010_SP2_RU6,
     BUILD_2010_SP3,

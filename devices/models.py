@@ -22,11 +22,65 @@ class Generation(models.TextChoices):
     EXO = "EXO", "Exchange Online"
 
 
+class AccessLevel(models.TextChoices):
+    """Get-ActiveSyncOrganizationSettings DefaultAccessLevel; empty = not recorded."""
+
+    ALLOW = "Allow"
+    QUARANTINE = "Quarantine"
+    BLOCK = "Block"
+    UNKNOWN = "", "Unknown (not recorded)"
+
+
+class Organisation(models.Model):
+    """One Exchange organisation (an AD forest), or the Exchange Online tenant.
+
+    Keyed by the forest's root domain as the exports show it (the domain part of a server's
+    Site, DistinguishedName or Fqdn). Facts nobody recorded stay empty/None: the planner reports
+    them as questions instead of assuming a default.
+    """
+
+    forest = models.CharField(
+        max_length=255, unique=True, help_text="Root domain, lower case, e.g. contoso.local."
+    )
+    name = models.CharField(max_length=255, blank=True)
+    is_exchange_online = models.BooleanField(default=False)
+    default_access_level = models.CharField(
+        "DefaultAccessLevel", max_length=16, choices=AccessLevel.choices, blank=True
+    )
+    eas_max_devices = models.PositiveIntegerField(
+        "EasMaxDevices",
+        null=True,
+        blank=True,
+        help_text="Throttling policy limit; empty = unknown.",
+    )
+    hybrid_configured = models.BooleanField(
+        "hybrid configured",
+        null=True,
+        blank=True,
+        help_text="An organisation relationship to the Exchange Online tenant (HCW) exists.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["is_exchange_online", "forest"]
+
+    def __str__(self) -> str:
+        return self.name or self.forest
+
+
 class ExchangeServer(models.Model):
     """One Exchange server (Get-ExchangeServer), with its published EAS endpoint."""
 
     name = models.CharField(max_length=64, help_text="Name as Exchange prints it, e.g. EX2016A.")
     fqdn = models.CharField("FQDN", max_length=255, blank=True)
+    distinguished_name = models.CharField("DistinguishedName", max_length=512, blank=True)
+    # The forest as the exports show it (Site, DistinguishedName, Fqdn), and as an admin
+    # declared it; a declared forest wins and imports never overwrite it.
+    forest = models.CharField(max_length=255, blank=True, help_text="Derived from the exports.")
+    forest_source = models.CharField(max_length=32, blank=True)
+    forest_recorded = models.CharField(
+        "forest (declared)", max_length=255, blank=True, help_text="Declared by an admin."
+    )
     roles = models.CharField(max_length=255, blank=True, help_text="ServerRole, e.g. 'Mailbox'.")
     site = models.CharField(max_length=255, blank=True, help_text="AD site; empty for 2003.")
     edition = models.CharField(max_length=64, blank=True)
@@ -66,6 +120,15 @@ class ExchangeServer(models.Model):
         help_text="Integrated Windows Authentication on the EAS vdir; unknown until recorded.",
     )
     basic_auth_enabled = models.BooleanField(null=True, blank=True)
+    # Set once a Get-ActiveSyncVirtualDirectory row of this server was imported: from then on
+    # an empty ExternalUrl means "none" (the site proxies), not "unknown".
+    eas_vdir_imported = models.BooleanField(default=False)
+    block_legacy_mailboxes = models.BooleanField(
+        "BlockLegacyMailboxes (2007 CAS web.config)",
+        null=True,
+        blank=True,
+        help_text="Exchange 2007 CAS only; no export carries it. Unknown until recorded.",
+    )
 
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -82,6 +145,146 @@ class ExchangeServer(models.Model):
     @property
     def eas_url(self) -> str:
         return self.eas_external_url or self.eas_internal_url
+
+    @property
+    def effective_forest(self) -> str:
+        if self.generation == Generation.EXO:
+            return EXCHANGE_ONLINE_FOREST
+        return (self.forest_recorded or self.forest).strip().lower()
+
+
+EXCHANGE_ONLINE_FOREST = "exchange online"
+
+
+class Namespace(models.Model):
+    """An EAS host name phones talk to (mail.contoso.com), and what answers it.
+
+    Imported from the ExternalUrls of Get-ActiveSyncVirtualDirectory, or recorded by an admin.
+    `devices_use` says phones are configured with it; `sites` limits that to the mailboxes of
+    some AD sites (empty: every site). A legacy name (legacy.contoso.com) is the one kept on
+    the old front end during a transition.
+    """
+
+    host = models.CharField(max_length=255, unique=True, help_text="Lower case, no scheme.")
+    servers = models.ManyToManyField(ExchangeServer, related_name="namespaces", blank=True)
+    is_legacy = models.BooleanField(default=False)
+    devices_use = models.BooleanField(
+        "phones use it",
+        default=False,
+        help_text="Phones are configured with this host name.",
+    )
+    sites = models.TextField(
+        blank=True, help_text="AD sites whose phones use it, one per line; empty = every site."
+    )
+    retired = models.BooleanField(
+        default=False, help_text="Will not reach moved mailboxes (name retired or changed)."
+    )
+    imported = models.BooleanField(default=False, help_text="Seen as an ExternalUrl in an import.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["host"]
+
+    def __str__(self) -> str:
+        return self.host
+
+    def site_list(self) -> list[str]:
+        return [s.strip() for s in self.sites.splitlines() if s.strip()]
+
+
+class MobileDevicePolicy(models.Model):
+    """A mobile device mailbox policy (Get-MobileDeviceMailboxPolicy / Get-ActiveSyncMailboxPolicy)."""
+
+    organisation = models.ForeignKey(
+        Organisation, null=True, blank=True, on_delete=models.CASCADE, related_name="policies"
+    )
+    name = models.CharField(max_length=255)
+    is_default = models.BooleanField(null=True, blank=True)
+    allow_non_provisionable_devices = models.BooleanField(
+        "AllowNonProvisionableDevices", null=True, blank=True
+    )
+    password_enabled = models.BooleanField("PasswordEnabled", null=True, blank=True)
+    require_device_encryption = models.BooleanField(
+        "RequireDeviceEncryption", null=True, blank=True
+    )
+    min_password_length = models.PositiveIntegerField("MinPasswordLength", null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "mobile device policies"
+        constraints = [
+            models.UniqueConstraint(
+                "organisation", Lower("name"), name="one_policy_name_per_organisation"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def settings_key(self) -> tuple:
+        return (self.password_enabled, self.require_device_encryption, self.min_password_length)
+
+
+class ClientProfile(models.Model):
+    """Facts about a mail client that no export carries, recorded by an admin per model family.
+
+    A partnership matches a profile when its DeviceType equals `device_type` (if set) and its
+    DeviceModel / DeviceOS start with the prefixes (if set); the most specific match wins.
+    """
+
+    name = models.CharField(max_length=128, help_text="e.g. 'iOS Mail on iOS 16 and later'.")
+    device_type = models.CharField(max_length=64, blank=True, help_text="Exact, any case.")
+    model_prefix = models.CharField(max_length=128, blank=True)
+    os_prefix = models.CharField(max_length=128, blank=True)
+    max_eas_version = models.CharField(
+        "highest EAS version it speaks", max_length=8, blank=True, help_text="e.g. 16.1"
+    )
+    honours_451 = models.BooleanField("follows HTTP 451", null=True, blank=True)
+    supports_modern_auth = models.BooleanField("modern authentication", null=True, blank=True)
+    can_comply_with_policy = models.BooleanField(
+        "can comply with a stricter policy", null=True, blank=True
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def matches(self, device_type: str, model: str, os: str) -> bool:
+        return (
+            (not self.device_type or self.device_type.lower() == (device_type or "").lower())
+            and (
+                not self.model_prefix or (model or "").lower().startswith(self.model_prefix.lower())
+            )
+            and (not self.os_prefix or (os or "").lower().startswith(self.os_prefix.lower()))
+        )
+
+    @property
+    def specificity(self) -> int:
+        return (100 if self.device_type else 0) + len(self.model_prefix) + len(self.os_prefix)
+
+
+class FactChange(models.Model):
+    """One recorded fact changed: what, the value before and after, who, when, how."""
+
+    subject = models.CharField(max_length=255, help_text="e.g. 'Organisation contoso.local'.")
+    fact = models.CharField(max_length=128)
+    old_value = models.TextField(blank=True)
+    new_value = models.TextField(blank=True)
+    actor = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    via = models.CharField(max_length=16, default="web", help_text="web, import or cli")
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.fact} {self.old_value!r} -> {self.new_value!r}"
 
 
 class Mailbox(models.Model):

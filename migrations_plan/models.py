@@ -32,6 +32,28 @@ class MoveBatch(models.Model):
     name = models.CharField(max_length=128, unique=True)
     target_server = models.ForeignKey(ExchangeServer, on_delete=models.PROTECT, related_name="+")
     target_database = models.CharField(max_length=255, blank=True)
+    # Empty: derived from the two servers (forest, site, Exchange Online); set when it cannot
+    # be derived, e.g. a staged / cutover / IMAP migration to Exchange Online.
+    move_kind = models.CharField(
+        max_length=32,
+        blank=True,
+        choices=[
+            ("hybrid_onboard", "Hybrid remote move (MRS) to Exchange Online"),
+            ("staged_or_cutover_or_imap", "Staged, cutover or IMAP migration"),
+            ("hybrid_offboard", "Hybrid remote move back from Exchange Online"),
+            ("cross_forest", "Cross-forest move"),
+        ],
+        help_text="Empty: derived from the source and target servers.",
+    )
+    target_policy = models.ForeignKey(
+        "devices.MobileDevicePolicy",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The mobile device mailbox policy on the target; empty: the target "
+        "organisation's default when it is another organisation, else unchanged.",
+    )
     start_at = models.DateTimeField("scheduled start")
     complete_by = models.DateTimeField("completion time", null=True, blank=True)
     state = models.CharField(max_length=16, choices=BatchState.choices, default=BatchState.DRAFT)

@@ -1,13 +1,14 @@
-"""Forms of the inventory pages: uploading exports, recording server facts."""
+"""Forms of the inventory pages: uploading exports, recording facts no export carries."""
 
 from __future__ import annotations
 
+import re
 from zoneinfo import available_timezones
 
 from django import forms
 
 from .importers import CULTURES
-from .models import ExchangeServer
+from .models import ClientProfile, ExchangeServer, Namespace, Organisation
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -62,6 +63,13 @@ class ImportUploadForm(forms.Form):
         max_length=64,
         help_text="Server of a Get-ExchangeCertificate export without a Server column.",
     )
+    organisation = forms.CharField(
+        required=False,
+        max_length=255,
+        help_text="Forest (e.g. contoso.local, or 'exchange online') of organisation settings, "
+        "throttling, policy, relationship or accepted-domain exports without a "
+        "DistinguishedName column.",
+    )
 
     def clean_timezone(self) -> str:
         value = self.cleaned_data["timezone"].strip()
@@ -81,22 +89,63 @@ class ImportUploadForm(forms.Form):
         return value
 
 
-class ServerFactsForm(forms.ModelForm):
-    iwa_enabled = forms.NullBooleanField(
-        label="IWA on Microsoft-Server-ActiveSync",
-        widget=forms.Select(
-            choices=[
-                ("unknown", "Unknown (not checked)"),
-                ("true", "Enabled"),
-                ("false", "Disabled"),
-            ]
-        ),
-        required=False,
+class TriStateSelect(forms.NullBooleanSelect):
+    """Yes / no / unknown, initialised from the stored True / False / None.
+
+    A plain Select renders True as "True", which matches none of its options: the page then
+    showed "unknown" for a recorded fact and saving any other field on it wiped the fact.
+    """
+
+    def __init__(self, yes: str = "Yes", no: str = "No", unknown: str = "Unknown (not recorded)"):
+        super().__init__()
+        self.choices = [("unknown", unknown), ("true", yes), ("false", no)]
+
+
+def tri_state(label: str, yes: str = "Yes", no: str = "No", **kwargs) -> forms.NullBooleanField:
+    return forms.NullBooleanField(
+        label=label, required=False, widget=TriStateSelect(yes=yes, no=no), **kwargs
     )
+
+
+# A DNS host name: labels of letters, digits and inner hyphens, 253 characters at most.
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+HOST_NAME = re.compile(rf"{_LABEL}(\.{_LABEL})*")
+
+
+def clean_host_name(value: str, *, example: str = "mail.contoso.com") -> str:
+    """Lower case, no trailing dot; refuse URLs, ports and anything not a host name."""
+    host = value.strip().lower().rstrip(".")
+    if "://" in host or "/" in host or ":" in host:
+        raise forms.ValidationError(
+            f"Enter the host name only, e.g. {example}: no https://, port or path."
+        )
+    if len(host) > 253 or not HOST_NAME.fullmatch(host):
+        raise forms.ValidationError(
+            f"'{value.strip()}' is not a host name; expected letters, digits, hyphens and dots, "
+            f"e.g. {example}."
+        )
+    return host
+
+
+class ServerFactsForm(forms.ModelForm):
+    """The facts of one server that no export carries; every field shows the stored value."""
+
+    forest_recorded = forms.CharField(
+        label="Forest (declared)",
+        required=False,
+        max_length=255,
+        help_text="Root domain of the AD forest, e.g. contoso.local; empty = use the exports'.",
+    )
+    iwa_enabled = tri_state("IWA on Microsoft-Server-ActiveSync", yes="Enabled", no="Disabled")
+    block_legacy_mailboxes = tri_state("BlockLegacyMailboxes (2007 CAS web.config)")
 
     class Meta:
         model = ExchangeServer
-        fields = ["iwa_enabled", "exsetup_version"]
+        fields = ["forest_recorded", "iwa_enabled", "exsetup_version", "block_legacy_mailboxes"]
+
+    def clean_forest_recorded(self) -> str:
+        value = self.cleaned_data["forest_recorded"]
+        return clean_host_name(value, example="contoso.local") if value.strip() else ""
 
     def clean_exsetup_version(self) -> str:
         from exchange.versions import parse_version
@@ -107,3 +156,78 @@ class ServerFactsForm(forms.ModelForm):
                 "Expected a build like 14.3.235.1 (the file version of ExSetup.exe)."
             )
         return value
+
+
+class OrganisationFactsForm(forms.ModelForm):
+    """What Get-ActiveSyncOrganizationSettings, throttling and hybrid settings would say."""
+
+    hybrid_configured = tri_state("Hybrid configured")
+
+    class Meta:
+        model = Organisation
+        fields = ["name", "default_access_level", "eas_max_devices", "hybrid_configured"]
+        help_texts = {
+            "eas_max_devices": "Partnerships one user may hold; empty = unknown.",
+            "default_access_level": "What a device no rule matches gets.",
+        }
+
+
+class NamespaceForm(forms.ModelForm):
+    """An EAS host name and what answers it."""
+
+    class Meta:
+        model = Namespace
+        fields = ["host", "servers", "is_legacy", "devices_use", "sites", "retired"]
+        labels = {"is_legacy": "Legacy name (kept on the old front end)"}
+        widgets = {"sites": forms.Textarea(attrs={"rows": 3})}
+        help_texts = {"servers": "The servers whose front end answers this name."}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["servers"].queryset = ExchangeServer.objects.order_by("name")
+        self.fields["servers"].label_from_instance = lambda s: (
+            f"{s.name} ({s.get_generation_display() or 'version unknown'})"
+        )
+
+    def clean_host(self) -> str:
+        return clean_host_name(self.cleaned_data["host"])
+
+    def clean_sites(self) -> str:
+        return "\n".join(s.strip() for s in self.cleaned_data["sites"].splitlines() if s.strip())
+
+
+class ClientProfileForm(forms.ModelForm):
+    """Facts about a mail client that no export carries."""
+
+    honours_451 = tri_state("Follows HTTP 451")
+    supports_modern_auth = tri_state("Modern authentication")
+    can_comply_with_policy = tri_state("Can comply with a stricter policy")
+
+    class Meta:
+        model = ClientProfile
+        fields = [
+            "name",
+            "device_type",
+            "model_prefix",
+            "os_prefix",
+            "max_eas_version",
+            "honours_451",
+            "supports_modern_auth",
+            "can_comply_with_policy",
+        ]
+        help_texts = {
+            "device_type": "DeviceType exactly (any case), e.g. iPhone; empty = any.",
+            "model_prefix": "DeviceModel starts with, e.g. iPhone15; empty = any.",
+            "os_prefix": "DeviceOS starts with, e.g. iOS 17; empty = any.",
+        }
+
+    def clean_max_eas_version(self) -> str:
+        from exchange.versions import parse_eas_version
+
+        value = self.cleaned_data["max_eas_version"].strip()
+        if not value:
+            return ""
+        parsed = parse_eas_version(value)
+        if parsed is None:
+            raise forms.ValidationError("Expected an EAS protocol version such as 14.1 or 16.1.")
+        return f"{parsed[0]}.{parsed[1]}"

@@ -226,6 +226,49 @@ class MobileDevicePolicy(models.Model):
         return (self.password_enabled, self.require_device_encryption, self.min_password_length)
 
 
+class DomainType(models.TextChoices):
+    """Get-AcceptedDomain DomainType."""
+
+    AUTHORITATIVE = "Authoritative"
+    INTERNAL_RELAY = "InternalRelay"
+    EXTERNAL_RELAY = "ExternalRelay"
+
+
+class AcceptedDomain(models.Model):
+    """An SMTP domain the organisation accepts mail for (Get-AcceptedDomain).
+
+    `shared_with_other_system` is recorded by an admin (no export carries it): a domain shared
+    with another mail system must be ExternalRelay, not Authoritative (check O-SAS).
+    """
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="accepted_domains"
+    )
+    domain_name = models.CharField(
+        "DomainName", max_length=255, help_text="Lower case, e.g. contoso.com or *.contoso.com."
+    )
+    domain_type = models.CharField("DomainType", max_length=16, choices=DomainType.choices)
+    is_default = models.BooleanField("Default", null=True, blank=True)
+    shared_with_other_system = models.BooleanField(
+        "shared with another mail system",
+        null=True,
+        blank=True,
+        help_text="Another system also receives mail for this domain; unknown until recorded.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organisation_id", "domain_name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "domain_name"], name="one_accepted_domain_per_organisation"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.domain_name
+
+
 class ClientProfile(models.Model):
     """Facts about a mail client that no export carries, recorded by an admin per model family.
 

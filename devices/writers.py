@@ -17,7 +17,17 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from .importers import Problem
-from .models import Certificate, ExchangeServer
+from .importers.values import UNLIMITED, forest_from_dn
+from .models import (
+    EXCHANGE_ONLINE_FOREST,
+    AcceptedDomain,
+    Certificate,
+    ExchangeServer,
+    FactChange,
+    MobileDevicePolicy,
+    Namespace,
+    Organisation,
+)
 from .staging import Stage, upsert
 
 Rows = Iterable[tuple[int, dict[str, Any]]]
@@ -42,11 +52,16 @@ class Context:
         tz: ZoneInfo,
         full_export: bool = True,
         server: str | None = None,
+        organisation: str | None = None,
+        actor_id: int | None = None,
     ) -> None:
         self.filename = filename
         self.tz = tz
         self.full_export = full_export
         self.server = server
+        # --organisation FOREST: the organisation of an export without DistinguishedName.
+        self.organisation = organisation
+        self.actor_id = actor_id  # the importing user, recorded on FactChange rows
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
 
@@ -104,6 +119,9 @@ SERVER_FIELDS = (
     "generation",
     "build",
     "legacy_dn",
+    "distinguished_name",
+    "forest",
+    "forest_source",
 )
 
 
@@ -111,6 +129,8 @@ def write_servers(rows: Rows, ctx: Context) -> dict[str, Any]:
     existing = {s.name.lower(): s for s in ExchangeServer.objects.all()}
     seen: dict[str, int] = {}
     counts = {"created": 0, "updated": 0, "unchanged": 0}
+    forests: set[str] = set()
+    from_fqdn: list[tuple[str, str]] = []
     for line, row in rows:
         name = row["name"]
         if not name:
@@ -129,7 +149,19 @@ def write_servers(rows: Rows, ctx: Context) -> dict[str, Any]:
             "generation": _text(row["generation"]),
             "build": _text(row["version"]),
             "legacy_dn": _text(row["legacy_dn"]),
+            "distinguished_name": _text(row["distinguished_name"]),
+            # forest_recorded is the admin's and never written here.
+            "forest": _text(row["forest"]),
+            "forest_source": _text(row["forest_source"]),
         }
+        server = existing.get(name.lower())
+        if row["forest"] is None and server is not None and server.forest:
+            # This export shows no forest (no Site, DN or Fqdn): keep what an earlier one showed.
+            values["forest"], values["forest_source"] = server.forest, server.forest_source
+        if values["forest"]:
+            forests.add(values["forest"])
+        if row["forest_source"] == "Fqdn":
+            from_fqdn.append((name, values["forest"]))
         if row["version"] is None and row["admin_display_version"]:
             ctx.warn(
                 line,
@@ -137,7 +169,6 @@ def write_servers(rows: Rows, ctx: Context) -> dict[str, Any]:
                 f"'{row['admin_display_version']}' is not a build exsync knows; the server's "
                 "version stays unknown and moves from or to it are predicted as unknown",
             )
-        server = existing.get(name.lower())
         if server is None:
             ExchangeServer.objects.create(name=name, **values)
             counts["created"] += 1
@@ -149,7 +180,26 @@ def write_servers(rows: Rows, ctx: Context) -> dict[str, Any]:
         else:
             counts["unchanged"] += 1
     ctx.raise_if_problems()
-    return {"servers": counts}
+    if from_fqdn:
+        first, forest = from_fqdn[0]
+        ctx.warn(
+            None,
+            "Fqdn",
+            f"the forest of {len(from_fqdn)} servers was taken from Fqdn (first: {first} -> "
+            f"{forest}) because Site and DistinguishedName were empty or missing; that is the "
+            "server's AD domain, which is not the forest root in a multi-domain forest. Export "
+            "Site and DistinguishedName, or declare the forest on the server page",
+        )
+    return {"servers": counts, "organisations": _ensure_organisations(forests)}
+
+
+def _ensure_organisations(forests: Iterable[str]) -> dict[str, int]:
+    """An Organisation row for every forest (get_or_create by its lower-case forest)."""
+    counts = {"created": 0, "unchanged": 0}
+    for forest in sorted(set(forests)):
+        _, created = Organisation.objects.get_or_create(forest=forest.lower())
+        counts["created" if created else "unchanged"] += 1
+    return counts
 
 
 def _server_by_name(name: str | None) -> ExchangeServer | None:
@@ -183,13 +233,17 @@ def write_vdirs(rows: Rows, ctx: Context) -> dict[str, Any]:
             chosen[server.pk] = (line, row)
     ctx.raise_if_problems()
     counts = {"updated": 0, "unchanged": 0}
+    published: dict[int, str | None] = {}
     for pk, (_line, row) in chosen.items():
         server = ExchangeServer.objects.get(pk=pk)
+        published[pk] = row["external_host"]
         values = {
             "eas_internal_url": _text(row["internal_url"]),
             "eas_external_url": _text(row["external_url"]),
             "basic_auth_enabled": row["basic_auth"],
             "iwa_enabled": row["windows_auth"],
+            # From now on an empty ExternalUrl means "none" (the site proxies), not "unknown".
+            "eas_vdir_imported": True,
         }
         if all(getattr(server, k) == v for k, v in values.items()):
             counts["unchanged"] += 1
@@ -198,7 +252,68 @@ def write_vdirs(rows: Rows, ctx: Context) -> dict[str, Any]:
             setattr(server, key, value)
         server.save()
         counts["updated"] += 1
-    return {"servers": counts}
+    return {"servers": counts, "namespaces": _publish_namespaces(published, ctx)}
+
+
+def _publish_namespaces(published: dict[int, str | None], ctx: Context) -> dict[str, int]:
+    """Namespaces from the ExternalUrl hosts of the servers in a vdir export.
+
+    Each host becomes (or stays) an imported Namespace with the servers that publish it. What an
+    admin set (devices_use, sites, retired, is_legacy) is never reset; is_legacy is guessed
+    only when the namespace is created. A server of this export is removed from the imported
+    namespaces it no longer publishes. InternalUrl never makes a namespace: phones use the
+    published name.
+    """
+    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    hosts = sorted({host for host in published.values() if host})
+    by_host = {ns.host: ns for ns in Namespace.objects.filter(host__in=hosts)}
+    created: set[int] = set()
+    changed: set[int] = set()
+    for host in hosts:
+        namespace = by_host.get(host)
+        if namespace is None:
+            namespace = Namespace.objects.create(
+                host=host, imported=True, is_legacy=host.startswith("legacy.")
+            )
+            by_host[host] = namespace
+            created.add(namespace.pk)
+        elif not namespace.imported:
+            namespace.imported = True
+            namespace.save(update_fields=["imported", "updated_at"])
+            changed.add(namespace.pk)
+    through = Namespace.servers.through
+    current = set(
+        through.objects.filter(
+            exchangeserver_id__in=list(published), namespace__imported=True
+        ).values_list("namespace_id", "exchangeserver_id")
+    )
+    wanted = {(by_host[host].pk, pk) for pk, host in published.items() if host}
+    through.objects.bulk_create(
+        [through(namespace_id=ns, exchangeserver_id=pk) for ns, pk in sorted(wanted - current)]
+    )
+    gone = current - wanted
+    for ns, pk in gone:
+        through.objects.filter(namespace_id=ns, exchangeserver_id=pk).delete()
+    changed |= {ns for ns, _ in (wanted - current) | gone}
+    changed -= created
+    if changed:
+        Namespace.objects.filter(pk__in=changed).update(updated_at=timezone.now())
+    orphaned = (
+        Namespace.objects.filter(pk__in={ns for ns, _ in gone}, imported=True, servers=None)
+        .order_by("host")
+        .values_list("host", flat=True)
+    )
+    for host in orphaned:
+        ctx.warn(
+            None,
+            "ExternalUrl",
+            f"namespace {host} is no longer the ExternalUrl of any imported server; phones "
+            "configured with it may stop reaching moved mailboxes (mark it retired if so)",
+        )
+    counts["created"] = len(created)
+    counts["updated"] = len(changed)
+    counts["unchanged"] = sum(1 for h in hosts if by_host[h].pk not in created | changed)
+    return counts
 
 
 # -- certificates --------------------------------------------------------------------------------
@@ -652,6 +767,411 @@ def write_move_requests(rows: Rows, ctx: Context) -> dict[str, Any]:
     return {"rows": total, "move_requests": moves}
 
 
+# -- organisation-level exports ------------------------------------------------------------------
+
+
+def _fact_text(value: object) -> str:
+    """A fact as the history shows it (as services.fact_text does for facts people record)."""
+    if value is None or value == "":
+        return "unknown"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+class _Organisations:
+    """Which organisation each row of an organisation-level export belongs to, and its facts.
+
+    The forest of the row's DistinguishedName (Exchange Online for a tenant DN) first; without
+    one, the import's --organisation option; without that, the only on-premises organisation
+    of the inventory (with a warning); else a problem asking for --organisation.
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.created: set[int] = set()
+        self.updated: set[int] = set()
+        self.seen: dict[int, Organisation] = {}
+        self._by_forest: dict[str, Organisation] = {}
+        self._default: Organisation | None = None
+        self._default_done = False
+        self._option_ignored = False
+
+    def _get(self, forest: str) -> Organisation:
+        org = self._by_forest.get(forest)
+        if org is None:
+            org, created = Organisation.objects.get_or_create(
+                forest=forest,
+                defaults={"is_exchange_online": forest == EXCHANGE_ONLINE_FOREST},
+            )
+            if created:
+                self.created.add(org.pk)
+            self._by_forest[forest] = org
+        self.seen[org.pk] = org
+        return org
+
+    def of(self, line: int, row: dict[str, Any]) -> Organisation | None:
+        dn = row.get("distinguished_name")
+        identity = row.get("identity") or ""
+        if not dn and "dc=" in identity.lower() and "=" in identity.split(",", 1)[0]:
+            dn = identity  # an Identity printed as a DN
+        if not dn:
+            return self.default(line)
+        forest, cloud = forest_from_dn(dn)
+        if cloud:
+            forest = EXCHANGE_ONLINE_FOREST
+        if forest is None:
+            self.ctx.problem(
+                line,
+                "DistinguishedName",
+                f"{dn!r} has no DC= parts; expected a DN ending in DC=contoso,DC=local",
+            )
+            return None
+        wanted = (self.ctx.organisation or "").strip().lower()
+        if wanted and wanted != forest and not self._option_ignored:
+            self._option_ignored = True
+            self.ctx.warn(
+                line,
+                "DistinguishedName",
+                f"--organisation {self.ctx.organisation} ignored: the DistinguishedName names "
+                f"the organisation ({forest})",
+            )
+        return self._get(forest)
+
+    def default(self, line: int | None) -> Organisation | None:
+        if self._default_done:
+            return self._default
+        self._default_done = True
+        ctx = self.ctx
+        known = list(Organisation.objects.order_by("forest").values_list("forest", flat=True))
+        listed = ", ".join(known) if known else "none yet: import Get-ExchangeServer first"
+        if ctx.organisation:
+            wanted = ctx.organisation.strip().lower()
+            if wanted == EXCHANGE_ONLINE_FOREST or wanted in known:
+                self._default = self._get(wanted)
+            else:
+                ctx.problem(
+                    None,
+                    None,
+                    f"--organisation {ctx.organisation}: no organisation with that forest in the "
+                    f"inventory (known: {listed}; '{EXCHANGE_ONLINE_FOREST}' for the tenant)",
+                )
+            return self._default
+        on_premises = list(Organisation.objects.filter(is_exchange_online=False)[:2])
+        if len(on_premises) == 1:
+            self._default = self._get(on_premises[0].forest)
+            ctx.warn(
+                None,
+                None,
+                f"has no DistinguishedName, so it was read as the settings of "
+                f"{self._default.forest}, the only on-premises organisation in the inventory; "
+                "give --organisation FOREST to choose another",
+            )
+        else:
+            where = f" (line {line})" if line else ""
+            ctx.problem(
+                None,
+                None,
+                f"has no DistinguishedName{where}, so exsync cannot tell which organisation it "
+                f"belongs to: import it again with --organisation FOREST (organisations: "
+                f"{listed}), or export the DistinguishedName column too",
+            )
+        return self._default
+
+    def set_fact(self, org: Organisation, field: str, new: object) -> None:
+        """Change one fact of ``org``, with a FactChange row saying from what to what."""
+        old = getattr(org, field)
+        if old == new:
+            return
+        FactChange.objects.create(
+            subject=f"Organisation {org.forest}",
+            fact=str(Organisation._meta.get_field(field).verbose_name),
+            old_value=_fact_text(old),
+            new_value=_fact_text(new),
+            actor_id=self.ctx.actor_id,
+            via="import",
+        )
+        setattr(org, field, new)
+        org.save(update_fields=[field, "updated_at"])
+        self.updated.add(org.pk)
+
+    def counts(self) -> dict[str, int]:
+        updated = self.updated - self.created
+        return {
+            "created": len(self.created),
+            "updated": len(updated),
+            "unchanged": len(set(self.seen) - self.created - updated),
+        }
+
+
+def _by_organisation(
+    rows: Rows, orgs: _Organisations
+) -> dict[int, list[tuple[int, dict[str, Any]]]]:
+    groups: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+    for line, row in rows:
+        org = orgs.of(line, row)
+        if org is not None:
+            groups.setdefault(org.pk, []).append((line, row))
+    return groups
+
+
+def _one_per_organisation(
+    items: list[tuple[int, dict[str, Any]]],
+    ctx: Context,
+    key: Callable[[dict[str, Any]], object],
+    column: str | None,
+    what: Callable[[dict[str, Any]], str],
+) -> None:
+    """A problem for each row whose ``key`` (when not None) an earlier row already had."""
+    first: dict[object, int] = {}
+    for line, row in items:
+        value = key(row)
+        if value is None:
+            continue
+        if value in first:
+            ctx.problem(line, column, f"{what(row)} is also on line {first[value]}")
+        else:
+            first[value] = line
+
+
+def write_org_settings(rows: Rows, ctx: Context) -> dict[str, Any]:
+    orgs = _Organisations(ctx)
+    groups = _by_organisation(rows, orgs)
+    for pk, items in groups.items():
+        _one_per_organisation(
+            items,
+            ctx,
+            lambda row: True,
+            None,
+            lambda row, pk=pk: (
+                f"the settings of organisation {orgs.seen[pk].forest} (one object per organisation)"
+            ),
+        )
+    ctx.raise_if_problems()
+    for pk, [(_line, row), *_] in groups.items():
+        orgs.set_fact(orgs.seen[pk], "default_access_level", row["default_access_level"])
+    return {"rows": sum(len(i) for i in groups.values()), "organisations": orgs.counts()}
+
+
+def write_throttling(rows: Rows, ctx: Context) -> dict[str, Any]:
+    """EasMaxDevices of each organisation: from its Organization-scope policy when that sets
+    it, else the Global one (2013+), else the IsDefault one (2010)."""
+    orgs = _Organisations(ctx)
+    groups = _by_organisation(rows, orgs)
+    chosen: dict[int, tuple[int, dict[str, Any]] | None] = {}
+    for pk, items in groups.items():
+        org = orgs.seen[pk]
+        _one_per_organisation(
+            items, ctx, lambda r: r["name"].lower(), "Name", lambda r: f"policy {r['name']}"
+        )
+
+        def scope(row: dict[str, Any]) -> str | None:
+            if row["scope"] is not None:
+                return row["scope"] if row["scope"] != "Regular" else None
+            return "Default" if row["is_default"] else None
+
+        column = "ThrottlingPolicyScope" if any(r["scope"] for _, r in items) else "IsDefault"
+        _one_per_organisation(
+            items,
+            ctx,
+            scope,
+            column,
+            lambda r, org=org: f"another {scope(r)} policy of {org.forest} ({r['name']})",
+        )
+        by_scope = {scope(r): (line, r) for line, r in reversed(items) if scope(r)}
+        pick = by_scope.get("Organization")
+        if pick is None or pick[1]["eas_max_devices"] is None:
+            pick = by_scope.get("Global") or by_scope.get("Default")
+        chosen[pk] = pick
+    ctx.raise_if_problems()
+    for pk, pick in chosen.items():
+        org = orgs.seen[pk]
+        if pick is None:
+            ctx.warn(
+                None,
+                None,
+                f"has no default policy of {org.forest} (IsDefault True, or ThrottlingPolicyScope "
+                "Organization or Global): its EasMaxDevices is unchanged",
+            )
+            continue
+        line, row = pick
+        limit = row["eas_max_devices"]
+        if limit is None:
+            ctx.warn(
+                line,
+                "EasMaxDevices",
+                f"empty in policy {row['name']}: the EasMaxDevices of {org.forest} is unchanged",
+            )
+            continue
+        if limit == UNLIMITED:
+            ctx.warn(
+                line,
+                "EasMaxDevices",
+                f"Unlimited in policy {row['name']}: {org.forest} has no device-count limit "
+                "exsync can check; recorded as unknown",
+            )
+            limit = None
+        orgs.set_fact(org, "eas_max_devices", limit)
+    return {"rows": sum(len(i) for i in groups.values()), "organisations": orgs.counts()}
+
+
+POLICY_FIELDS = {
+    "is_default": "is_default",
+    "allow_non_provisionable": "allow_non_provisionable_devices",
+    "password_enabled": "password_enabled",
+    "require_encryption": "require_device_encryption",
+    "min_password_length": "min_password_length",
+}
+
+
+def write_mailbox_policies(rows: Rows, ctx: Context) -> dict[str, Any]:
+    """MobileDevicePolicy rows per organisation, keyed by name (any case). Columns the export
+    left out keep their recorded values; policies missing from the export are kept."""
+    orgs = _Organisations(ctx)
+    groups = _by_organisation(rows, orgs)
+    for pk, items in groups.items():
+        forest = orgs.seen[pk].forest
+        _one_per_organisation(
+            items,
+            ctx,
+            lambda r: r["name"].lower(),
+            "Name",
+            lambda r, forest=forest: f"policy {r['name']} of {forest}",
+        )
+        _one_per_organisation(
+            items,
+            ctx,
+            lambda r: True if r["is_default"] else None,
+            "IsDefault",
+            lambda r, forest=forest: f"another default policy of {forest} ({r['name']})",
+        )
+    ctx.raise_if_problems()
+    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    for pk, items in groups.items():
+        existing = {
+            p.name.lower(): p for p in MobileDevicePolicy.objects.filter(organisation_id=pk)
+        }
+        for _line, row in items:
+            fields = {
+                field: row[key] for key, field in POLICY_FIELDS.items() if key in row["present"]
+            }
+            fields["name"] = row["name"]
+            policy = existing.get(row["name"].lower())
+            if policy is None:
+                MobileDevicePolicy.objects.create(organisation_id=pk, **fields)
+                counts["created"] += 1
+            elif any(getattr(policy, k) != v for k, v in fields.items()):
+                for key, value in fields.items():
+                    setattr(policy, key, value)
+                policy.save()
+                counts["updated"] += 1
+            else:
+                counts["unchanged"] += 1
+    return {
+        "rows": sum(len(i) for i in groups.values()),
+        "policies": counts,
+        "organisations": orgs.counts(),
+    }
+
+
+def write_org_relationships(rows: Rows, ctx: Context) -> dict[str, Any]:
+    """hybrid_configured of each organisation: True when a row shows the relationship to
+    Exchange Online (or Get-HybridConfiguration has an object); False from a full
+    Get-OrganizationRelationship export without one."""
+    orgs = _Organisations(ctx)
+    groups = _by_organisation(rows, orgs)
+    if not groups and ctx.full_export:
+        # A header-only export: the organisation has no relationship at all.
+        org = orgs.default(None)
+        if org is not None:
+            groups[org.pk] = []
+    ctx.raise_if_problems()
+    for pk, items in groups.items():
+        org = orgs.seen[pk]
+        if any(row["hybrid"] for _, row in items):
+            orgs.set_fact(org, "hybrid_configured", True)
+            continue
+        if not ctx.full_export or any(r["source"] == "Get-HybridConfiguration" for _, r in items):
+            continue
+        unknown = [(line, row) for line, row in items if row["hybrid"] is None]
+        if unknown:
+            line, row = unknown[0]
+            ctx.warn(
+                line,
+                "DomainNames",
+                f"cannot tell whether relationship {row['name'] or '?'} leads to Exchange Online "
+                "(DomainNames holds a type name, TargetApplicationUri is empty), so 'hybrid "
+                f"configured' of {org.forest} is unchanged; export DomainNames with "
+                "@{n='DomainNames';e={$_.DomainNames -join ';'}}",
+            )
+        elif org.is_exchange_online:
+            # The tenant's side points at the on-premises organisation, which this rule
+            # does not recognise: no conclusion about the tenant.
+            continue
+        else:
+            orgs.set_fact(org, "hybrid_configured", False)
+    return {"rows": sum(len(i) for i in groups.values()), "organisations": orgs.counts()}
+
+
+def write_accepted_domains(rows: Rows, ctx: Context) -> dict[str, Any]:
+    """AcceptedDomain rows per organisation and domain. What an admin recorded
+    (shared_with_other_system) stays; domains missing from a full export are kept, with a
+    warning."""
+    orgs = _Organisations(ctx)
+    groups = _by_organisation(rows, orgs)
+    for pk, items in groups.items():
+        forest = orgs.seen[pk].forest
+        _one_per_organisation(
+            items,
+            ctx,
+            lambda r: r["domain_name"],
+            "DomainName",
+            lambda r, forest=forest: f"domain {r['domain_name']} of {forest}",
+        )
+        _one_per_organisation(
+            items,
+            ctx,
+            lambda r: True if r["is_default"] else None,
+            "Default",
+            lambda r, forest=forest: f"another default domain of {forest} ({r['domain_name']})",
+        )
+    ctx.raise_if_problems()
+    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    for pk, items in groups.items():
+        existing = {d.domain_name: d for d in AcceptedDomain.objects.filter(organisation_id=pk)}
+        for _line, row in items:
+            fields: dict[str, Any] = {"domain_type": row["domain_type"]}
+            if "is_default" in row["present"]:
+                fields["is_default"] = row["is_default"]
+            domain = existing.pop(row["domain_name"], None)
+            if domain is None:
+                AcceptedDomain.objects.create(
+                    organisation_id=pk, domain_name=row["domain_name"], **fields
+                )
+                counts["created"] += 1
+            elif any(getattr(domain, k) != v for k, v in fields.items()):
+                AcceptedDomain.objects.filter(pk=domain.pk).update(
+                    updated_at=timezone.now(), **fields
+                )
+                counts["updated"] += 1
+            else:
+                counts["unchanged"] += 1
+        if existing and ctx.full_export:
+            names = ", ".join(sorted(existing))
+            ctx.warn(
+                None,
+                None,
+                f"{len(existing)} accepted domains of {orgs.seen[pk].forest} in the inventory are "
+                f"not in this export ({names}); they were kept: delete them by hand if Exchange "
+                "no longer accepts them",
+            )
+    return {
+        "rows": sum(len(i) for i in groups.values()),
+        "accepted_domains": counts,
+        "organisations": orgs.counts(),
+    }
+
+
 WRITERS: dict[str, Callable[[Rows, Context], dict[str, Any]]] = {
     "servers": write_servers,
     "vdirs": write_vdirs,
@@ -659,6 +1179,24 @@ WRITERS: dict[str, Callable[[Rows, Context], dict[str, Any]]] = {
     "mailboxes": write_mailboxes,
     "devices": write_devices,
     "move_requests": write_move_requests,
+    "org_settings": write_org_settings,
+    "throttling": write_throttling,
+    "mailbox_policies": write_mailbox_policies,
+    "org_relationships": write_org_relationships,
+    "accepted_domains": write_accepted_domains,
 }
-# Files given together are imported in this order, so devices find their mailboxes.
-KIND_ORDER = ["servers", "vdirs", "certificates", "mailboxes", "devices", "move_requests"]
+# Files given together are imported in this order, so devices find their mailboxes and
+# organisation-level settings find the organisations the servers' forests made.
+KIND_ORDER = [
+    "servers",
+    "vdirs",
+    "org_settings",
+    "throttling",
+    "mailbox_policies",
+    "org_relationships",
+    "accepted_domains",
+    "certificates",
+    "mailboxes",
+    "devices",
+    "move_requests",
+]

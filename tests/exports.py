@@ -61,3 +61,103 @@ def inventory(folder: Path) -> list[Path]:
         write(folder, "mailboxes.csv", MAILBOXES),
         write(folder, "servers.csv", SERVERS, encoding="utf-16"),
     ]
+
+
+# -- forests, namespaces and organisation-level exports ------------------------------------------
+
+_CONFIG = "CN=Microsoft Exchange,CN=Services,CN=Configuration"
+CONTOSO_CONFIG = f"CN=Contoso,{_CONFIG},DC=contoso,DC=local"
+TAILSPIN_CONFIG = f"CN=Tailspin,{_CONFIG},DC=tailspin,DC=local"
+TENANT_CONFIG = (
+    "CN=Configuration,CN=contoso.onmicrosoft.com,CN=ConfigurationUnits,"
+    "DC=EURPR05A001,DC=prod,DC=outlook,DC=com"
+)
+
+# Get-ExchangeServer of two forests: the forest from Site, from DistinguishedName (a 2003 server
+# in the child domain emea.contoso.local: the DN still names the root), from Fqdn (least sure).
+SERVERS_FORESTS = (
+    "#TYPE Deserialized.Microsoft.Exchange.Data.Directory.Management.ExchangeServer\r\n"
+    '"Name","Fqdn","ServerRole","Site","AdminDisplayVersion","DistinguishedName","Identity"\r\n'
+    '"EX2016A","ex2016a.contoso.local","Mailbox","contoso.local/Configuration/Sites/HQ","Version 15.1 (Build 2507.6)",'
+    f'"CN=EX2016A,CN=Servers,CN=Exchange Administrative Group (FYDIBOHF23SPDLT),CN=Administrative Groups,{CONTOSO_CONFIG}","EX2016A"\r\n'
+    '"TS2019A","ts2019a.tailspin.local","Mailbox","Tailspin.Local/Configuration/Sites/Berlin","Version 15.2 (Build 1544.4)",'
+    f'"CN=TS2019A,CN=Servers,CN=Exchange Administrative Group (FYDIBOHF23SPDLT),CN=Administrative Groups,{TAILSPIN_CONFIG}","TS2019A"\r\n'
+    '"EX03","ex03.emea.contoso.local","None",,"Version 6.5 (Build 7638.2: Service Pack 2)",'
+    f'"CN=EX03,CN=Servers,CN=First Administrative Group,CN=Administrative Groups,{CONTOSO_CONFIG}","EX03"\r\n'
+    '"EX03B","ex03b.emea.contoso.local","None",,"Version 6.5 (Build 7638.2: Service Pack 2)",,"EX03B"\r\n'
+)
+
+# Get-ActiveSyncOrganizationSettings, on-premises (contoso.local) and the tenant's.
+ORG_SETTINGS = (
+    "#TYPE Deserialized.Microsoft.Exchange.Data.Directory.SystemConfiguration.ActiveSyncOrganizationSettings\r\n"
+    '"PSComputerName","RunspaceId","PSShowComputerName","DefaultAccessLevel","UserMailInsert","AdminMailRecipients","Name","DistinguishedName","Identity","WhenChanged","IsValid"\r\n'
+    '"ex2016a.contoso.local","5b1c","False","Quarantine",,"System.Collections.ArrayList","Mobile Mailbox Settings",'
+    f'"CN=Mobile Mailbox Settings,{CONTOSO_CONFIG}","Mobile Mailbox Settings","3/14/2019 9:12:44 AM","True"\r\n'
+)
+ORG_SETTINGS_EXO = (
+    '"DefaultAccessLevel","Name","DistinguishedName","Identity"\r\n'
+    f'"Allow","Mobile Mailbox Settings","CN=Mobile Mailbox Settings,{TENANT_CONFIG}","Mobile Mailbox Settings"\r\n'
+)
+# Select-Object DefaultAccessLevel: no DistinguishedName, the organisation must be told.
+ORG_SETTINGS_NO_DN = '"DefaultAccessLevel"\r\n"Block"\r\n'
+
+# Get-ThrottlingPolicy, 2013+: an Organization-scope policy that sets nothing inherits Global.
+THROTTLING = (
+    "#TYPE Deserialized.Microsoft.Exchange.Data.Directory.Management.ThrottlingPolicy\r\n"
+    '"Name","ThrottlingPolicyScope","IsLegacyDefault","EasMaxConcurrency","EasMaxDevices","EasMaxDeviceDeletesPerMonth","DistinguishedName","Identity"\r\n'
+    '"GlobalThrottlingPolicy_7d4b1c6e","Global","False","10","100","Unlimited",'
+    f'"CN=GlobalThrottlingPolicy_7d4b1c6e,CN=Global Settings,{CONTOSO_CONFIG}","GlobalThrottlingPolicy_7d4b1c6e"\r\n'
+    '"Contoso organisation","Organization","False",,,,'
+    f'"CN=Contoso organisation,CN=Global Settings,{CONTOSO_CONFIG}","Contoso organisation"\r\n'
+    '"Restricted phones","Regular","False","10","3","Unlimited",'
+    f'"CN=Restricted phones,CN=Global Settings,{CONTOSO_CONFIG}","Restricted phones"\r\n'
+)
+# Get-ThrottlingPolicy, 2010 SP1+: the default policy is IsDefault; no DN exported.
+THROTTLING_2010 = (
+    '"Name","IsDefault","EasMaxConcurrency","EasMaxDevices"\r\n'
+    '"DefaultThrottlingPolicy_5f0c9a3e","True","10","10"\r\n'
+    '"Executives","False","20","Unlimited"\r\n'
+)
+
+# Get-MobileDeviceMailboxPolicy (2013+).
+MAILBOX_POLICIES = (
+    "#TYPE Deserialized.Microsoft.Exchange.Data.Directory.SystemConfiguration.MobileMailboxPolicy\r\n"
+    '"Name","IsDefault","AllowNonProvisionableDevices","PasswordEnabled","RequireDeviceEncryption","MinPasswordLength","AlphanumericPasswordRequired","DistinguishedName","Identity"\r\n'
+    f'"Default","True","True","False","False",,"False","CN=Default,CN=Mobile Mailbox Policies,{CONTOSO_CONFIG}","Default"\r\n'
+    f'"Executives","False","False","True","True","6","True","CN=Executives,CN=Mobile Mailbox Policies,{CONTOSO_CONFIG}","Executives"\r\n'
+)
+# Get-ActiveSyncMailboxPolicy (2010): other column names for the same facts.
+ACTIVESYNC_POLICIES_2010 = (
+    '"Name","IsDefaultPolicy","AllowNonProvisionableDevices","DevicePasswordEnabled","RequireDeviceEncryption","MinDevicePasswordLength","DistinguishedName"\r\n'
+    f'"default","True","True","True","False","4","CN=Default,CN=Mobile Mailbox Policies,{CONTOSO_CONFIG}"\r\n'
+)
+
+# Get-OrganizationRelationship after the Hybrid Configuration Wizard, plus a partner's.
+ORG_RELATIONSHIPS = (
+    "#TYPE Deserialized.Microsoft.Exchange.Data.Directory.SystemConfiguration.OrganizationRelationship\r\n"
+    '"Name","DomainNames","FreeBusyAccessEnabled","Enabled","TargetApplicationUri","TargetAutodiscoverEpr","TargetOwaURL","DistinguishedName","Identity"\r\n'
+    '"On-premises to O365 - 0b7e4d21","contoso.mail.onmicrosoft.com","True","True","outlook.com",'
+    '"https://autodiscover-s.outlook.com/autodiscover/autodiscover.svc/WSSecurity",,'
+    f'"CN=On-premises to O365 - 0b7e4d21,CN=Federation,{CONTOSO_CONFIG}","On-premises to O365 - 0b7e4d21"\r\n'
+    '"Fabrikam","fabrikam.com;fabrikam.de","True","True","FYDIBOHF25SPDLT.fabrikam.com",'
+    '"https://autodiscover.fabrikam.com/autodiscover/autodiscover.svc/WSSecurity",,'
+    f'"CN=Fabrikam,CN=Federation,{CONTOSO_CONFIG}","Fabrikam"\r\n'
+)
+# Get-HybridConfiguration: an object exists only once the wizard ran.
+HYBRID_CONFIGURATION = (
+    "#TYPE Deserialized.Microsoft.Exchange.Management.Hybrid.HybridConfiguration\r\n"
+    '"ClientAccessServers","ReceivingTransportServers","SendingTransportServers","OnPremisesSmartHost","Domains","Features","TlsCertificateName","ServiceInstance","Name","DistinguishedName","Identity"\r\n'
+    '"System.Collections.ArrayList","System.Collections.ArrayList","System.Collections.ArrayList","mail.contoso.com",'
+    '"System.Collections.ArrayList","System.Collections.ArrayList","<I>CN=DigiCert Global G2 TLS RSA SHA256 2020 CA1<S>CN=mail.contoso.com","0","Hybrid Configuration",'
+    f'"CN=Hybrid Configuration,CN=Hybrid Configuration,{CONTOSO_CONFIG}","Hybrid Configuration"\r\n'
+)
+
+# Get-AcceptedDomain: the hybrid coexistence domain is an on-premises accepted domain too.
+ACCEPTED_DOMAINS = (
+    "#TYPE Deserialized.Microsoft.Exchange.Data.Directory.SystemConfiguration.AcceptedDomain\r\n"
+    '"Name","DomainName","DomainType","Default","AddressBookEnabled","MatchSubDomains","DistinguishedName","Identity"\r\n'
+    f'"contoso.com","contoso.com","Authoritative","True","True","False","CN=contoso.com,CN=Accepted Domains,CN=Transport Settings,{CONTOSO_CONFIG}","contoso.com"\r\n'
+    f'"Partner relay","Partner.Contoso.com","ExternalRelay","False","False","False","CN=Partner relay,CN=Accepted Domains,CN=Transport Settings,{CONTOSO_CONFIG}","Partner relay"\r\n'
+    '"contoso.mail.onmicrosoft.com","contoso.mail.onmicrosoft.com","Authoritative","False","True","False",'
+    f'"CN=contoso.mail.onmicrosoft.com,CN=Accepted Domains,CN=Transport Settings,{CONTOSO_CONFIG}","contoso.mail.onmicrosoft.com"\r\n'
+)

@@ -17,6 +17,8 @@ from devices.models import (
     Mailbox,
     MobileDevice,
     MoveRequest,
+    Namespace,
+    Organisation,
     Partnership,
 )
 from tests import exports
@@ -305,3 +307,147 @@ def test_export_times_are_read_in_the_given_time_zone(tmp_path):
 
     queued = MoveRequest.objects.get(mailbox__alias="tsmith").queued_at
     assert queued.isoformat() == "2026-11-21T02:26:00+00:00"  # 9:26 PM EST
+
+
+# -- forests and namespaces -----------------------------------------------------------------------
+
+
+def test_each_server_forest_comes_from_site_then_dn_then_fqdn(tmp_path):
+    code, _, err = run(exports.write(tmp_path, "servers.csv", exports.SERVERS_FORESTS))
+
+    assert code == 0, err
+    forests = {s.name: (s.forest, s.forest_source) for s in ExchangeServer.objects.all()}
+    assert forests == {
+        "EX2016A": ("contoso.local", "Site"),
+        "TS2019A": ("tailspin.local", "Site"),  # Site written in capitals: stored lower case
+        "EX03": ("contoso.local", "DistinguishedName"),  # 2003: no Site; a child-domain Fqdn
+        "EX03B": ("emea.contoso.local", "Fqdn"),  # only the Fqdn: the child domain, warned
+    }
+    assert "the forest of 1 servers was taken from Fqdn (first: EX03B -> emea.contoso.local)" in err
+    assert sorted(Organisation.objects.values_list("forest", flat=True)) == [
+        "contoso.local",
+        "emea.contoso.local",
+        "tailspin.local",
+    ]
+    ex03 = ExchangeServer.objects.get(name="EX03")
+    assert ex03.distinguished_name.startswith("CN=EX03,CN=Servers,")
+
+
+def test_a_re_import_keeps_the_declared_forest_and_adds_no_organisation(tmp_path):
+    servers = exports.write(tmp_path, "servers.csv", exports.SERVERS_FORESTS)
+    run(servers)
+    ExchangeServer.objects.filter(name="EX03B").update(forest_recorded="contoso.local")
+
+    code, _, err = run(servers)
+
+    assert code == 0, err
+    ex03b = ExchangeServer.objects.get(name="EX03B")
+    assert (ex03b.forest_recorded, ex03b.forest, ex03b.effective_forest) == (
+        "contoso.local",
+        "emea.contoso.local",
+        "contoso.local",
+    )
+    record = InventoryImport.objects.latest("id")
+    assert record.counts["servers"] == {"created": 0, "updated": 0, "unchanged": 4}
+    assert record.counts["organisations"] == {"created": 0, "unchanged": 3}
+
+
+def test_two_forests_in_two_files_make_two_organisations(tmp_path):
+    run(exports.write(tmp_path, "contoso.csv", exports.SERVERS))
+    tailspin = "".join(exports.SERVERS_FORESTS.splitlines(keepends=True)[:2]) + "".join(
+        exports.SERVERS_FORESTS.splitlines(keepends=True)[3:4]
+    )
+
+    code, _, err = run(exports.write(tmp_path, "tailspin.csv", tailspin))
+
+    assert code == 0, err
+    assert sorted(Organisation.objects.values_list("forest", flat=True)) == [
+        "contoso.local",
+        "tailspin.local",
+    ]
+    assert ExchangeServer.objects.get(name="EX03").forest_source == "Fqdn"
+    assert not Organisation.objects.filter(is_exchange_online=True).exists()
+
+
+def _namespaces() -> dict[str, tuple[list[str], bool, bool]]:
+    return {
+        ns.host: (sorted(s.name for s in ns.servers.all()), ns.is_legacy, ns.imported)
+        for ns in Namespace.objects.prefetch_related("servers")
+    }
+
+
+def test_virtual_directories_make_namespaces_from_external_urls(tmp_path):
+    run(exports.write(tmp_path, "servers.csv", exports.SERVERS))
+    vdirs = exports.write(tmp_path, "vdirs.csv", exports.VDIRS)
+
+    code, _, err = run(vdirs)
+
+    assert code == 0, err
+    assert _namespaces() == {
+        "mail.contoso.com": (["EX2016A"], False, True),
+        "legacy.contoso.com": (["EX2010A"], True, True),
+    }, "InternalUrl hosts make no namespace"
+    imported = dict(ExchangeServer.objects.values_list("name", "eas_vdir_imported"))
+    assert imported == {"EX2016A": True, "EX2010A": True, "EX03": False}
+
+    code, _, _ = run(vdirs)
+
+    assert code == 0
+    record = InventoryImport.objects.latest("id")
+    assert record.counts["namespaces"] == {"created": 0, "updated": 0, "unchanged": 2}
+    assert record.counts["servers"] == {"updated": 0, "unchanged": 2}
+
+
+def test_a_re_import_keeps_what_an_admin_set_and_drops_servers_that_stopped_publishing(
+    tmp_path,
+):
+    run(exports.write(tmp_path, "servers.csv", exports.SERVERS))
+    run(exports.write(tmp_path, "vdirs.csv", exports.VDIRS))
+    Namespace.objects.filter(host="mail.contoso.com").update(
+        devices_use=True, sites="HQ", retired=True, is_legacy=True
+    )
+    Namespace.objects.filter(host="legacy.contoso.com").update(is_legacy=False, devices_use=True)
+    # EX2010A no longer publishes legacy.contoso.com (empty ExternalUrl: the site proxies).
+    newer = exports.VDIRS.replace('"https://legacy.contoso.com/Microsoft-Server-ActiveSync"', "")
+
+    code, _, err = run(exports.write(tmp_path, "vdirs.csv", newer))
+
+    assert code == 0, err
+    mail = Namespace.objects.get(host="mail.contoso.com")
+    assert (mail.devices_use, mail.sites, mail.retired, mail.is_legacy) == (True, "HQ", True, True)
+    legacy = Namespace.objects.get(host="legacy.contoso.com")
+    assert (legacy.is_legacy, legacy.devices_use, list(legacy.servers.all())) == (False, True, [])
+    assert "namespace legacy.contoso.com is no longer the ExternalUrl of any imported server" in err
+    ex2010 = ExchangeServer.objects.get(name="EX2010A")
+    assert (ex2010.eas_external_url, ex2010.eas_vdir_imported) == ("", True)
+    record = InventoryImport.objects.latest("id")
+    assert record.counts["namespaces"] == {"created": 0, "updated": 1, "unchanged": 1}
+
+
+def test_an_admin_namespace_seen_in_an_export_becomes_imported_and_keeps_its_servers(tmp_path):
+    run(exports.write(tmp_path, "servers.csv", exports.SERVERS))
+    ns = Namespace.objects.create(host="mail.contoso.com", devices_use=True)
+    ns.servers.add(ExchangeServer.objects.get(name="EX03"))
+
+    code, _, err = run(exports.write(tmp_path, "vdirs.csv", exports.VDIRS))
+
+    assert code == 0, err
+    assert _namespaces()["mail.contoso.com"] == (["EX03", "EX2016A"], False, True)
+    assert Namespace.objects.get(host="mail.contoso.com").devices_use
+
+
+def test_an_external_url_that_is_not_a_url_rejects_the_file(tmp_path):
+    run(exports.write(tmp_path, "servers.csv", exports.SERVERS))
+    bad = exports.VDIRS.replace(
+        "https://legacy.contoso.com/Microsoft-Server-ActiveSync", "legacy.contoso.com"
+    )
+
+    code, _, err = run(exports.write(tmp_path, "vdirs.csv", bad))
+
+    assert code == 1
+    assert (
+        "vdirs.csv:4: column ExternalUrl: 'legacy.contoso.com' is not a URL like "
+        "https://mail.contoso.com/Microsoft-Server-ActiveSync"
+    ) in err
+    assert not Namespace.objects.exists()
+    assert not ExchangeServer.objects.filter(eas_vdir_imported=True).exists()

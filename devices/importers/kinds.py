@@ -82,7 +82,30 @@ class RowContext:
 # -- finishing rules that need several columns --------------------------------------------------
 
 
+def server_forest(row: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(forest, where it came from) of a Get-ExchangeServer row, most reliable source first."""
+    if row["site"]:
+        forest = values.forest_from_site(row["site"])
+        if forest:
+            return forest, "Site"
+    dn = row["distinguished_name"] or (
+        row["identity"] if row["identity"] and "dc=" in row["identity"].lower() else None
+    )
+    if dn:
+        forest, _ = values.forest_from_dn(dn)
+        if forest:
+            return forest, "DistinguishedName"
+    if row["fqdn"]:
+        # Least reliable: the server's own AD domain. In a multi-domain forest a server in
+        # emea.contoso.local gives the child domain, not the forest root contoso.local.
+        forest = values.forest_from_fqdn(row["fqdn"])
+        if forest:
+            return forest, "Fqdn"
+    return None, None
+
+
 def _finish_server(row: dict[str, Any], ctx: RowContext) -> None:
+    row["forest"], row["forest_source"] = server_forest(row)
     raw = row["admin_display_version"]
     if raw is None:
         return
@@ -97,6 +120,12 @@ def _finish_server(row: dict[str, Any], ctx: RowContext) -> None:
 def _finish_vdir(row: dict[str, Any], ctx: RowContext) -> None:
     if row["server"] is None and row["identity"] and "\\" in row["identity"]:
         row["server"] = row["identity"].split("\\", 1)[0] or None
+    if row["external_url"] is not None:
+        # The host phones are configured with (the published namespace); never InternalUrl.
+        try:
+            row["external_host"] = values.url_host(row["external_url"])
+        except BadValue as error:
+            ctx.problem("external_url", str(error))
 
 
 def _finish_move(row: dict[str, Any], ctx: RowContext) -> None:
@@ -184,6 +213,45 @@ def _finish_device(row: dict[str, Any], ctx: RowContext) -> None:
             ctx.note("eas", "eas_version", raw)
 
 
+def _finish_present(row: dict[str, Any], ctx: RowContext) -> None:
+    # Which keys had a column: a writer must not overwrite a known value with a column the
+    # export left out (a Select-Object subset), while an empty cell may be a real $null.
+    row["present"] = frozenset(ctx.names)
+
+
+_CLOUD_HOSTS = ("outlook.com", "outlook.cn")
+_TENANT_DOMAINS = (".onmicrosoft.com", ".onmschina.cn")
+
+
+def _relationship_is_hybrid(row: dict[str, Any]) -> bool | None:
+    """True for the relationship the Hybrid Configuration Wizard creates to the tenant, False
+    for another one, None when the export does not show (DomainNames a type name, no target)."""
+    if row["enabled"] is False:
+        return False
+    uri = (row["target_application_uri"] or "").strip().lower()
+    host = uri.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+    if host and any(host == h or host.endswith("." + h) for h in _CLOUD_HOSTS):
+        return True
+    domains = row["domain_names"]
+    if domains and any(d.lower().rstrip(".").endswith(_TENANT_DOMAINS) for d in domains):
+        return True
+    if any(t in (row["target_owa_url"] or "").lower() for t in _TENANT_DOMAINS):
+        return True
+    if domains is None and not host:
+        return None
+    return False
+
+
+def _finish_relationship(row: dict[str, Any], ctx: RowContext) -> None:
+    if "domain_names" in ctx.names or "target_application_uri" in ctx.names:
+        row["source"] = "Get-OrganizationRelationship"
+        row["hybrid"] = _relationship_is_hybrid(row)
+    else:
+        # Get-HybridConfiguration has an object only once the wizard ran.
+        row["source"] = "Get-HybridConfiguration"
+        row["hybrid"] = True
+
+
 # -- header signatures ------------------------------------------------------------------------
 
 _DEVICE_HINTS = frozenset(
@@ -259,6 +327,54 @@ def _is_batch(h: frozenset[str]) -> bool:
     return "emailaddress" in h
 
 
+def _is_org_settings(h: frozenset[str]) -> bool:
+    return "defaultaccesslevel" in h
+
+
+def _is_throttling(h: frozenset[str]) -> bool:
+    return "easmaxdevices" in h or "throttlingpolicyscope" in h
+
+
+_POLICY_HINTS = frozenset(
+    {
+        "allownonprovisionabledevices",
+        "devicepasswordenabled",
+        "mindevicepasswordlength",
+        "minpasswordlength",
+        "requiredeviceencryption",
+        "isdefaultpolicy",
+    }
+)
+_HYBRID_HINTS = frozenset(
+    {
+        "onpremisessmarthost",
+        "tlscertificatename",
+        "clientaccessservers",
+        "sendingtransportservers",
+        "receivingtransportservers",
+        "edgetransportservers",
+        "serviceinstance",
+        "domains",
+        "onpremisessmtpdomains",
+    }
+)
+
+
+def _is_mailbox_policies(h: frozenset[str]) -> bool:
+    return len(h & _POLICY_HINTS) >= 2 or "allownonprovisionabledevices" in h
+
+
+def _is_org_relationships(h: frozenset[str]) -> bool:
+    relationship = "targetapplicationuri" in h or (
+        "domainnames" in h and bool(h & {"targetowaurl", "targetautodiscoverepr"})
+    )
+    return relationship or ("features" in h and bool(h & _HYBRID_HINTS))
+
+
+def _is_accepted_domains(h: frozenset[str]) -> bool:
+    return "domaintype" in h and ("domainname" in h or "default" in h)
+
+
 # -- the kinds --------------------------------------------------------------------------------
 
 SERVERS = Kind(
@@ -274,10 +390,12 @@ SERVERS = Kind(
         col("edition", "Edition"),
         col("legacy_dn", "ExchangeLegacyDN"),
         col("is_exchange_2007_or_later", "IsExchange2007OrLater", convert=values.boolean),
+        col("distinguished_name", "DistinguishedName"),
+        col("identity", "Identity"),
     ),
     required=(("Name",), ("AdminDisplayVersion",)),
     needs=(("name", "a server needs a name"),),
-    derived=("version", "generation"),
+    derived=("version", "generation", "forest", "forest_source"),
     finish=_finish_server,
     signature=_is_servers,
 )
@@ -369,6 +487,7 @@ VDIRS = Kind(
     ),
     required=(("Server", "Identity"),),
     needs=(("server", "a virtual directory needs its server"),),
+    derived=("external_host",),
     finish=_finish_vdir,
     signature=_is_vdirs,
 )
@@ -437,11 +556,123 @@ MIGRATION_BATCH = Kind(
     signature=_is_batch,
 )
 
+# -- organisation-level kinds: the organisation is the forest of the DistinguishedName, else the
+# import's --organisation option (writers decide) ------------------------------------------------
+
+
+def _where(*extra: Col) -> tuple[Col, ...]:
+    return (
+        *extra,
+        col("distinguished_name", "DistinguishedName"),
+        col("identity", "Identity"),
+    )
+
+
+ORG_SETTINGS = Kind(
+    name="org_settings",
+    cmdlets="Get-ActiveSyncOrganizationSettings",
+    type_names=frozenset({"activesyncorganizationsettings"}),
+    columns=_where(
+        col("default_access_level", "DefaultAccessLevel", convert=values.access_level),
+        col("name", "Name"),
+    ),
+    required=(("DefaultAccessLevel",),),
+    needs=(("default_access_level", "the organisation always has a DefaultAccessLevel"),),
+    signature=_is_org_settings,
+)
+
+THROTTLING = Kind(
+    name="throttling",
+    cmdlets="Get-ThrottlingPolicy",
+    type_names=frozenset({"throttlingpolicy"}),
+    columns=_where(
+        col("name", "Name"),
+        col("eas_max_devices", "EasMaxDevices", convert=values.integer_or_unlimited),
+        col("is_default", "IsDefault", convert=values.boolean),
+        col("scope", "ThrottlingPolicyScope", convert=values.throttling_scope),
+    ),
+    required=(("Name",), ("EasMaxDevices",), ("ThrottlingPolicyScope", "IsDefault")),
+    needs=(("name", "a throttling policy needs its name"),),
+    signature=_is_throttling,
+)
+
+MAILBOX_POLICIES = Kind(
+    name="mailbox_policies",
+    cmdlets="Get-MobileDeviceMailboxPolicy / Get-ActiveSyncMailboxPolicy",
+    type_names=frozenset({"mobilemailboxpolicy", "activesyncmailboxpolicy"}),
+    columns=_where(
+        col("name", "Name"),
+        col("is_default", "IsDefault", "IsDefaultPolicy", convert=values.boolean),
+        col(
+            "allow_non_provisionable",
+            "AllowNonProvisionableDevices",
+            convert=values.boolean,
+        ),
+        col("password_enabled", "PasswordEnabled", "DevicePasswordEnabled", convert=values.boolean),
+        col("require_encryption", "RequireDeviceEncryption", convert=values.boolean),
+        col(
+            "min_password_length",
+            "MinPasswordLength",
+            "MinDevicePasswordLength",
+            convert=values.integer,
+        ),
+    ),
+    required=(("Name",),),
+    needs=(("name", "a mailbox policy needs its name"),),
+    derived=("present",),
+    finish=_finish_present,
+    signature=_is_mailbox_policies,
+)
+
+ORG_RELATIONSHIPS = Kind(
+    name="org_relationships",
+    cmdlets="Get-OrganizationRelationship / Get-HybridConfiguration",
+    type_names=frozenset({"organizationrelationship", "hybridconfiguration"}),
+    columns=_where(
+        col("name", "Name"),
+        col("domain_names", "DomainNames", convert=values.multi_valued),
+        col("enabled", "Enabled", convert=values.boolean),
+        col("target_application_uri", "TargetApplicationUri"),
+        col("target_owa_url", "TargetOwaURL"),
+        col("features", "Features", convert=values.multi_valued),
+        col("hybrid_domains", "Domains", "OnPremisesSmtpDomains", convert=values.multi_valued),
+    ),
+    required=(("DomainNames", "TargetApplicationUri", "Features"),),
+    derived=("source", "hybrid"),
+    finish=_finish_relationship,
+    signature=_is_org_relationships,
+)
+
+ACCEPTED_DOMAINS = Kind(
+    name="accepted_domains",
+    cmdlets="Get-AcceptedDomain",
+    type_names=frozenset({"accepteddomain"}),
+    columns=_where(
+        col("domain_name", "DomainName", convert=values.domain_name),
+        col("domain_type", "DomainType", convert=values.domain_type),
+        col("is_default", "Default", convert=values.boolean),
+        col("name", "Name"),
+    ),
+    required=(("DomainName",), ("DomainType",)),
+    needs=(
+        ("domain_name", "an accepted domain needs its DomainName"),
+        ("domain_type", "an accepted domain has a DomainType"),
+    ),
+    derived=("present",),
+    finish=_finish_present,
+    signature=_is_accepted_domains,
+)
+
 # Detection order: the most specific signature first (a device export may carry a calculated
 # PrimarySmtpAddress column; a move request has Alias and ExchangeGuid like a mailbox).
 KINDS: tuple[Kind, ...] = (
     DEVICES,
     MOVE_REQUESTS,
+    ORG_SETTINGS,
+    THROTTLING,
+    MAILBOX_POLICIES,
+    ORG_RELATIONSHIPS,
+    ACCEPTED_DOMAINS,
     VDIRS,
     CERTIFICATES,
     SERVERS,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from urllib.parse import urlsplit
 
 
 class BadValue(ValueError):
@@ -122,3 +123,157 @@ _DAMAGE = re.compile(r"[^\W\d_]\?+[^\W\d_]|(?:^|\s)\?+(?:[^\W\d_]|\s|$)")
 def looks_ascii_damaged(value: str) -> bool:
     """True for ``Bj?rn Gr??er`` or ``??? ??``: an ASCII export replaced letters by '?'."""
     return "?" in value and _DAMAGE.search(value) is not None
+
+
+# -- organisation-level values ------------------------------------------------------------------
+
+
+def _choice(value: str, allowed: tuple[str, ...], what: str) -> str:
+    """One of ``allowed`` in any case, returned as Exchange spells it (enums are never localised)."""
+    lowered = value.strip().lower()
+    for option in allowed:
+        if option.lower() == lowered:
+            return option
+    raise BadValue(f"{value!r} is not {what} ({', '.join(allowed)})")
+
+
+ACCESS_LEVELS = ("Allow", "Quarantine", "Block")
+DOMAIN_TYPES = ("Authoritative", "InternalRelay", "ExternalRelay")
+THROTTLING_SCOPES = ("Global", "Organization", "Regular")
+
+
+def access_level(value: str) -> str:
+    """DefaultAccessLevel of Get-ActiveSyncOrganizationSettings."""
+    return _choice(value, ACCESS_LEVELS, "an access level")
+
+
+def domain_type(value: str) -> str:
+    """DomainType of Get-AcceptedDomain."""
+    return _choice(value, DOMAIN_TYPES, "a domain type")
+
+
+def throttling_scope(value: str) -> str:
+    """ThrottlingPolicyScope of Get-ThrottlingPolicy (2013+)."""
+    return _choice(value, THROTTLING_SCOPES, "a throttling policy scope")
+
+
+UNLIMITED = "Unlimited"
+
+
+def integer_or_unlimited(value: str) -> int | str:
+    """A limit as Exchange prints it: a whole number, or ``Unlimited`` (returned as UNLIMITED)."""
+    if value.strip().lower() == "unlimited":
+        return UNLIMITED
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise BadValue(f"{value!r} is not a whole number or Unlimited") from None
+    if number < 0:
+        raise BadValue(f"{value!r} is not a whole number or Unlimited")
+    return number
+
+
+_LABEL = re.compile(r"(?!-)[a-z0-9\-\u0080-\U0010ffff_]{1,63}(?<!-)")
+
+
+def _is_domain(name: str) -> bool:
+    labels = name.split(".")
+    return all(_LABEL.fullmatch(label) for label in labels) and len(name) <= 253
+
+
+def domain_name(value: str) -> str:
+    """An SMTP domain (``contoso.com``, ``*.contoso.com``), lower-cased."""
+    name = value.strip().lower().rstrip(".")
+    bare = name.removeprefix("*.")
+    if not bare or not _is_domain(bare):
+        raise BadValue(f"{value!r} is not a domain name like contoso.com")
+    return name
+
+
+def url_host(value: str) -> str:
+    """The host of a URL (``https://mail.contoso.com/Microsoft-Server-ActiveSync``), lower-cased."""
+    text = value.strip()
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if not host or parts.scheme.lower() not in ("http", "https") or not _is_domain(host):
+        raise BadValue(
+            f"{value!r} is not a URL like https://mail.contoso.com/Microsoft-Server-ActiveSync"
+        )
+    return host
+
+
+# -- which forest an object belongs to --------------------------------------------------------
+
+
+def forest_from_site(site: str) -> str | None:
+    """``tailspin.local/Configuration/Sites/HQ`` -> ``tailspin.local``.
+
+    Site is the canonical name of an object in the configuration naming context, whose first
+    part is the DNS name of the forest root domain.
+    """
+    head, slash, _ = site.strip().partition("/")
+    head = head.strip().lower().rstrip(".")
+    if not slash or not head or not _is_domain(head):
+        return None
+    return head
+
+
+def _dn_parts(dn: str) -> list[tuple[str, str]]:
+    """(attribute lower-cased, value) of each RDN; honours ``\\,`` escapes."""
+    parts: list[tuple[str, str]] = []
+    current: list[str] = []
+    escaped = False
+    for ch in dn:
+        if escaped:
+            current.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == ",":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    result = []
+    for part in parts:
+        attribute, equals, text = part.partition("=")
+        if equals:
+            result.append((attribute.strip().lower(), text.strip()))
+    return result
+
+
+def forest_from_dn(dn: str) -> tuple[str | None, bool]:
+    """(forest root domain, is Exchange Online) of a DistinguishedName.
+
+    Exchange servers and organisation settings live in the configuration naming context
+    (``…,CN=Configuration,DC=contoso,DC=local``), whose DC= parts are the forest root:
+    ``contoso.local``. Exchange Online objects sit under ``DC=…,DC=prod,DC=outlook,DC=com``
+    with the tenant as ``OU=contoso.onmicrosoft.com`` -> (None, True). A DN without DC= parts
+    -> (None, False).
+    """
+    parts = _dn_parts(dn)
+    labels = [value.lower() for attribute, value in parts if attribute == "dc" and value]
+    domain = ".".join(labels)
+    tenant = any(
+        attribute == "ou" and (".onmicrosoft." in value.lower() or ".onmschina." in value.lower())
+        for attribute, value in parts
+    )
+    cloud = domain == "outlook.com" or domain.endswith((".outlook.com", ".outlook.cn"))
+    if tenant or cloud:
+        return None, True
+    if not domain or not _is_domain(domain):
+        return None, False
+    return domain, False
+
+
+def forest_from_fqdn(fqdn: str) -> str | None:
+    """``ex1.contoso.local`` -> ``contoso.local``: the server's AD domain, which is the forest
+    root only in a single-domain forest (a server in ``emea.contoso.local`` gives the child)."""
+    _, dot, domain = fqdn.strip().lower().rstrip(".").partition(".")
+    if not dot or not domain or not _is_domain(domain):
+        return None
+    return domain

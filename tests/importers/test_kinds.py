@@ -238,8 +238,80 @@ MOVE = (
     ),
 )
 BATCH = ("migration_batch", None, ("EmailAddress",), ("Anna.Mueller@Contoso.com",))
-ALL = [SERVER, MAILBOX, DEVICE, VDIR, CERTIFICATE, MOVE, BATCH]
-IDS = [sample[0] for sample in ALL]
+CONTOSO = "CN=Contoso,CN=Microsoft Exchange,CN=Services,CN=Configuration,DC=contoso,DC=local"
+ORG_SETTINGS = (
+    "org_settings",
+    "Deserialized.Microsoft.Exchange.Data.Directory.SystemConfiguration."
+    "ActiveSyncOrganizationSettings",
+    ("DefaultAccessLevel", "UserMailInsert", "AdminMailRecipients", "Name", "DistinguishedName"),
+    (
+        "quarantine",
+        None,
+        "System.Collections.ArrayList",
+        "Mobile Mailbox Settings",
+        f"CN=Mobile Mailbox Settings,{CONTOSO}",
+    ),
+)
+THROTTLING = (
+    "throttling",
+    "Deserialized.Microsoft.Exchange.Data.Directory.Management.ThrottlingPolicy",
+    ("Name", "ThrottlingPolicyScope", "EasMaxConcurrency", "EasMaxDevices", "DistinguishedName"),
+    ("GlobalThrottlingPolicy_1", "Global", "10", "100", f"CN=G,CN=Global Settings,{CONTOSO}"),
+)
+POLICY = (
+    "mailbox_policies",
+    "Deserialized.Microsoft.Exchange.Data.Directory.SystemConfiguration.MobileMailboxPolicy",
+    (
+        "Name",
+        "IsDefault",
+        "AllowNonProvisionableDevices",
+        "PasswordEnabled",
+        "RequireDeviceEncryption",
+        "MinPasswordLength",
+        "Identity",
+    ),
+    ("Default", "True", "True", "False", "False", None, "Default"),
+)
+RELATIONSHIP = (
+    "org_relationships",
+    "Deserialized.Microsoft.Exchange.Data.Directory.SystemConfiguration.OrganizationRelationship",
+    ("Name", "DomainNames", "Enabled", "TargetApplicationUri", "TargetOwaURL"),
+    ("On-premises to O365", "contoso.mail.onmicrosoft.com", "True", "outlook.com", None),
+)
+HYBRID = (
+    "org_relationships",
+    "Deserialized.Microsoft.Exchange.Management.Hybrid.HybridConfiguration",
+    ("ClientAccessServers", "OnPremisesSmartHost", "Domains", "Features", "Name"),
+    (
+        "System.Collections.ArrayList",
+        "mail.contoso.com",
+        "System.Collections.ArrayList",
+        "FreeBusy, MoveMailbox, Mailtips",
+        "Hybrid Configuration",
+    ),
+)
+ACCEPTED = (
+    "accepted_domains",
+    "Deserialized.Microsoft.Exchange.Data.Directory.SystemConfiguration.AcceptedDomain",
+    ("Name", "DomainName", "DomainType", "Default", "AddressBookEnabled", "MatchSubDomains"),
+    ("Partner relay", "Partner.Contoso.com", "externalrelay", "False", "False", "False"),
+)
+ALL = [
+    SERVER,
+    MAILBOX,
+    DEVICE,
+    VDIR,
+    CERTIFICATE,
+    MOVE,
+    BATCH,
+    ORG_SETTINGS,
+    THROTTLING,
+    POLICY,
+    RELATIONSHIP,
+    HYBRID,
+    ACCEPTED,
+]
+IDS = [sample[1].rsplit(".", 1)[-1] if sample[1] else sample[0] for sample in ALL]
 
 
 @pytest.mark.parametrize("sample", ALL, ids=IDS)
@@ -250,7 +322,9 @@ def test_every_kind_is_detected_from_its_columns_without_type_line(sample):
     assert export.ok, messages(export)
 
 
-@pytest.mark.parametrize("sample", [s for s in ALL if s[1]], ids=[s[0] for s in ALL if s[1]])
+@pytest.mark.parametrize(
+    "sample", [s for s in ALL if s[1]], ids=[i for s, i in zip(ALL, IDS, strict=True) if s[1]]
+)
 @pytest.mark.parametrize("prefix", ["", "Selected.", "Selected.Deserialized."])
 def test_every_kind_is_detected_with_a_type_line_and_its_prefixes(sample, prefix):
     kind, type_name, header, record = sample
@@ -355,6 +429,10 @@ def test_server_row():
         "edition": "Enterprise",
         "legacy_dn": "/o=Contoso/ou=Exchange/cn=Configuration/cn=Servers/cn=EX2016A",
         "is_exchange_2007_or_later": True,
+        "distinguished_name": None,
+        "identity": None,
+        "forest": "contoso.local",
+        "forest_source": "Site",
     }
 
 
@@ -667,6 +745,7 @@ def test_vdir_row():
         "identity": "EX2010A\\Microsoft-Server-ActiveSync (Default Web Site)",
         "internal_url": "https://ex2010a.contoso.local/Microsoft-Server-ActiveSync",
         "external_url": "https://mail.contoso.com/Microsoft-Server-ActiveSync",
+        "external_host": "mail.contoso.com",
         "basic_auth": True,
         "windows_auth": False,
     }
@@ -774,3 +853,184 @@ def test_migration_batch_made_with_select_object_and_a_type_line():
         "migration_batch",
         {"email_address": "kim@contoso.com"},
     )
+
+
+# -- organisation-level kinds -------------------------------------------------------------------
+
+
+def test_org_settings_row():
+    assert only_row(export_file(*ORG_SETTINGS[1:3], ORG_SETTINGS[3])) == {
+        "default_access_level": "Quarantine",
+        "name": "Mobile Mailbox Settings",
+        "distinguished_name": f"CN=Mobile Mailbox Settings,{CONTOSO}",
+        "identity": None,
+    }
+
+
+def test_org_settings_problems_name_line_and_column():
+    export = export_file(
+        None,
+        ("DefaultAccessLevel", "Name"),
+        ("Maybe", "Mobile Mailbox Settings"),
+        (None, "Mobile Mailbox Settings"),
+        name="org.csv",
+    )
+    assert messages(export) == [
+        "org.csv:2: column DefaultAccessLevel: 'Maybe' is not an access level (Allow, "
+        "Quarantine, Block)",
+        "org.csv:3: column DefaultAccessLevel: empty, but the organisation always has a "
+        "DefaultAccessLevel",
+    ]
+
+
+def test_throttling_rows_of_2010_and_2013():
+    assert only_row(export_file(*THROTTLING[1:3], THROTTLING[3])) == {
+        "name": "GlobalThrottlingPolicy_1",
+        "eas_max_devices": 100,
+        "is_default": None,
+        "scope": "Global",
+        "distinguished_name": f"CN=G,CN=Global Settings,{CONTOSO}",
+        "identity": None,
+    }
+    export = export_file(
+        None,
+        ("Name", "IsDefault", "EasMaxDevices"),
+        ("DefaultThrottlingPolicy_1", "True", "Unlimited"),
+        ("Other", "False", "lots"),
+        name="throttling.csv",
+    )
+    assert export.kind == "throttling"
+    assert messages(export) == [
+        "throttling.csv:3: column EasMaxDevices: 'lots' is not a whole number or Unlimited"
+    ]
+
+
+def test_throttling_needs_a_way_to_find_the_default_policy():
+    export = export_file(None, ("Name", "EasMaxDevices"), ("P", "10"), name="t.csv")
+    assert messages(export) == [
+        "t.csv: has no column 'ThrottlingPolicyScope' or 'IsDefault' (columns found: Name, "
+        "EasMaxDevices)"
+    ]
+
+
+def test_mailbox_policy_rows_of_both_cmdlets_and_the_columns_present():
+    row = only_row(export_file(*POLICY[1:3], POLICY[3]))
+    assert row == {
+        "name": "Default",
+        "is_default": True,
+        "allow_non_provisionable": True,
+        "password_enabled": False,
+        "require_encryption": False,
+        "min_password_length": None,
+        "distinguished_name": None,
+        "identity": "Default",
+        "present": frozenset(
+            {
+                "name",
+                "is_default",
+                "allow_non_provisionable",
+                "password_enabled",
+                "require_encryption",
+                "min_password_length",
+                "identity",
+            }
+        ),
+    }
+    export = export_file(
+        "Deserialized.Microsoft.Exchange.Data.Directory.SystemConfiguration.ActiveSyncMailboxPolicy",
+        ("Name", "IsDefaultPolicy", "DevicePasswordEnabled", "MinDevicePasswordLength"),
+        ("Default", "True", "True", "four"),
+        name="policies.csv",
+    )
+    assert export.kind == "mailbox_policies"
+    assert messages(export) == [
+        "policies.csv:3: column MinDevicePasswordLength: 'four' is not a whole number"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cells", "hybrid"),
+    [
+        (("HCW", "contoso.mail.onmicrosoft.com", "True", "outlook.com", None), True),
+        (("HCW", "System.Collections.ArrayList", None, "Outlook.com", None), True),
+        (("HCW", "contoso.mail.onmicrosoft.com;contoso.onmicrosoft.com", "True", None, None), True),
+        (
+            (
+                "OWA",
+                "System.Collections.ArrayList",
+                "True",
+                None,
+                "https://outlook.com/owa/contoso.onmicrosoft.com",
+            ),
+            True,
+        ),
+        (("HCW", "contoso.mail.onmicrosoft.com", "False", "outlook.com", None), False),
+        (
+            ("Fabrikam", "fabrikam.com, fabrikam.de", "True", "FYDIBOHF25SPDLT.fabrikam.com", None),
+            False,
+        ),
+        (("Unknown", "System.Collections.ArrayList", "True", None, None), None),
+    ],
+    ids=["uri", "uri only", "domains", "owa url", "disabled", "partner", "not exported"],
+)
+def test_relationship_to_the_tenant_is_recognised(cells, hybrid):
+    row = only_row(export_file(None, RELATIONSHIP[2], cells))
+    assert (row["source"], row["hybrid"]) == ("Get-OrganizationRelationship", hybrid)
+
+
+def test_any_hybrid_configuration_object_means_hybrid():
+    row = only_row(export_file(*HYBRID[1:3], HYBRID[3]))
+    assert (row["source"], row["hybrid"], row["features"]) == (
+        "Get-HybridConfiguration",
+        True,
+        ["FreeBusy", "MoveMailbox", "Mailtips"],
+    )
+
+
+def test_accepted_domain_row_and_problems():
+    row = only_row(export_file(*ACCEPTED[1:3], ACCEPTED[3]))
+    assert (row["domain_name"], row["domain_type"], row["is_default"]) == (
+        "partner.contoso.com",
+        "ExternalRelay",
+        False,
+    )
+    export = export_file(
+        None,
+        ACCEPTED[2],
+        ("x", "contoso com", "Internal", "Yes", "True", "False"),
+        name="domains.csv",
+    )
+    assert messages(export) == [
+        "domains.csv:2: column DomainName: 'contoso com' is not a domain name like contoso.com",
+        "domains.csv:2: column DomainType: 'Internal' is not a domain type (Authoritative, "
+        "InternalRelay, ExternalRelay)",
+        "domains.csv:2: column Default: 'Yes' is not True or False",
+    ]
+
+
+def test_server_row_reads_the_distinguished_name_for_the_forest():
+    dn = f"CN=EX03,CN=Servers,CN=First Administrative Group,{CONTOSO}"
+    export = export_file(
+        None,
+        ("Name", "Fqdn", "Site", "AdminDisplayVersion", "DistinguishedName"),
+        ("EX03", "ex03.emea.contoso.local", None, "Version 6.5 (Build 7638.2)", dn),
+    )
+    row = only_row(export)
+    assert (row["distinguished_name"], row["forest"], row["forest_source"]) == (
+        dn,
+        "contoso.local",
+        "DistinguishedName",
+    )
+
+
+def test_vdir_external_url_must_be_a_url():
+    export = export_file(
+        None,
+        ("Server", "InternalUrl", "ExternalUrl", "BasicAuthEnabled"),
+        ("EX1", "ex1.contoso.local", "mail.contoso.com", "True"),
+        name="vdirs.csv",
+    )
+    assert messages(export) == [
+        "vdirs.csv:2: column ExternalUrl: 'mail.contoso.com' is not a URL like "
+        "https://mail.contoso.com/Microsoft-Server-ActiveSync"
+    ]

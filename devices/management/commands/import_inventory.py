@@ -38,6 +38,12 @@ class Command(BaseCommand):
             "--server", help="Server of a Get-ExchangeCertificate export without a Server column."
         )
         parser.add_argument(
+            "--organisation",
+            metavar="FOREST",
+            help="Organisation (forest, e.g. contoso.local, or 'exchange online') of an "
+            "organisation-level export without a DistinguishedName column.",
+        )
+        parser.add_argument(
             "--partial",
             action="store_true",
             help="The device export covers only some mailboxes: do not mark missing partnerships stale.",
@@ -52,7 +58,8 @@ class Command(BaseCommand):
             raise CommandError(f"no such file: {', '.join(missing)}")
         group = uuid.uuid4()
         wanted = {
-            k: options.get(k) for k in ("delimiter", "culture", "encoding", "timezone", "server")
+            k: options.get(k)
+            for k in ("delimiter", "culture", "encoding", "timezone", "server", "organisation")
         }
         records = [
             import_record_create(

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, QuerySet
+from collections import defaultdict
 
-from .models import ExchangeServer, Mailbox, MobileDevice, Partnership
+from django.db.models import Count, Prefetch, QuerySet
+
+from .models import (
+    EXCHANGE_ONLINE_FOREST,
+    ClientProfile,
+    ExchangeServer,
+    FactChange,
+    Mailbox,
+    MobileDevice,
+    MobileDevicePolicy,
+    Namespace,
+    Organisation,
+    Partnership,
+)
 
 
 def inventory_counts() -> dict[str, int]:
@@ -72,3 +85,57 @@ def import_list() -> QuerySet:
     from .models import InventoryImport
 
     return InventoryImport.objects.select_related("created_by").defer("warnings", "options")
+
+
+def subject_of(instance: Organisation | ExchangeServer | Namespace | ClientProfile) -> str:
+    """How the fact history names a row: "Server EX2010A", "Namespace mail.contoso.com"."""
+    if isinstance(instance, Organisation):
+        return f"Organisation {instance.forest}"
+    if isinstance(instance, ExchangeServer):
+        return f"Server {instance.name}"
+    if isinstance(instance, Namespace):
+        return f"Namespace {instance.host}"
+    if isinstance(instance, ClientProfile):
+        return f"Client profile {instance.name}"
+    raise TypeError(f"No fact history for {type(instance).__name__}")
+
+
+def fact_history(*, subject: str | None = None) -> QuerySet[FactChange]:
+    """Recorded fact changes, newest first; of one subject when given."""
+    changes = FactChange.objects.select_related("actor").order_by("-at", "-id")
+    return changes.filter(subject=subject) if subject is not None else changes
+
+
+def organisation_page() -> dict[str, object]:
+    """Organisations with their policies and servers, namespaces with the servers answering
+    them, client profiles and every server: seven queries however many rows there are."""
+    servers = list(ExchangeServer.objects.order_by("name"))
+    organisations = list(
+        Organisation.objects.prefetch_related(
+            Prefetch("policies", queryset=MobileDevicePolicy.objects.order_by("name"))
+        )
+    )
+    by_forest: dict[str, list[ExchangeServer]] = defaultdict(list)
+    for server in servers:
+        by_forest[server.effective_forest].append(server)
+    recorded = set()
+    for organisation in organisations:
+        key = EXCHANGE_ONLINE_FOREST if organisation.is_exchange_online else organisation.forest
+        organisation.server_list = by_forest.get(key.strip().lower(), [])
+        recorded.add(key.strip().lower())
+    namespaces = list(
+        Namespace.objects.prefetch_related(
+            Prefetch("servers", queryset=ExchangeServer.objects.order_by("name"))
+        )
+    )
+    return {
+        "organisations": organisations,
+        "policies_without_organisation": list(
+            MobileDevicePolicy.objects.filter(organisation__isnull=True).order_by("name")
+        ),
+        "namespaces": namespaces,
+        "client_profiles": list(ClientProfile.objects.order_by("name")),
+        "servers": servers,
+        # Forests the servers show that no organisation row stands for (yet).
+        "servers_without_organisation": [s for s in servers if s.effective_forest not in recorded],
+    }

@@ -9,18 +9,31 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import FieldDoesNotExist
 from django.core.files import File
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
+from exchange.versions import parse_eas_version, parse_version
+
 from .importers import Export, open_export
-from .models import ExchangeServer, ImportState, InventoryImport
+from .models import (
+    AccessLevel,
+    ClientProfile,
+    ExchangeServer,
+    FactChange,
+    ImportState,
+    InventoryImport,
+    Namespace,
+    Organisation,
+)
+from .selectors import subject_of
 from .signals import inventory_changed
 from .writers import KIND_ORDER, WRITERS, Context, ImportRejected
 
@@ -203,6 +216,8 @@ def _import_one(record: InventoryImport, export: Export) -> dict:
         tz=ZoneInfo(options.get("timezone") or settings.TIME_ZONE),
         full_export=record.full_export,
         server=options.get("server"),
+        organisation=options.get("organisation"),
+        actor_id=record.created_by_id,
     )
     try:
         with transaction.atomic():
@@ -221,19 +236,370 @@ def _import_one(record: InventoryImport, export: Export) -> dict:
     }
 
 
+# --- Facts no export carries, recorded by people ---------------------------------------------
+#
+# Every service below writes only the facts whose value changed, one FactChange row per
+# changed fact (who, when, before and after), and re-plans active batches once it commits.
+
+RECORDED_FACTS = "recorded_facts"  # the kind inventory_changed carries for these
+
+# Facts whose empty value means something other than "unknown".
+EMPTY_MEANS = {
+    "forest_recorded": "not declared",
+    "servers": "none recorded",
+    "sites": "every site",
+    "device_type": "any",
+    "model_prefix": "any",
+    "os_prefix": "any",
+}
+
+
+def fact_text(value: object, *, field: str = "") -> str:
+    """A fact as the history shows it: "unknown" for None or empty, yes/no for booleans."""
+    if value is None or value == "" or value == []:
+        return EMPTY_MEANS.get(field, "unknown")
+    if value is True:
+        return "yes"
+    if value is False:
+        return "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def _fact_label(model: type[models.Model], field: str) -> str:
+    try:
+        return str(model._meta.get_field(field).verbose_name)
+    except FieldDoesNotExist:
+        return field
+
+
+def _tri_state(field: str, value: object) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise ValueError(f"{field} is True, False or None (unknown), not {value!r}.")
+    return value
+
+
+def _only(facts: dict[str, object], allowed: Iterable[str], what: str) -> None:
+    unknown = set(facts) - set(allowed)
+    if unknown:
+        raise TypeError(f"{what} has no recordable fact named {', '.join(sorted(unknown))}.")
+
+
+def _apply(instance: models.Model, facts: dict[str, object]) -> dict[str, tuple[object, object]]:
+    """Set the facts whose value differs from the stored one: {field: (before, after)}."""
+    changed = {}
+    for field, new in facts.items():
+        old = getattr(instance, field)
+        if old != new:
+            setattr(instance, field, new)
+            changed[field] = (old, new)
+    return changed
+
+
+def _summary(instance: models.Model, fields: Iterable[str]) -> str:
+    """The facts of a row about to be deleted, so the history keeps what it said."""
+    return "; ".join(
+        f"{_fact_label(type(instance), f)}: {fact_text(getattr(instance, f), field=f)}"
+        for f in fields
+    )
+
+
+def _record_history(
+    *,
+    model: type[models.Model],
+    subject: str,
+    changed: dict[str, tuple[object, object]],
+    actor: AbstractBaseUser | None,
+    via: str,
+) -> list[FactChange]:
+    """One FactChange per changed fact; active batches are re-planned after the commit."""
+    now = timezone.now()
+    rows = [
+        FactChange(
+            subject=subject[:255],
+            fact=_fact_label(model, field),
+            old_value=fact_text(old, field=field),
+            new_value=fact_text(new, field=field),
+            actor=actor,
+            via=via,
+            at=now,
+        )
+        for field, (old, new) in changed.items()
+    ]
+    if rows:
+        FactChange.objects.bulk_create(rows)
+        # Predictions read these facts: batches are re-planned once this is committed.
+        transaction.on_commit(lambda: inventory_changed.send(sender=model, kinds={RECORDED_FACTS}))
+    return rows
+
+
+SERVER_FACTS = ("forest_recorded", "iwa_enabled", "exsetup_version", "block_legacy_mailboxes")
+
+
 @transaction.atomic
 def server_record_facts(
     *,
     server: ExchangeServer,
-    iwa_enabled: bool | None,
-    exsetup_version: str,
+    actor: AbstractBaseUser | None = None,
+    via: str = "web",
+    **facts: object,
 ) -> ExchangeServer:
-    """Record what no export tells: IWA on a 2003 EAS directory, the ExSetup.exe version."""
-    server.iwa_enabled = iwa_enabled
-    server.exsetup_version = exsetup_version.strip()
-    server.save(update_fields=["iwa_enabled", "exsetup_version", "updated_at"])
-    # Predictions read these facts: batches are re-planned once this is committed.
-    transaction.on_commit(
-        lambda: inventory_changed.send(sender=ExchangeServer, kinds={"server_facts"})
-    )
+    """Record what no export tells of one server: the forest an admin declares, IWA on a 2003
+    EAS directory, the ExSetup.exe version, BlockLegacyMailboxes of a 2007 CAS.
+
+    Only the facts passed are touched (`iwa_enabled=None` records "unknown"; leaving it out
+    keeps what is recorded), and only those whose value changed are written. Returns `server`
+    with the new values.
+    """
+    _only(facts, SERVER_FACTS, "A server")
+    clean: dict[str, object] = {}
+    for field, value in facts.items():
+        if field in ("iwa_enabled", "block_legacy_mailboxes"):
+            clean[field] = _tri_state(field, value)
+        elif field == "forest_recorded":
+            clean[field] = str(value or "").strip().lower().rstrip(".")
+        else:
+            exsetup = str(value or "").strip()
+            if exsetup and parse_version(exsetup) is None:
+                raise ValueError(f"'{exsetup}' is not a build like 14.3.235.1.")
+            clean[field] = exsetup
+    # Compare with the row as stored, not with an instance a form may already have changed.
+    current = ExchangeServer.objects.select_for_update().get(pk=server.pk)
+    changed = _apply(current, clean)
+    if changed:
+        current.save(update_fields=[*changed, "updated_at"])
+        _record_history(
+            model=ExchangeServer,
+            subject=subject_of(current),
+            changed=changed,
+            actor=actor,
+            via=via,
+        )
+    for field in [*clean, "updated_at"]:
+        setattr(server, field, getattr(current, field))
     return server
+
+
+ORGANISATION_FACTS = ("name", "default_access_level", "eas_max_devices", "hybrid_configured")
+
+
+@transaction.atomic
+def organisation_record_facts(
+    *,
+    organisation: Organisation,
+    actor: AbstractBaseUser | None,
+    via: str = "web",
+    **facts: object,
+) -> Organisation:
+    """Record an organisation's DefaultAccessLevel, EasMaxDevices, hybrid state or name.
+
+    `default_access_level=""` and `eas_max_devices=None` record "unknown"; facts left out keep
+    what is recorded. Returns `organisation` with the new values.
+    """
+    _only(facts, ORGANISATION_FACTS, "An organisation")
+    clean: dict[str, object] = {}
+    for field, value in facts.items():
+        if field == "name":
+            clean[field] = str(value or "").strip()
+        elif field == "default_access_level":
+            level = value or ""
+            if level not in AccessLevel.values:
+                raise ValueError(
+                    f"DefaultAccessLevel is one of Allow, Quarantine, Block: {level!r}."
+                )
+            clean[field] = level
+        elif field == "eas_max_devices":
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise ValueError(f"EasMaxDevices is a whole number or None, not {value!r}.")
+            if value is not None and value < 0:
+                raise ValueError("EasMaxDevices cannot be negative.")
+            clean[field] = value
+        else:
+            clean[field] = _tri_state(field, value)
+    current = Organisation.objects.select_for_update().get(pk=organisation.pk)
+    changed = _apply(current, clean)
+    if changed:
+        current.save(update_fields=[*changed, "updated_at"])
+        _record_history(
+            model=Organisation,
+            subject=subject_of(current),
+            changed=changed,
+            actor=actor,
+            via=via,
+        )
+    for field in [*clean, "updated_at"]:
+        setattr(organisation, field, getattr(current, field))
+    return organisation
+
+
+NAMESPACE_FACTS = ("host", "servers", "is_legacy", "devices_use", "sites", "retired")
+
+
+def _by_name(servers: Iterable[ExchangeServer]) -> list[ExchangeServer]:
+    return sorted({s.pk: s for s in servers}.values(), key=lambda s: s.name.lower())
+
+
+@transaction.atomic
+def namespace_save(
+    *,
+    namespace: Namespace | None = None,
+    actor: AbstractBaseUser | None,
+    host: str,
+    servers: Iterable[ExchangeServer] = (),
+    is_legacy: bool = False,
+    devices_use: bool = False,
+    sites: str = "",
+    retired: bool = False,
+    via: str = "web",
+) -> Namespace:
+    """Add a namespace (namespace=None) or change one; only changed facts are written.
+
+    The host is stored lower case without a trailing dot; sites one per line.
+    """
+    host = host.strip().lower().rstrip(".")
+    if not host:
+        raise ValueError("A namespace needs a host name.")
+    creating = namespace is None or namespace.pk is None
+    current = (
+        Namespace() if creating else Namespace.objects.select_for_update().get(pk=namespace.pk)
+    )
+    changed = _apply(
+        current,
+        {
+            "host": host,
+            "is_legacy": bool(is_legacy),
+            "devices_use": bool(devices_use),
+            "sites": "\n".join(s.strip() for s in sites.splitlines() if s.strip()),
+            "retired": bool(retired),
+        },
+    )
+    new_servers = _by_name(servers)
+    old_servers = [] if creating else _by_name(current.servers.all())
+    if [s.pk for s in old_servers] != [s.pk for s in new_servers]:
+        changed["servers"] = ([s.name for s in old_servers], [s.name for s in new_servers])
+    if not changed:
+        return current
+    if creating:
+        current.save()
+        # Last, so it is listed first among the rows of this change (newest first).
+        changed["record"] = ("none", "added")
+    else:
+        current.save(update_fields=[f for f in changed if f != "servers"] + ["updated_at"])
+    if "servers" in changed:
+        current.servers.set(new_servers)
+    _record_history(
+        model=Namespace, subject=subject_of(current), changed=changed, actor=actor, via=via
+    )
+    return current
+
+
+@transaction.atomic
+def namespace_delete(
+    *, namespace: Namespace, actor: AbstractBaseUser | None, via: str = "web"
+) -> None:
+    """Delete a namespace; the history keeps the facts it held."""
+    current = Namespace.objects.select_for_update().get(pk=namespace.pk)
+    servers = fact_text([s.name for s in _by_name(current.servers.all())], field="servers")
+    before = f"servers: {servers}; {_summary(current, NAMESPACE_FACTS[2:])}"
+    current.delete()
+    _record_history(
+        model=Namespace,
+        subject=subject_of(current),
+        changed={"record": (before, "deleted")},
+        actor=actor,
+        via=via,
+    )
+
+
+CLIENT_PROFILE_FACTS = (
+    "name",
+    "device_type",
+    "model_prefix",
+    "os_prefix",
+    "max_eas_version",
+    "honours_451",
+    "supports_modern_auth",
+    "can_comply_with_policy",
+)
+
+
+@transaction.atomic
+def client_profile_save(
+    *,
+    profile: ClientProfile | None = None,
+    actor: AbstractBaseUser | None,
+    name: str,
+    device_type: str = "",
+    model_prefix: str = "",
+    os_prefix: str = "",
+    max_eas_version: str = "",
+    honours_451: bool | None = None,
+    supports_modern_auth: bool | None = None,
+    can_comply_with_policy: bool | None = None,
+    via: str = "web",
+) -> ClientProfile:
+    """Add a client profile (profile=None) or change one; only changed facts are written.
+
+    Raises ValueError for an empty name or an EAS version exchange.versions cannot read.
+    """
+    name = name.strip()
+    if not name:
+        raise ValueError("A client profile needs a name.")
+    eas = max_eas_version.strip()
+    if eas:
+        parsed = parse_eas_version(eas)
+        if parsed is None:
+            raise ValueError(f"'{eas}' is not an EAS protocol version such as 16.1.")
+        eas = f"{parsed[0]}.{parsed[1]}"
+    creating = profile is None or profile.pk is None
+    current = (
+        ClientProfile()
+        if creating
+        else ClientProfile.objects.select_for_update().get(pk=profile.pk)
+    )
+    changed = _apply(
+        current,
+        {
+            "name": name,
+            "device_type": device_type.strip(),
+            "model_prefix": model_prefix.strip(),
+            "os_prefix": os_prefix.strip(),
+            "max_eas_version": eas,
+            "honours_451": _tri_state("honours_451", honours_451),
+            "supports_modern_auth": _tri_state("supports_modern_auth", supports_modern_auth),
+            "can_comply_with_policy": _tri_state("can_comply_with_policy", can_comply_with_policy),
+        },
+    )
+    if not changed:
+        return current
+    if creating:
+        current.save()
+        changed["record"] = ("none", "added")
+    else:
+        current.save(update_fields=[*changed, "updated_at"])
+    _record_history(
+        model=ClientProfile,
+        subject=subject_of(current),
+        changed=changed,
+        actor=actor,
+        via=via,
+    )
+    return current
+
+
+@transaction.atomic
+def client_profile_delete(
+    *, profile: ClientProfile, actor: AbstractBaseUser | None, via: str = "web"
+) -> None:
+    """Delete a client profile; the history keeps the facts it held."""
+    current = ClientProfile.objects.select_for_update().get(pk=profile.pk)
+    before = _summary(current, CLIENT_PROFILE_FACTS[1:])
+    current.delete()
+    _record_history(
+        model=ClientProfile,
+        subject=subject_of(current),
+        changed={"record": (before, "deleted")},
+        actor=actor,
+        via=via,
+    )

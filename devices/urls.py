@@ -11,4 +11,16 @@ urlpatterns = [
     path("servers/<int:pk>/facts/", views.server_facts, name="server_facts"),
     path("imports/", views.import_list, name="import_list"),
     path("imports/<uuid:group>/", views.import_group, name="import_group"),
+    path("organisation/", views.organisation, name="organisation"),
+    path("organisation/<int:pk>/edit/", views.organisation_edit, name="organisation_edit"),
+    path("namespaces/add/", views.namespace_edit, name="namespace_add"),
+    path("namespaces/<int:pk>/edit/", views.namespace_edit, name="namespace_edit"),
+    path("namespaces/<int:pk>/delete/", views.namespace_remove, name="namespace_delete"),
+    path("client-profiles/add/", views.client_profile_edit, name="client_profile_add"),
+    path("client-profiles/<int:pk>/edit/", views.client_profile_edit, name="client_profile_edit"),
+    path(
+        "client-profiles/<int:pk>/delete/",
+        views.client_profile_remove,
+        name="client_profile_delete",
+    ),
 ]

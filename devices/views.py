@@ -1,7 +1,8 @@
-"""Inventory pages: servers and their endpoints, importing exports."""
+"""Inventory pages: servers and their endpoints, importing exports, facts people record."""
 
 from __future__ import annotations
 
+import copy
 import uuid
 
 from django.contrib import messages
@@ -9,14 +10,30 @@ from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.forms import Form
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from . import selectors
-from .forms import ImportUploadForm, ServerFactsForm
-from .models import ExchangeServer, InventoryImport
-from .services import import_record_create, server_record_facts
+from .forms import (
+    ClientProfileForm,
+    ImportUploadForm,
+    NamespaceForm,
+    OrganisationFactsForm,
+    ServerFactsForm,
+)
+from .models import ClientProfile, ExchangeServer, InventoryImport, Namespace, Organisation
+from .services import (
+    client_profile_delete,
+    client_profile_save,
+    import_record_create,
+    namespace_delete,
+    namespace_save,
+    organisation_record_facts,
+    server_record_facts,
+)
 from .tasks import inventory_import_group
 
 
@@ -24,33 +41,52 @@ def server_list(request: HttpRequest) -> HttpResponse:
     return render(request, "devices/server_list.html", {"servers": selectors.server_list()})
 
 
-def server_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def _submitted(form: Form, data: QueryDict) -> dict[str, object]:
+    """The cleaned values of the fields the request carried: a POST that leaves a field out
+    does not record it as unknown. (Only for forms without checkboxes, which a browser leaves
+    out when unticked.)"""
+    return {
+        name: value for name, value in form.cleaned_data.items() if form.add_prefix(name) in data
+    }
+
+
+def _saved_message(request: HttpRequest, form: Form, what: str) -> None:
+    if form.has_changed():
+        messages.success(request, f"Recorded the facts of {what}.")
+    else:
+        messages.info(request, f"Nothing changed for {what}: nothing was recorded.")
+
+
+def _server_or_404(pk: int) -> ExchangeServer:
     try:
-        server = selectors.server_detail(pk=pk)
+        return selectors.server_detail(pk=pk)
     except ExchangeServer.DoesNotExist as exc:
         raise Http404("No such server") from exc
-    form = ServerFactsForm(instance=server)
-    return render(request, "devices/server_detail.html", {"server": server, "form": form})
+
+
+def _server_page(
+    request: HttpRequest, server: ExchangeServer, form: ServerFactsForm, status: int = 200
+) -> HttpResponse:
+    history = Paginator(selectors.fact_history(subject=selectors.subject_of(server)), 20)
+    context = {"server": server, "form": form, "history": history.get_page(request.GET.get("page"))}
+    return render(request, "devices/server_detail.html", context, status=status)
+
+
+def server_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    server = _server_or_404(pk)
+    # The form edits a copy: a bound ModelForm writes into its instance while validating.
+    return _server_page(request, server, ServerFactsForm(instance=copy.copy(server)))
 
 
 @require_POST
 @permission_required("devices.change_exchangeserver", raise_exception=True)
 def server_facts(request: HttpRequest, pk: int) -> HttpResponse:
-    try:
-        server = selectors.server_detail(pk=pk)
-    except ExchangeServer.DoesNotExist as exc:
-        raise Http404("No such server") from exc
-    form = ServerFactsForm(request.POST, instance=server)
+    server = _server_or_404(pk)
+    form = ServerFactsForm(request.POST, instance=copy.copy(server))
     if not form.is_valid():
-        return render(
-            request, "devices/server_detail.html", {"server": server, "form": form}, status=400
-        )
-    server_record_facts(
-        server=server,
-        iwa_enabled=form.cleaned_data["iwa_enabled"],
-        exsetup_version=form.cleaned_data["exsetup_version"],
-    )
-    messages.success(request, f"Recorded the facts of {server.name}.")
+        return _server_page(request, server, form, status=400)
+    server_record_facts(server=server, actor=request.user, **_submitted(form, request.POST))
+    _saved_message(request, form, server.name)
     return redirect("devices:server_detail", pk=pk)
 
 
@@ -65,7 +101,7 @@ def import_list(request: HttpRequest) -> HttpResponse:
             group = uuid.uuid4()
             options = {
                 k: form.cleaned_data[k]
-                for k in ("delimiter", "culture", "encoding", "timezone", "server")
+                for k in ("delimiter", "culture", "encoding", "timezone", "server", "organisation")
             }
             with transaction.atomic():
                 for upload in form.cleaned_data["files"]:
@@ -100,3 +136,99 @@ def import_group(request: HttpRequest, group: uuid.UUID) -> HttpResponse:
         "devices/import_group.html",
         {"records": records, "running": running, "group": group},
     )
+
+
+def organisation(request: HttpRequest) -> HttpResponse:
+    """Every fact the planner reads that an export may not carry, and who changed which."""
+    history = Paginator(selectors.fact_history(), 25).get_page(request.GET.get("page"))
+    context = {**selectors.organisation_page(), "history": history}
+    return render(request, "devices/organisation.html", context)
+
+
+def _back_to(anchor: str) -> HttpResponse:
+    return redirect(f"{reverse('devices:organisation')}#{anchor}")
+
+
+@permission_required("devices.change_organisation", raise_exception=True)
+def organisation_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    organisation = get_object_or_404(Organisation, pk=pk)
+    data = request.POST if request.method == "POST" else None
+    form = OrganisationFactsForm(data, instance=copy.copy(organisation))
+    if form.is_valid():
+        organisation_record_facts(
+            organisation=organisation, actor=request.user, **_submitted(form, request.POST)
+        )
+        _saved_message(request, form, organisation.forest)
+        return _back_to(f"org-{pk}")
+    return render(
+        request,
+        "devices/organisation_form.html",
+        {"organisation": organisation, "form": form},
+        status=400 if form.is_bound else 200,
+    )
+
+
+def namespace_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    """Add a namespace (no pk) or change one."""
+    needed = "devices.add_namespace" if pk is None else "devices.change_namespace"
+    if not request.user.has_perm(needed):
+        raise PermissionDenied("Only Exchange admins may change namespaces.")
+    namespace = None if pk is None else get_object_or_404(Namespace, pk=pk)
+    data = request.POST if request.method == "POST" else None
+    form = NamespaceForm(data, instance=copy.copy(namespace) if namespace else None)
+    if form.is_valid():
+        saved = namespace_save(
+            namespace=namespace,
+            actor=request.user,
+            **{field: form.cleaned_data[field] for field in NamespaceForm.Meta.fields},
+        )
+        _saved_message(request, form, saved.host)
+        return _back_to("namespaces")
+    return render(
+        request,
+        "devices/namespace_form.html",
+        {"namespace": namespace, "form": form},
+        status=400 if form.is_bound else 200,
+    )
+
+
+@require_POST
+@permission_required("devices.delete_namespace", raise_exception=True)
+def namespace_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    namespace = get_object_or_404(Namespace, pk=pk)
+    namespace_delete(namespace=namespace, actor=request.user)
+    messages.success(request, f"Deleted the namespace {namespace.host}.")
+    return _back_to("namespaces")
+
+
+def client_profile_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    """Add a client profile (no pk) or change one."""
+    needed = "devices.add_clientprofile" if pk is None else "devices.change_clientprofile"
+    if not request.user.has_perm(needed):
+        raise PermissionDenied("Only Exchange admins may change client profiles.")
+    profile = None if pk is None else get_object_or_404(ClientProfile, pk=pk)
+    data = request.POST if request.method == "POST" else None
+    form = ClientProfileForm(data, instance=copy.copy(profile) if profile else None)
+    if form.is_valid():
+        saved = client_profile_save(
+            profile=profile,
+            actor=request.user,
+            **{field: form.cleaned_data[field] for field in ClientProfileForm.Meta.fields},
+        )
+        _saved_message(request, form, saved.name)
+        return _back_to("client-profiles")
+    return render(
+        request,
+        "devices/client_profile_form.html",
+        {"profile": profile, "form": form},
+        status=400 if form.is_bound else 200,
+    )
+
+
+@require_POST
+@permission_required("devices.delete_clientprofile", raise_exception=True)
+def client_profile_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    profile = get_object_or_404(ClientProfile, pk=pk)
+    client_profile_delete(profile=profile, actor=request.user)
+    messages.success(request, f"Deleted the client profile {profile.name}.")
+    return _back_to("client-profiles")

@@ -110,3 +110,48 @@ class BatchMailboxFactory(factory.django.DjangoModelFactory):
 
     batch = factory.SubFactory(MoveBatchFactory)
     mailbox = factory.SubFactory(MailboxFactory)
+
+
+class OrganisationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "devices.Organisation"
+        django_get_or_create = ("forest",)
+
+    forest = "contoso.local"
+    name = "Contoso"
+
+
+class MobileDevicePolicyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "devices.MobileDevicePolicy"
+
+    organisation = factory.SubFactory(OrganisationFactory)
+    name = factory.Sequence(lambda n: f"Policy {n}")
+    is_default = False
+    allow_non_provisionable_devices = True
+    password_enabled = False
+    require_device_encryption = False
+
+
+class NamespaceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "devices.Namespace"
+        skip_postgeneration_save = True
+
+    host = factory.Sequence(lambda n: f"mail{n}.contoso.com")
+    devices_use = True
+
+    @factory.post_generation
+    def servers(self, create: bool, extracted, **kwargs) -> None:
+        if create and extracted:
+            self.servers.set(extracted)
+
+
+class ClientProfileFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "devices.ClientProfile"
+
+    name = factory.Sequence(lambda n: f"iOS Mail {n}")
+    device_type = "iPhone"
+    os_prefix = "iOS 17"
+    max_eas_version = "16.1"

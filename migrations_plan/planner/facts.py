@@ -79,6 +79,9 @@ class CertificateFacts:
     not_after: date | None = None  # a datetime is read as its day
     names: tuple[str, ...] | None = None  # subject CN and SANs; None = not recorded
     issuer: str | None = None
+    # True: self-signed (or from a private CA a phone only trusts once a user installed it);
+    # None: not recorded.
+    self_signed: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,12 @@ class EndpointFacts:
 class DeviceFacts:
     """One partnership: a phone or app syncing one mailbox.
 
-    eas_version: the EAS protocol version as reported (DeviceActiveSyncVersion or ClientVersion).
+    eas_version: the EAS protocol version as reported (DeviceActiveSyncVersion or ClientVersion):
+        the version negotiated with the *source* server, so capped by what that server offers.
+    max_eas_version: the highest EAS version the device can speak, when recorded (a client
+        profile) or known from its OS; None = not known.
+    os: DeviceOS as reported (e.g. "iOS 17.5.1 21F90"); used only to tell what the device can
+        speak, never to decide a matrix row.
     client_type: Get-MobileDevice ClientType; "Outlook" / "REST" is Outlook mobile, not EAS.
     endpoint: the host the device is configured for; its certificate is the one it trusts now.
     access_state: the device's current Allow/Block/Quarantine state (Exchange's own spellings,
@@ -115,7 +123,9 @@ class DeviceFacts:
     device_id: str | None = None
     device_type: str | None = None
     model: str | None = None
+    os: str | None = None
     eas_version: str | None = None
+    max_eas_version: str | None = None
     client_type: str | None = None
     client_honours_451: bool | None = None
     supports_modern_auth: bool | None = None
@@ -132,6 +142,8 @@ class OrgFacts:
 
     servers: every on-premises Exchange server of the org; None = not inventoried. Used to
         bound which server can be answering a device when its endpoint is not recorded.
+    namespaces: the EAS host names known in the source organisation; when nobody recorded
+        which one a phone uses, the planner answers under each of them (a range).
     """
 
     name: str | None = None
@@ -140,6 +152,7 @@ class OrgFacts:
     eas_max_devices: int | None = None
     allow_non_provisionable_devices: bool | None = None
     servers: tuple[ServerFacts, ...] | None = None
+    namespaces: tuple[EndpointFacts, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -148,8 +161,10 @@ class MoveFacts:
 
     kind: None = derive it from the two servers (see predict.derive_move_kind).
     move_date: planned move date; certificate expiry and the EXO EAS 16.1 floor are judged on it.
-    target_endpoint: the on-premises endpoint the device will talk to after the move, when it
-        differs from the device's own endpoint (for example the target site's ExternalUrl).
+    target_endpoint: the namespace published for the target (the target site's ExternalUrl
+        host), which a redirected device talks to after the move; None = none known.
+    hybrid_configured: the source organisation has an organisation relationship to the
+        Exchange Online tenant (HCW ran); None = not recorded.
     target_partnership_count: partnerships the user already has on the target (X-DEVLIMIT).
     target_policy_differs: the target mobile device mailbox policy differs from the current.
     """
@@ -161,3 +176,4 @@ class MoveFacts:
     target_endpoint: EndpointFacts | None = None
     target_partnership_count: int | None = None
     target_policy_differs: bool | None = None
+    hybrid_configured: bool | None = None

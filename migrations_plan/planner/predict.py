@@ -35,13 +35,14 @@ from .facts import (
     ServerFacts,
 )
 from .outcomes import Confidence, Outcome, worst
-from .rules import MATRIX, NO_ACTION, RULES, WAIT_FOR_IT, Rule
+from .rules import MATRIX, NO_ACTION, RULES, UNSUPPORTED_PATH, WAIT_FOR_IT, Rule, unsupported_path
 
 __all__ = [
     "DECIDERS",
     "Prediction",
     "Reason",
     "derive_move_kind",
+    "offered_eas",
     "predict",
     "server_generation",
     "server_version",
@@ -93,6 +94,10 @@ class Reason:
     confidence: Confidence
     is_warning: bool = False
     open_questions: tuple[str, ...] = ()
+    # The missing fact that would decide this reason (questions.QUESTIONS), and what it is
+    # about (a host name, a server, a device model), so the batch page can rank questions.
+    question: str | None = None
+    subject: str = ""
 
     @property
     def low_confidence(self) -> bool:
@@ -110,25 +115,49 @@ class Reason:
             "is_warning": self.is_warning,
             "open_questions": list(self.open_questions),
             "low_confidence": self.low_confidence,
+            "question": self.question,
+            "subject": self.subject,
         }
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """The worst outcome over all reasons, the reasons themselves, and whether to trust it."""
+    """The worst outcome over all reasons, the reasons themselves, and whether to trust it.
+
+    possible: the outcomes the planner reaches under every value of the missing facts it could
+        vary (ranges.predict_range); one outcome when nothing was missing or all agree.
+    depends_on: the questions (questions.QUESTIONS ids) whose answer changes the outcome.
+    branches: (outcome, condition) pairs saying which answer leads where.
+    user_text / admin_text: one sentence each, composed from the reasons (wording.py).
+    """
 
     outcome: Outcome
     reasons: tuple[Reason, ...]
     low_confidence: bool
+    possible: tuple[Outcome, ...] = ()
+    depends_on: tuple[str, ...] = ()
+    branches: tuple[tuple[str, str], ...] = ()
+    user_text: str = ""
+    admin_text: str = ""
 
     @property
     def warnings(self) -> tuple[Reason, ...]:
         return tuple(r for r in self.reasons if r.is_warning)
 
+    @property
+    def questions(self) -> tuple[tuple[str, str], ...]:
+        """(question id, subject) of every missing fact named by a reason, in order."""
+        return tuple(dict.fromkeys((r.question, r.subject) for r in self.reasons if r.question))
+
     def as_dict(self) -> dict[str, object]:
         return {
             "outcome": str(self.outcome),
             "low_confidence": self.low_confidence,
+            "possible": [str(o) for o in (self.possible or (self.outcome,))],
+            "depends_on": list(self.depends_on),
+            "branches": [list(b) for b in self.branches],
+            "user_text": self.user_text,
+            "admin_text": self.admin_text,
             "reasons": [reason.as_dict() for reason in self.reasons],
         }
 
@@ -217,9 +246,27 @@ class _Ctx:
 
     @property
     def outlook_mobile(self) -> bool:
-        # Outlook for iOS/Android is listed by Get-MobileDevice (ClientType Outlook or REST)
-        # but does not speak EAS.
-        return (self.device.client_type or "").strip().lower() in ("outlook", "rest")
+        # Outlook for iOS/Android is listed by Get-MobileDevice (ClientType Outlook or REST; on
+        # premises DeviceType Outlook) but does not speak EAS: EAS-version rules exempt it.
+        client = (self.device.client_type or "").strip().lower()
+        return client in ("outlook", "rest") or (
+            (self.device.device_type or "").strip().lower() == "outlook"
+        )
+
+    @property
+    def device_label(self) -> str:
+        """The device model as a question's subject: what a client profile would match."""
+        d = self.device
+        parts = [p for p in (d.device_type, d.model) if p]
+        label = " ".join(dict.fromkeys(parts)) or "this device model"
+        return f"{label} ({d.os})" if d.os else label
+
+    @property
+    def endpoint_label(self) -> str:
+        endpoint = self.device.endpoint
+        if endpoint is not None and endpoint.host:
+            return endpoint.host
+        return f"phones of mailboxes on {_name(self.move.source)}"
 
     @property
     def eas_text(self) -> str:
@@ -251,6 +298,8 @@ def _reason(
     questions: tuple[str, ...] = (),
     user_action: str | None = None,
     admin_action: str | None = None,
+    question: str | None = None,
+    subject: str = "",
 ) -> Reason:
     rule: Rule = RULES[rule_id]
     if warning:
@@ -266,6 +315,8 @@ def _reason(
             confidence=confidence or rule.confidence,
             is_warning=True,
             open_questions=questions,
+            question=question,
+            subject=subject,
         )
     return Reason(
         rule=rule.id,
@@ -276,22 +327,40 @@ def _reason(
         source=rule.source_ref,
         confidence=confidence or rule.confidence,
         open_questions=tuple(dict.fromkeys(rule.open_questions + questions)),
+        question=question,
+        subject=subject,
     )
 
 
-def _unknown(rule_id: str, missing: str, *, questions: tuple[str, ...] = ()) -> Reason:
+def _unknown(
+    rule_id: str,
+    missing: str,
+    *,
+    questions: tuple[str, ...] = (),
+    question: str | None = None,
+    subject: str = "",
+) -> Reason:
     """The row's verdict turned `unknown`, naming the missing fact and how to supply it."""
     rule = RULES[rule_id]
     text = f"Cannot decide: {missing}."
     if rule.id.startswith("F-"):
-        return replace(_reason(rule_id, questions=questions), text=f"{rule.explanation} {text}")
+        return replace(
+            _reason(rule_id, questions=questions, question=question, subject=subject),
+            text=f"{rule.explanation} {text}",
+        )
     # The row's explanation and user action would state its outcome as fact; its conditions
     # do not.
     admin = "Record the missing fact named above."
     if rule.admin_action != NO_ACTION:
         admin = f"{admin} {rule.admin_action}"
     return replace(
-        _reason(rule_id, outcome=Outcome.UNKNOWN, questions=questions),
+        _reason(
+            rule_id,
+            outcome=Outcome.UNKNOWN,
+            questions=questions,
+            question=question,
+            subject=subject,
+        ),
         text=f"{text} {rule.id} ({rule.outcome}) applies when: {rule.when}.",
         user_action=WAIT_FOR_IT,
         admin_action=admin,
@@ -363,22 +432,33 @@ def _decide_to_2010(ctx: _Ctx) -> list[Reason]:
                 "which namespace the device uses is not recorded; on the 2010 namespace it "
                 "resyncs, on the legacy (2007 CAS) namespace it is redirected or must be "
                 f"re-configured (M-LEGACYNS-2010-451/403); {HOW_FRONT_END}",
+                question="namespace",
+                subject=ctx.endpoint_label,
             )
         ]
     if not legacy:
         return [_reason(base)]
     if ctx.eas is None:
-        return [_unknown("M-LEGACYNS-2010-451", ctx.eas_missing())]
+        return [
+            _unknown(
+                "M-LEGACYNS-2010-451",
+                ctx.eas_missing(),
+                question="device-eas",
+                subject=ctx.device_label,
+            )
+        ]
     if ctx.eas < EAS_NO_451_MAX:
         return [_reason("M-LEGACYNS-2010-403", f"Device EAS {ctx.eas_text}.")]
-    if ctx.eas == EAS_NO_451_MAX:
+    if ctx.eas == EAS_NO_451_MAX and ctx.device.client_honours_451 is None:
         return [
             _unknown(
                 "M-LEGACYNS-2010-451",
                 "the device speaks EAS 12.1; KB 2751417 says 12.1 clients cannot follow HTTP "
                 "451 while the 2010 upgrade blog says 12.1+ clients get it (Q-451-121); test "
-                "this device model",
+                "this device model and record the result in a client profile",
                 questions=("Q-451-121",),
+                question="honours-451",
+                subject=ctx.device_label,
             )
         ]
     external = ctx.move.target.eas_external_url_set
@@ -388,6 +468,8 @@ def _decide_to_2010(ctx: _Ctx) -> list[Reason]:
                 "M-LEGACYNS-2010-451",
                 "whether the 2010 EAS ExternalUrl is set is not recorded (Get-ActiveSyncVirtual"
                 "Directory | fl Server,ExternalUrl)",
+                question="target-external-url",
+                subject=_name(ctx.move.target),
             )
         ]
     if not external:
@@ -412,12 +494,21 @@ def _decide_cross_site_2010(ctx: _Ctx) -> list[Reason]:
                 "(without one the source CAS proxies; with one the device is redirected, or "
                 "blocked if it is old); record it from Get-ActiveSyncVirtualDirectory | fl "
                 "Server,ExternalUrl",
+                question="target-external-url",
+                subject=_name(ctx.move.target),
             )
         ]
     if not external:
         return [_reason("M-2010-2010-XS-PROXY")]
     if ctx.eas is None:
-        return [_unknown("M-2010-2010-XS-451", ctx.eas_missing())]
+        return [
+            _unknown(
+                "M-2010-2010-XS-451",
+                ctx.eas_missing(),
+                question="device-eas",
+                subject=ctx.device_label,
+            )
+        ]
     if ctx.eas > EAS_NO_451_MAX:
         return [_honour_451(ctx, _reason("M-2010-2010-XS-451", f"Device EAS {ctx.eas_text}."))]
     fronts = ctx.front_ends()
@@ -429,6 +520,8 @@ def _decide_cross_site_2010(ctx: _Ctx) -> list[Reason]:
                 f"the device speaks EAS {ctx.eas_text} and the build of the CAS it reaches is "
                 f"not known well enough to compare with 14.2.342.3; {HOW_FRONT_END}, and "
                 f"{HOW_EXSETUP}",
+                question="front-end-build" if fronts and len(fronts) == 1 else "namespace",
+                subject=_name(fronts[0]) if fronts and len(fronts) == 1 else ctx.endpoint_label,
             )
         ]
     rule = "M-2010-2010-XS-OLDDEV-RU6" if patched else "M-2010-2010-XS-OLDDEV"
@@ -448,18 +541,19 @@ def _decide_front_end_2013p(ctx: _Ctx) -> list[Reason]:
                 "namespace to a 2013+ server first",
             )
         ]
-    reasons = [_reason(rule)]
     if modern is None:
-        reasons.append(
-            _reason(
+        # The row needs the device's endpoint to be a 2013+ server; nothing says which one
+        # answers this phone, so the answer is a range over the organisation's namespaces.
+        return [
+            _unknown(
                 rule,
-                "Which server answers this device is not recorded, so it is assumed to be a "
-                "2013 or later server.",
-                warning=True,
-                admin_action=FRONT_END_ACTION,
+                "which host name the phone uses, and so which server answers it, is not "
+                f"recorded; {HOW_FRONT_END}",
+                question="namespace",
+                subject=ctx.endpoint_label,
             )
-        )
-    return reasons
+        ]
+    return [_reason(rule)]
 
 
 def _decide_same_server(ctx: _Ctx) -> list[Reason]:
@@ -472,6 +566,8 @@ def _decide_same_server(ctx: _Ctx) -> list[Reason]:
                 f"the move is on one server but the recorded versions differ "
                 f"({_describe_server(ctx.move.source)} vs "
                 f"{_describe_server(ctx.move.target)}); fix the inventory",
+                question="server-version",
+                subject=_name(ctx.move.source),
             )
         ]
     versions = [v for v in (ctx.src_version, ctx.tgt_version) if v is not None]
@@ -520,37 +616,46 @@ def _decide_hybrid_onboard(ctx: _Ctx) -> list[Reason]:
             )
         )
     if capable is None:
+        single = fronts is not None and len(fronts) == 1
         return [
             _unknown(
                 row,
                 "the build of the on-premises server answering the device is not known well "
                 "enough (needs 2010 SP3 RU9 / 2013 CU8 or later); "
                 f"{HOW_FRONT_END}; for 2010, {HOW_EXSETUP}",
+                question="front-end-build" if single else "namespace",
+                subject=_name(fronts[0]) if single and fronts else ctx.endpoint_label,
             )
         ]
     if capable is False:
         names = ", ".join(f"{_name(s)} ({describe(server_version(s))})" for s in fronts or ())
         return [_reason("M-HYB-ON-NO451", f"Server answering the device: {names}.")]
-    hybrid = ctx.org.hybrid_configured if ctx.org else None
+    hybrid = ctx.move.hybrid_configured
+    if hybrid is None and ctx.org is not None:
+        hybrid = ctx.org.hybrid_configured
     if hybrid is False:
         return [_reason("M-HYB-ON-NO451", "No hybrid organisation relationship is recorded.")]
-    if ctx.eas is None:
-        return [_unknown(row, ctx.eas_missing())]
+    if hybrid is None:
+        # The redirect exists only once the Hybrid Configuration Wizard has run: without the
+        # fact M-HYB-ON-451 cannot be assumed (the answer is a range: redirect or repartner).
+        return [
+            _unknown(
+                row,
+                "whether hybrid is configured (an organisation relationship to the Exchange "
+                "Online tenant) is not recorded; import Get-OrganizationRelationship or "
+                "Get-HybridConfiguration, or record it on Organisation",
+                question="hybrid",
+                subject="the source organisation",
+            )
+        ]
     if ctx.device.client_honours_451 is False:
         return [_reason("M-HYB-ON-NO451", "This client is recorded as ignoring HTTP 451.")]
-    reasons = [_honour_451(ctx, _reason(row, f"Device EAS {ctx.eas_text}.")), *deduced]
-    if hybrid is None:
-        reasons.append(
-            _reason(
-                row,
-                "Whether the Hybrid Configuration Wizard set up the organisation relationship "
-                "is not recorded; the redirect needs it.",
-                warning=True,
-                admin_action="Record the hybrid setup on the organisation's page "
-                "(Get-OrganizationRelationship | fl Name,Enabled,TargetOwaURL).",
-            )
-        )
-    return reasons
+    if ctx.outlook_mobile:
+        # Outlook for iOS/Android is not an EAS client: EAS-version rules do not apply to it.
+        return [_honour_451(ctx, _reason(row, "Outlook for iOS/Android.")), *deduced]
+    if ctx.eas is None:
+        return [_unknown(row, ctx.eas_missing(), question="device-eas", subject=ctx.device_label)]
+    return [_honour_451(ctx, _reason(row, f"Device EAS {ctx.eas_text}.")), *deduced]
 
 
 DECIDERS: dict[str, Callable[[_Ctx], list[Reason]]] = {
@@ -569,8 +674,20 @@ def _matrix(ctx: _Ctx) -> list[Reason]:
         return G.EX2019 if g is G.SE else g
 
     pair = (as_named(ctx.src_gen), as_named(ctx.tgt_gen))
-    rows = [r for r in MATRIX if pair in r.pairs and ctx.kind in r.kinds]
+    rows = [
+        r for r in MATRIX if r.id != UNSUPPORTED_PATH and pair in r.pairs and ctx.kind in r.kinds
+    ]
     reasons: list[Reason] = []
+    if ctx.kind in RULES[UNSUPPORTED_PATH].kinds and unsupported_path(ctx.src_gen, ctx.tgt_gen):
+        reasons.append(
+            _reason(
+                UNSUPPORTED_PATH,
+                f"Source {_describe_server(ctx.move.source)}, target "
+                f"{_describe_server(ctx.move.target)}.",
+                question="unsupported-path",
+                subject=f"{ctx.src_gen} → {ctx.tgt_gen}",
+            )
+        )
     deciders_run: set[str] = set()
     for row in rows:
         if row.decider is None:
@@ -584,6 +701,9 @@ def _matrix(ctx: _Ctx) -> list[Reason]:
                 "F-NO-ROW",
                 f"Source {_describe_server(ctx.move.source)}, target "
                 f"{_describe_server(ctx.move.target)}, move kind {ctx.kind}.",
+                question="row",
+                subject=f"{_describe_server(ctx.move.source)} → "
+                f"{_describe_server(ctx.move.target)}, {ctx.kind}",
             )
         )
     if G.SE in (ctx.src_gen, ctx.tgt_gen):
@@ -601,10 +721,17 @@ def _describe_server(server: ServerFacts) -> str:
 
 
 def _x_cert(ctx: _Ctx, matrix: Sequence[Reason]) -> list[Reason]:
+    """X-CERT on the host name the phone uses after the move (eas-moves.md §3).
+
+    The phone keeps its host name unless the matrix redirects it, in which case it meets the
+    target's published namespace. Blocking: issuer changed, a certificate the phone cannot
+    trust (self-signed where it trusted a CA), expired at the move date, or names not covering
+    the host. A renewal from the same issuer that covers the host is not blocking ([I]: a
+    warning for phones that installed a self-signed certificate by hand).
+    """
     device_endpoint = ctx.device.endpoint
-    after: EndpointFacts | None = ctx.move.target_endpoint or device_endpoint
     check = "Probe the certificate on the device's EAS host name, or import Get-ExchangeCertificate"
-    if after is None:
+    if device_endpoint is None:
         return [
             _reason(
                 "X-CERT",
@@ -612,39 +739,58 @@ def _x_cert(ctx: _Ctx, matrix: Sequence[Reason]) -> list[Reason]:
                 "will meet after the move was never checked.",
                 warning=True,
                 admin_action=f"Record the device's EAS host name. {check}.",
+                question="namespace",
+                subject=ctx.endpoint_label,
             )
         ]
+    redirected = any(r.outcome is Outcome.REDIRECT and not r.is_warning for r in matrix)
+    after: EndpointFacts = device_endpoint
+    if redirected and ctx.move.target_endpoint is not None:
+        after = ctx.move.target_endpoint
     if after.server is not None and after.server.is_exchange_online:
         return []  # Microsoft's public certificate; the device builds a new partnership there
+    if device_endpoint.server is not None and device_endpoint.server.is_exchange_online:
+        return []  # coming from Exchange Online the phone pinned no on-premises certificate
     host = after.host or "the EAS host name"
     cert: CertificateFacts | None = after.certificate
     if cert is None:
         return [
             _reason(
                 "X-CERT",
-                f"The certificate on {host} was never probed.",
+                f"The certificate on {host} was never probed or imported.",
                 warning=True,
-                admin_action=f"{check} for the server behind {host}.",
+                admin_action=f"{check} for the servers behind {host}.",
+                question="certificate",
+                subject=host,
             )
         ]
-    trusted = device_endpoint.certificate if device_endpoint else None
-    from_cloud = bool(
-        device_endpoint and device_endpoint.server and device_endpoint.server.is_exchange_online
-    )
+    trusted = device_endpoint.certificate
     problems: list[str] = []
     unsure: list[str] = []
+    notes: list[str] = []
     names_only = False
-    if from_cloud:
-        pass  # coming from Exchange Online the device pinned no on-premises certificate
-    elif trusted is not None and trusted is not cert:
-        old, new = _thumb(trusted.thumbprint), _thumb(cert.thumbprint)
-        if old and new and old != new:
-            problems.append(f"the thumbprint changes from {old} to {new}")
-        elif trusted.issuer and cert.issuer and trusted.issuer != cert.issuer:
+    old, new = (_thumb(trusted.thumbprint), _thumb(cert.thumbprint)) if trusted else (None, None)
+    changed = trusted is not None and trusted is not cert and old != new
+    if changed and trusted is not None:
+        same_issuer = (
+            _same_dn(trusted.issuer, cert.issuer) if trusted.issuer and cert.issuer else None
+        )
+        if same_issuer is False:
             problems.append(f"the issuer changes from {trusted.issuer} to {cert.issuer}")
-        elif not (old and new):
-            unsure.append("which certificate the device trusts today is not recorded")
-    elif trusted is None and ctx.move.target_endpoint is not None:
+        elif cert.self_signed is True and trusted.self_signed is False:
+            problems.append("it is self-signed, where the phone trusted a CA-issued certificate")
+        elif same_issuer is None:
+            unsure.append(
+                f"the certificate changes ({old or 'unknown'} → {new or 'unknown'}) and the "
+                "issuer of one of them is not recorded, so a renewal cannot be told from a "
+                "change"
+            )
+        elif trusted.self_signed or cert.self_signed:
+            notes.append(
+                "a renewal from the same issuer; phones that trusted the old self-signed or "
+                "private-CA certificate by installing it must accept the new one"
+            )
+    elif trusted is None and after is not device_endpoint:
         unsure.append("which certificate the device trusts today is not recorded")
     expiry, when = _day(cert.not_after), _day(ctx.move.move_date)
     if expiry is not None:
@@ -660,16 +806,33 @@ def _x_cert(ctx: _Ctx, matrix: Sequence[Reason]) -> list[Reason]:
         # inferred part ([I]).
         confidence = Confidence.INFERRED if names_only else None
         return [_reason("X-CERT", f"On {host}: {'; '.join(problems)}.", confidence=confidence)]
-    if unsure:
+    if unsure or notes:
         return [
             _reason(
                 "X-CERT",
-                f"Not fully checked on {host}: {'; '.join(unsure)}.",
+                f"Not fully checked on {host}: {'; '.join(unsure + notes)}.",
                 warning=True,
-                admin_action=f"{check}; record the move date.",
+                confidence=Confidence.INFERRED if notes and not unsure else None,
+                admin_action=f"{check}; record the move date."
+                if unsure
+                else "Tell users of older phones (Windows Mobile) to accept the new certificate.",
+                user_action="You may have to accept the new certificate when the phone asks."
+                if notes
+                else None,
+                question="certificate" if unsure else None,
+                subject=host,
             )
         ]
     return []
+
+
+def _same_dn(a: str, b: str) -> bool:
+    """Two distinguished names as equal, whatever the spacing and case Exchange printed."""
+
+    def norm(dn: str) -> tuple[str, ...]:
+        return tuple(sorted(part.strip().casefold() for part in dn.split(",") if part.strip()))
+
+    return norm(a) == norm(b)
 
 
 def _x_iwa_2003(ctx: _Ctx, matrix: Sequence[Reason]) -> list[Reason]:
@@ -702,6 +865,8 @@ def _x_iwa_2003(ctx: _Ctx, matrix: Sequence[Reason]) -> list[Reason]:
                 questions=questions,
                 admin_action=f"Check IIS on {source} (Microsoft-Server-ActiveSync → "
                 "Authentication) and record IWA on the server's page.",
+                question="iwa-2003",
+                subject=source,
             )
         ]
     return []
@@ -737,8 +902,30 @@ def _level(value: object) -> AccessLevel | None:
 def _x_abq(ctx: _Ctx, matrix: Sequence[Reason]) -> list[Reason]:
     device = ctx.device
     state = _level(device.access_state)
-    if state in (AccessLevel.QUARANTINE, AccessLevel.BLOCK):
-        return [_reason("X-ABQ", f"The device is currently in state '{state}'.")]
+    if state is AccessLevel.QUARANTINE:
+        return [
+            _reason(
+                "X-ABQ",
+                "The device is quarantined now: it syncs once an administrator approves it.",
+                user_action="Wait for approval; you received a quarantine notice by e-mail.",
+                admin_action="Approve the device (Set-CASMailbox -ActiveSyncAllowedDeviceIDs, "
+                "or an allow rule) before the move.",
+            )
+        ]
+    if state is AccessLevel.BLOCK:
+        # A block is not a queue: waiting does not help, and the user must not be told to.
+        return [
+            _reason(
+                "X-ABQ",
+                "The device is blocked now (a personal block, a device access rule or the "
+                "organisation's default); it will not sync after the move either.",
+                user_action="Contact IT: this phone is blocked from company mail; waiting will "
+                "not change that.",
+                admin_action="Decide whether this device may sync; if so, remove the block "
+                "(Set-CASMailbox -ActiveSyncBlockedDeviceIDs, or the matching device access "
+                "rule) and allow it.",
+            )
+        ]
     if device.blocked_on_target is True and device.allowed_on_target is not True:
         return [_reason("X-ABQ", "A device access rule or personal block matches it.")]
     if ctx.tgt_gen not in ABQ_TARGETS:
@@ -760,6 +947,8 @@ def _x_abq(ctx: _Ctx, matrix: Sequence[Reason]) -> list[Reason]:
                     warning=True,
                     admin_action="Record the device's allowance (ActiveSyncAllowedDeviceIDs or "
                     "an allow rule) or pre-approve it.",
+                    question="device-allowed",
+                    subject=ctx.device_label,
                 )
             ]
     elif default is None and fresh:
@@ -770,6 +959,8 @@ def _x_abq(ctx: _Ctx, matrix: Sequence[Reason]) -> list[Reason]:
                 warning=True,
                 admin_action="Import Get-ActiveSyncOrganizationSettings | fl DefaultAccessLevel "
                 "for the target organisation.",
+                question="default-access",
+                subject=(ctx.org.name if ctx.org and ctx.org.name else "the target organisation"),
             )
         ]
     return []
@@ -781,52 +972,134 @@ def _x_abq_upgrade(ctx: _Ctx, matrix: Sequence[Reason]) -> list[Reason]:
     return []
 
 
+def offered_eas(server: ServerFacts, version: ExchangeVersion | None) -> tuple[int, int] | None:
+    """The highest EAS version a server offers: a device reporting less could speak no more.
+
+    eas-moves.md §6 and MS-ASHTTP Appendix A ([V]): 2003 offers 2.5, 2007 RTM 12.0, 2007 SP1
+    12.1, 2010 RTM 14.0, 2010 SP1+ and 2013 14.1, 2016 and later 16.1. The X-EASVER-EXO row's
+    own summary says "2013+: 16.1"; Appendix A says 2013 does not offer 16.x, and reading 14.1
+    on a 2013 mailbox as the device's limit would block phones that may speak 16.1, so exsync
+    follows Appendix A (the safer reading: the capability stays a missing fact).
+    """
+    generation = generation_of(version) if not server.is_exchange_online else G.EXO
+    if generation is None:
+        return None
+    if generation is G.EX2003:
+        return (2, 5)
+    if generation is G.EX2007:
+        return (12, 1) if version is not None and version >= BUILD_2007_SP1 else (12, 0)
+    if generation is G.EX2010:
+        return (
+            (14, 1)
+            if version is not None and (version.major, version.minor) >= (14, 1)
+            else (14, 0)
+        )
+    if generation is G.EX2013:
+        return (14, 1)
+    return (16, 1)
+
+
+def _os_capability(device: DeviceFacts) -> tuple[int, int] | None:
+    """What the OS says the native mail app speaks, where eas-moves.md states it: iOS Mail
+    speaks EAS 16.1 since iOS 10 (X-EASVER-EXO's user action). Nothing else is assumed."""
+    text = (device.os or "").strip()
+    if text.lower().startswith("ios "):
+        major = text[4:].split(".", 1)[0].strip()
+        if major.isdigit() and int(major) >= 10:
+            return EAS_EXO_MIN
+    return None
+
+
 def _x_easver_exo(ctx: _Ctx, matrix: Sequence[Reason]) -> list[Reason]:
-    if ctx.tgt_gen is not G.EXO:
-        return []
-    if ctx.outlook_mobile:
+    """Exchange Online refuses EAS below 16.1 from 2026-03-01: judged on what the device CAN
+    speak, not on the version it negotiated with the source server (capped by that server)."""
+    if ctx.tgt_gen is not G.EXO or ctx.outlook_mobile:
         return []
     when = _day(ctx.move.move_date)
     if when is not None and when < EXO_EAS_161_FROM:
         return []
-    if ctx.eas is None:
+    date_note = (
+        f"the move is on {when}"
+        if when
+        else "no move date is recorded; the floor has applied since 2026-03-01"
+    )
+    recorded = parse_eas_version(ctx.device.max_eas_version)
+    offered = offered_eas(ctx.move.source, ctx.src_version)
+    if recorded is not None:
+        capability, how = recorded, "recorded for this model"
+    elif ctx.eas is not None and ctx.eas >= EAS_EXO_MIN:
+        capability, how = ctx.eas, "it already syncs with it"
+    elif ctx.eas is not None and offered is not None and ctx.eas < offered:
+        # The source offered more and the device took less: that is all it speaks ([I]).
+        capability = ctx.eas
+        how = f"the source offers {offered[0]}.{offered[1]} and the device chose {ctx.eas_text}"
+    else:
+        capability, how = _os_capability(ctx.device), f"its OS ({ctx.device.os})"
+    if capability is None:
+        seen = (
+            f"it reports EAS {ctx.eas_text}, the most {_name(ctx.move.source)} offers, which "
+            "does not show whether it can speak 16.1"
+            if ctx.eas is not None
+            else ctx.eas_missing()
+        )
+        if ctx.device.os:
+            return [
+                _reason(
+                    "X-EASVER-EXO",
+                    f"Not checked: {seen}; its OS ({ctx.device.os}) does not tell either.",
+                    warning=True,
+                    admin_action="Record the highest EAS version this model speaks in a client "
+                    "profile (Organisation → Client profiles).",
+                    question="device-capability",
+                    subject=ctx.device_label,
+                )
+            ]
+        return [
+            _unknown(
+                "X-EASVER-EXO",
+                f"{seen}, and nothing about its OS is known",
+                question="device-capability",
+                subject=ctx.device_label,
+            )
+        ]
+    if capability < EAS_EXO_MIN:
         return [
             _reason(
                 "X-EASVER-EXO",
-                f"Not checked: {ctx.eas_missing()}.",
-                warning=True,
-                admin_action=f"Record the device's EAS version: {HOW_EAS}.",
+                f"The device speaks EAS {capability[0]}.{capability[1]} at most ({how}); "
+                f"{date_note}.",
             )
         ]
-    if ctx.eas < EAS_EXO_MIN:
-        date_note = (
-            f"the move is on {when}"
-            if when
-            else "no move date is recorded; the floor has applied since 2026-03-01"
-        )
-        return [_reason("X-EASVER-EXO", f"Device EAS {ctx.eas_text}; {date_note}.")]
     return []
 
 
 def _x_easver_451(ctx: _Ctx, matrix: Sequence[Reason]) -> list[Reason]:
     redirected = any(r.outcome is Outcome.REDIRECT and not r.is_warning for r in matrix)
-    if not redirected or ctx.tgt_gen is not G.EXO or ctx.eas is None or ctx.eas >= EAS_MIN_451:
+    if not redirected or ctx.tgt_gen is not G.EXO or ctx.outlook_mobile:
+        return []
+    if ctx.eas is None or ctx.eas >= EAS_MIN_451:
         return []
     if ctx.eas == EAS_NO_451_MAX:
-        return [
-            _unknown(
-                "X-EASVER-451",
-                "the device speaks EAS 12.1, and sources disagree on whether 12.1 clients "
-                "follow HTTP 451 (Q-451-121); test this device model",
-                questions=("Q-451-121", "Q-HYB-140"),
-            )
-        ]
+        honours = ctx.device.client_honours_451
+        if honours is True:
+            return []  # tested and recorded for this model: the redirect row stands
+        if honours is None:
+            return [
+                _unknown(
+                    "X-EASVER-451",
+                    "the device speaks EAS 12.1, and sources disagree on whether 12.1 clients "
+                    "follow HTTP 451 (Q-451-121); test this device model and record it",
+                    questions=("Q-451-121", "Q-HYB-140"),
+                    question="honours-451",
+                    subject=ctx.device_label,
+                )
+            ]
     return [_reason("X-EASVER-451", f"Device EAS {ctx.eas_text}.", questions=("Q-HYB-140",))]
 
 
 def _x_auth_exo(ctx: _Ctx, matrix: Sequence[Reason]) -> list[Reason]:
-    if ctx.tgt_gen is not G.EXO:
-        return []
+    if ctx.tgt_gen is not G.EXO or ctx.outlook_mobile:
+        return []  # Outlook for iOS/Android signs in with modern authentication
     modern = ctx.device.supports_modern_auth
     if modern is False:
         return [_reason("X-AUTH-EXO")]
@@ -836,7 +1109,10 @@ def _x_auth_exo(ctx: _Ctx, matrix: Sequence[Reason]) -> list[Reason]:
                 "X-AUTH-EXO",
                 "Nobody recorded whether this mail app supports modern authentication.",
                 warning=True,
-                admin_action="Record modern-auth support for this device model or app.",
+                admin_action="Record modern-auth support for this device model in a client "
+                "profile (Organisation → Client profiles).",
+                question="modern-auth",
+                subject=ctx.device_label,
             )
         ]
     return []
@@ -863,6 +1139,8 @@ def _x_policy(ctx: _Ctx, matrix: Sequence[Reason]) -> list[Reason]:
                 "X-POLICY",
                 "whether the device can comply with the new policy is not recorded; record "
                 "it for this device model",
+                question="policy-compliance",
+                subject=ctx.device_label,
             )
         ]
     allow = ctx.org.allow_non_provisionable_devices if ctx.org else None
@@ -880,6 +1158,8 @@ def _x_policy(ctx: _Ctx, matrix: Sequence[Reason]) -> list[Reason]:
                 "X-POLICY",
                 "the device cannot comply and AllowNonProvisionableDevices on the target "
                 "policy is not recorded (Get-MobileDeviceMailboxPolicy)",
+                question="non-provisionable",
+                subject="the target policy",
             )
         ]
     return [_reason("X-POLICY", "The device cannot comply and the target policy refuses it.")]
@@ -900,6 +1180,8 @@ def _x_se_coexist(ctx: _Ctx, matrix: Sequence[Reason]) -> list[Reason]:
                 f"the organisation still has 2016/2019 servers and runs SE build "
                 f"{max(past_rtm)}, later than RTM; whether that is CU2 or later is not "
                 "verified (Q-SE-CU)",
+                question="se-cu",
+                subject=str(max(past_rtm)),
             )
         ]
     return []
@@ -940,6 +1222,8 @@ def _x_devlimit(ctx: _Ctx, reasons: Sequence[Reason]) -> list[Reason]:
                 questions=questions,
                 admin_action="Import Get-MobileDevice -Mailbox <user> for the target, or record "
                 "the count.",
+                question="partnership-count",
+                subject="this mailbox",
             )
         ]
     if count >= limit:
@@ -1031,7 +1315,7 @@ def predict(move: MoveFacts, device: DeviceFacts, org: OrgFacts | None = None) -
 
     matrix: list[Reason] = []
     missing = [
-        _version_gap(side, server, version)
+        (_name(server), _version_gap(side, server, version))
         for side, server, version in (
             ("source", move.source, src_version),
             ("target", move.target, tgt_version),
@@ -1039,11 +1323,14 @@ def predict(move: MoveFacts, device: DeviceFacts, org: OrgFacts | None = None) -
         if not server.is_exchange_online and generation_of(version) is None
     ]
     if missing:
-        matrix.extend(_unknown("F-VERSION", gap) for gap in missing)
+        matrix.extend(
+            _unknown("F-VERSION", gap, question="server-version", subject=name)
+            for name, gap in missing
+        )
     else:
         matrix.extend(_matrix(ctx))
         if site_assumed and ctx.src_gen is G.EX2010 and ctx.tgt_gen is G.EX2010:
-            matrix.append(_reason("F-SITE", warning=True))
+            matrix.append(_reason("F-SITE", warning=True, question="site", subject="both servers"))
     if ctx.eas is not None and ctx.eas < EAS_OLDEST_SUPPORTED and not ctx.outlook_mobile:
         matrix.append(_reason("F-EAS-UNSUPPORTED", f"Device EAS {ctx.eas_text}."))
     reasons = list(matrix)

@@ -507,13 +507,22 @@ MATRIX: tuple[Rule, ...] = (
         id="M-UNSUPPORTED-PATH",
         outcome=Outcome.UNKNOWN,
         confidence=Confidence.INFERRED,
-        source_ref="general Exchange coexistence rules",
-        explanation="This is not a supported coexistence/move path (2013+ cannot coexist with "
-        "2003; 2016+ cannot coexist with 2007): check the inventory for a data error.",
+        source_ref="general Exchange coexistence rules (2019 and SE release notes' coexistence "
+        "lists)",
+        explanation="This is not a supported coexistence/move path: 2013 cannot coexist with "
+        "2003, 2016 with 2007, 2019 and SE with 2010, SE with 2013. Check the inventory for a "
+        "data error.",
         user_action=WAIT_FOR_IT,
         admin_action="Check both servers' versions; move through a supported intermediate version.",
-        when="2003 → 2013+; or 2007 → 2016+",
-        pairs=_pairs({G.EX2003}, G2013P) | _pairs({G.EX2007}, {G.EX2016, G.EX2019}),
+        when="2003 → 2013+; 2007 → 2016+; 2010 → 2019/SE; 2013 → SE",
+        # Matched on the servers' own generations, SE not read as 2019 (2013 → 2019 is a
+        # supported path, 2013 → SE is not). The CU-level limits of the row (2019 coexists only
+        # with 2013 CU21+ / 2016 CU11+, SE only with 2016 CU23 / 2019 CU14+) are not encoded:
+        # eas-moves.md gives no build numbers for those CUs.
+        pairs=_pairs({G.EX2003}, {G.EX2013, G.EX2016, G.EX2019, G.SE})
+        | _pairs({G.EX2007}, {G.EX2016, G.EX2019, G.SE})
+        | _pairs({G.EX2010}, {G.EX2019, G.SE})
+        | _pairs({G.EX2013}, {G.SE}),
         kinds=INTRA_ORG,
     ),
 )
@@ -736,5 +745,14 @@ GUARDS: tuple[Rule, ...] = (
 )
 
 RULES: dict[str, Rule] = {rule.id: rule for rule in (*MATRIX, *CROSS_CUTTING, *GUARDS)}
+UNSUPPORTED_PATH = "M-UNSUPPORTED-PATH"
+
+
+def unsupported_path(source: Generation | None, target: Generation | None) -> bool:
+    """Whether moving from one generation to the other is not a supported coexistence path
+    (eas-moves.md M-UNSUPPORTED-PATH), judged on the servers' own generations."""
+    return (source, target) in RULES[UNSUPPORTED_PATH].pairs
+
+
 if len(RULES) != len(MATRIX) + len(CROSS_CUTTING) + len(GUARDS):
     raise ValueError("two rules share an id")

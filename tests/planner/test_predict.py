@@ -10,6 +10,7 @@ import pytest
 from migrations_plan.planner.facts import EXCHANGE_ONLINE, AccessLevel, MoveKind, ServerFacts
 from migrations_plan.planner.outcomes import Outcome
 from migrations_plan.planner.predict import Prediction, Reason, derive_move_kind, predict
+from migrations_plan.planner.ranges import predict_range
 
 from .builders import (
     CERT,
@@ -64,11 +65,34 @@ def test_unprobed_certificate_keeps_the_version_outcome_and_warns_how_to_check_i
     assert "Get-ExchangeCertificate" in warning.admin_action
 
 
-def test_a_device_with_no_recorded_endpoint_is_warned_about_not_hidden() -> None:
+def test_a_device_with_no_recorded_endpoint_is_a_question_not_an_assumption() -> None:
     prediction = predict(mv(srv(E2016), srv(E2019)), dev(None, endpoint=None), org())
+    assert prediction.outcome is Outcome.UNKNOWN
+    assert reason(prediction, "X-CERT", warning=True).question == "namespace"
+    assert reason(prediction, "M-2013P-2013P").question == "namespace"
+
+
+def test_the_range_over_the_known_namespaces_decides_when_they_all_agree() -> None:
+    front = srv(E2016, name="CAS2016")
+    known = org(servers=(front,), namespaces=(ep(front, host="mail.contoso.com"),))
+    prediction = predict_range(mv(srv(E2016), srv(E2019)), dev(None, endpoint=None), known)
     assert prediction.outcome is Outcome.CONTINUES
-    assert reason(prediction, "X-CERT", warning=True)
-    assert reason(prediction, "M-2013P-2013P", warning=True)
+    assert prediction.possible == (Outcome.CONTINUES,)
+
+
+def test_namespaces_answered_by_different_generations_give_a_range_and_name_the_fact() -> None:
+    new, old = srv(E2016, name="CAS2016"), srv(E2010SP3, name="CAS2010")
+    known = org(
+        servers=(new, old),
+        namespaces=(ep(new, host="mail.contoso.com"), ep(old, host="legacy.contoso.com")),
+    )
+    prediction = predict_range(mv(srv(E2010SP3), srv(E2016)), dev(None, endpoint=None), known)
+    assert prediction.outcome is Outcome.UNKNOWN
+    assert set(prediction.possible) == {Outcome.CONTINUES, Outcome.UNKNOWN}
+    assert prediction.depends_on == ("namespace",)
+    assert ("continues", "the phones use mail.contoso.com") in prediction.branches
+    assert "host name the phones use" in prediction.admin_text
+    assert "IT is still checking" in prediction.user_text
 
 
 def test_expired_certificate_at_the_move_date_blocks() -> None:
@@ -143,13 +167,15 @@ def test_redirect_with_an_unknown_client_stays_redirect_with_low_confidence() ->
 def test_eas_12_1_on_a_redirect_path_is_unknown() -> None:
     legacy = predict(
         mv(srv(E2007SP3), srv(E2010SP3, eas_external_url_set=True)),
-        dev(cas2007, eas_version="12.1"),
+        dev(cas2007, eas_version="12.1", client_honours_451=None),
     )
     assert legacy.outcome is Outcome.UNKNOWN
     assert "Q-451-121" in reason(legacy, "M-LEGACYNS-2010-451").open_questions
 
     onboarding = predict(
-        mv(srv(E2016), EXO, move_date=date(2025, 6, 1)), dev(cas2016, eas_version="12.1"), org()
+        mv(srv(E2016), EXO, move_date=date(2025, 6, 1)),
+        dev(cas2016, eas_version="12.1", client_honours_451=None),
+        org(),
     )
     assert onboarding.outcome is Outcome.UNKNOWN
     assert "Q-451-121" in reason(onboarding, "X-EASVER-451").text

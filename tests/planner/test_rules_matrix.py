@@ -157,14 +157,24 @@ CASES: list[Case] = [
     Case("M-UNSUPPORTED-PATH", Outcome.UNKNOWN, mv(s2003, srv(E2016)), dev(cas2016)),
     # ---- §3 cross-cutting -------------------------------------------------------------------
     Case(
+        # Redirected to the target site's namespace, whose certificate has another issuer.
         "X-CERT",
         Outcome.BLOCKED,
         mv(
-            srv(E2016),
-            srv(E2019),
-            target_endpoint=ep(cas2016, certificate=replace(CERT, thumbprint="CC33DD44")),
+            srv(E2010SP3),
+            srv(E2010SP3, site="S2", eas_external_url_set=True),
+            target_endpoint=ep(
+                cas2010,
+                host="mail-eu.contoso.com",
+                certificate=replace(
+                    CERT,
+                    thumbprint="CC33DD44",
+                    issuer="CN=Other CA",
+                    names=("mail-eu.contoso.com",),
+                ),
+            ),
         ),
-        dev(cas2016),
+        dev(cas2010, eas_version="14.1"),
     ),
     Case(
         "X-IWA-2003",

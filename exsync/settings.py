@@ -117,7 +117,10 @@ for _key, _value in _email.items():
 DEFAULT_FROM_EMAIL = ENV.get("DEFAULT_FROM_EMAIL", "exsync <exsync@localhost>")
 
 # Celery: Redis when REDIS_URL is set, else an embedded filesystem broker.
-_celery = config.celery_config(ENV, base_dir=BASE_DIR)
+# The test suite keeps its messages in a folder of its own, never in the demo's queue.
+_celery = config.celery_config(
+    ENV, base_dir=BASE_DIR / "var" / "test" if TESTING else BASE_DIR
+)
 CELERY_BROKER_URL = _celery["broker_url"]
 CELERY_RESULT_BACKEND = _celery["result_backend"]
 CELERY_BROKER_TRANSPORT_OPTIONS = _celery["broker_transport_options"]
@@ -129,6 +132,7 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "exsync.tasks.heartbeat", "schedule": 60.0},
     "sweep-queued-imports": {"task": "devices.tasks.sweep_queued_imports", "schedule": 300.0},
+    "sweep-batch-plans": {"task": "migrations_plan.tasks.sweep_batch_plans", "schedule": 300.0},
 }
 
 SESSION_COOKIE_HTTPONLY = True

@@ -103,6 +103,7 @@ def worker_queue(media_root):
         "DATABASE_URL": _database_url(),
         "MEDIA_ROOT": str(media_root),
         "SECRET_KEY": "worker-under-test",
+        "EXSYNC_TESTING": "1",  # the same broker folder as the test process
         "DJANGO_SETTINGS_MODULE": "exsync.settings",
     }
     proc = subprocess.Popen(

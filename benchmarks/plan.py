@@ -31,7 +31,8 @@ def main() -> None:
         with connection.cursor() as cur:
             cur.execute(
                 "TRUNCATE devices_partnership, devices_mobiledevice, devices_moverequest, devices_mailbox, "
-                "devices_certificate, devices_exchangeserver, migrations_plan_batchmailbox RESTART IDENTITY CASCADE"
+                "devices_certificate, devices_namespace, devices_clientprofile, devices_exchangeserver, "
+                "migrations_plan_batchmailbox RESTART IDENTITY CASCADE"
             )
         seed_demo(mailboxes=MAILBOXES)
     MoveBatch.objects.filter(name="bench-plan").delete()
@@ -52,12 +53,17 @@ def main() -> None:
     rows = Partnership.objects.filter(
         mailbox__batch_memberships__batch=batch, mailbox__batch_memberships__is_active=True
     ).values_list(
+        # The same columns the plan's fact key reads (migrations_plan/fact_key.py).
         "pk",
         "mailbox__batch_memberships__pk",
         "mailbox__server_id",
         "eas_version",
         "client_type",
         "access_state",
+        "policy_applied",
+        "device__device_type",
+        "device__model",
+        "device__os",
     )
     say("plain read of the same rows")
     reads = []

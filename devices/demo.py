@@ -16,7 +16,19 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from .models import ExchangeServer, Generation, Mailbox, MobileDevice, Partnership
+from .models import (
+    EXCHANGE_ONLINE_FOREST,
+    AccessLevel,
+    Certificate,
+    ClientProfile,
+    ExchangeServer,
+    Generation,
+    Mailbox,
+    MobileDevice,
+    Namespace,
+    Organisation,
+    Partnership,
+)
 
 DOMAIN = "northwind.example"
 AD_DOMAIN = "northwind.local"
@@ -377,7 +389,96 @@ def seed_servers(*, now: datetime) -> dict[str, ExchangeServer]:
             },
         )
         servers[spec.name] = server
+    seed_organisation(servers=servers, now=now)
     return servers
+
+
+# Host names phones use (Organisation -> Namespaces): mail.* is answered by the 2016/2019 front
+# ends, which proxy for older mailboxes; legacy.* stays on the 2007 CAS for its own users; the
+# Leeds branch publishes its own name; mail-eu.* is published for Munich but phones were never
+# configured with it. Which name the 2003 and 2007 RTM users' phones use is left unrecorded, so
+# the demo shows open questions and ranges.
+NAMESPACES = (
+    ("mail.northwind.example", ("EX2016-01", "EX2019-01"), False, True, ""),
+    ("legacy.northwind.example", ("EX2007-01",), True, False, ""),
+    ("leeds.northwind.example", ("EX2010-BR",), False, True, SITE_BR),
+    ("mail-eu.northwind.example", ("EX2019-EU",), False, False, ""),
+)
+
+
+def seed_organisation(*, servers: dict[str, ExchangeServer], now: datetime) -> None:
+    """The organisation's facts: forest, DefaultAccessLevel, namespaces, certificates as
+    Get-ExchangeCertificate would list them, a few client profiles, and Exchange Online as a
+    target. Hybrid is left unrecorded (a question on every Exchange Online batch)."""
+    Organisation.objects.update_or_create(
+        forest=AD_DOMAIN,
+        defaults={"name": "Northwind Traders", "default_access_level": AccessLevel.ALLOW},
+    )
+    Organisation.objects.update_or_create(
+        forest=EXCHANGE_ONLINE_FOREST,
+        defaults={
+            "name": "Exchange Online (northwind.onmicrosoft.com)",
+            "is_exchange_online": True,
+        },
+    )
+    ExchangeServer.objects.update_or_create(
+        name="Exchange Online", defaults={"generation": Generation.EXO, "roles": ""}
+    )
+    for server in servers.values():
+        server.forest, server.forest_source = AD_DOMAIN, "Site" if server.site else "Fqdn"
+        # Every 2007+ ActiveSync directory was imported (2003 has none to export).
+        server.eas_vdir_imported = server.generation != Generation.EX2003
+        server.save(update_fields=["forest", "forest_source", "eas_vdir_imported"])
+        if server.cert_thumbprint:
+            host = server.eas_external_url.split("/")[2]
+            Certificate.objects.update_or_create(
+                thumbprint=server.cert_thumbprint,
+                defaults={
+                    "server": server,
+                    "subject": f"CN={host}",
+                    "issuer": server.cert_issuer,
+                    "not_after": server.cert_not_after,
+                    "services": "IIS, SMTP",
+                    "domains": "\n".join(
+                        sorted({host, f"autodiscover.{DOMAIN}", f"mail.{DOMAIN}"})
+                        if "EX2010-BR" not in server.name
+                        else {host}
+                    ),
+                    "is_self_signed": "EX2010-BR" in server.name,
+                },
+            )
+    for host, answering, legacy, phones_use, sites in NAMESPACES:
+        namespace, _ = Namespace.objects.update_or_create(
+            host=host,
+            defaults={
+                "is_legacy": legacy,
+                "devices_use": phones_use,
+                "sites": sites,
+                "imported": True,
+            },
+        )
+        namespace.servers.set([servers[name] for name in answering])
+    for name, defaults in CLIENT_PROFILES:
+        ClientProfile.objects.update_or_create(name=name, defaults=defaults)
+
+
+CLIENT_PROFILES = (
+    (
+        "Outlook for iOS and Android",
+        {"device_type": "Outlook", "supports_modern_auth": True, "honours_451": True},
+    ),
+    (
+        "iOS Mail on iOS 10 and later",
+        {
+            "device_type": "iPhone",
+            "os_prefix": "iOS 1",
+            "max_eas_version": "16.1",
+            "supports_modern_auth": True,
+            "honours_451": True,
+            "can_comply_with_policy": True,
+        },
+    ),
+)
 
 
 def _pick_device_profile(rng: random.Random, generation: str) -> DeviceProfile:

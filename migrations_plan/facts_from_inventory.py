@@ -1,18 +1,38 @@
 """The adapter between the inventory (ORM rows) and the pure planner (plain facts).
 
 Facts exsync does not hold stay None so the planner can say they are missing: nothing here
-invents a value. Where exsync infers a fact from the inventory, the comment says how.
+invents a value. Where exsync derives a fact from the inventory, the comment says how:
+
+- the forest of a server: declared by an admin, else derived from its exports (Site, DN, Fqdn);
+- the host name phones use: the namespace recorded as "phones use it" for the mailbox's site
+  (Organisation -> Namespaces), never the mailbox server's own virtual directory or an
+  InternalUrl; when none is recorded the planner answers under each namespace of the forest;
+- whether a site publishes an EAS ExternalUrl: yes when a server of the site has one; no
+  when every client-access server of the site had its directory imported without one;
+- the certificate on a host name: the IIS certificate of the servers answering it;
+- what a client can do (EAS capability, HTTP 451, modern auth, policy compliance): the most
+  specific client profile an admin recorded for its DeviceType / model / OS.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date
 from urllib.parse import urlparse
 
-from devices.models import ExchangeServer, Generation
+from devices.models import (
+    Certificate,
+    ClientProfile,
+    ExchangeServer,
+    Generation,
+    MobileDevicePolicy,
+    Namespace,
+    Organisation,
+)
 from exchange.versions import parse_version
 
+from .fact_key import FactKey
 from .planner.facts import (
     EXCHANGE_ONLINE,
     AccessLevel,
@@ -20,16 +40,23 @@ from .planner.facts import (
     DeviceFacts,
     EndpointFacts,
     MoveFacts,
+    MoveKind,
     OrgFacts,
     ServerFacts,
 )
-from .planner.predict import Prediction, predict
+from .planner.predict import Prediction
+from .planner.ranges import predict_range
 
 ACCESS = {
     "allowed": AccessLevel.ALLOW,
     "quarantined": AccessLevel.QUARANTINE,
     "blocked": AccessLevel.BLOCK,
+    "allow": AccessLevel.ALLOW,
+    "quarantine": AccessLevel.QUARANTINE,
+    "block": AccessLevel.BLOCK,
 }
+# Kinds after which the target mailbox is a new object: it holds none of today's partnerships.
+NEW_MAILBOX_KINDS = {MoveKind.CROSS_FOREST, MoveKind.STAGED_OR_CUTOVER_OR_IMAP}
 
 
 def _build_key(build: str) -> tuple[int, ...]:
@@ -37,20 +64,84 @@ def _build_key(build: str) -> tuple[int, ...]:
     return (parsed.major, parsed.minor, parsed.build, parsed.revision) if parsed else (0,)
 
 
-class Inventory:
-    """Every server once, as facts: a batch is planned against a handful of servers."""
+def _host(url: str) -> str | None:
+    return (urlparse(url).hostname or None) if url else None
 
-    def __init__(self, servers: Iterable[ExchangeServer]) -> None:
+
+def _serves_client_access(server: ExchangeServer) -> bool:
+    """Whether a server has an ActiveSync directory of its own to import: the Client Access
+    role (2007/2010), any 2013+ server, or a server whose roles were not exported."""
+    if not server.roles:
+        return True
+    if server.generation in (
+        Generation.EX2013,
+        Generation.EX2016,
+        Generation.EX2019,
+        Generation.SE,
+    ):
+        return True
+    return "clientaccess" in server.roles.replace(" ", "").lower()
+
+
+@dataclass(frozen=True)
+class BatchContext:
+    """What is the same for every partnership of one batch."""
+
+    target_id: int
+    move_date: date
+    move_kind: str = ""
+    target_policy_id: int | None = None
+
+
+class Inventory:
+    """The whole inventory once, as facts: a batch is planned against a handful of servers."""
+
+    def __init__(
+        self,
+        servers: Iterable[ExchangeServer],
+        *,
+        namespaces: Iterable[Namespace] = (),
+        certificates: Iterable[Certificate] = (),
+        organisations: Iterable[Organisation] = (),
+        profiles: Iterable[ClientProfile] = (),
+        policies: Iterable[MobileDevicePolicy] = (),
+    ) -> None:
         self.servers = {s.pk: s for s in servers}
-        published_sites = {s.site for s in self.servers.values() if s.site and s.eas_external_url}
-        self.facts = {pk: self._server_facts(s, published_sites) for pk, s in self.servers.items()}
-        self.endpoints = {pk: self._endpoint(s) for pk, s in self.servers.items()}
-        self.org = OrgFacts(
-            servers=tuple(f for f in self.facts.values() if not f.is_exchange_online),
+        self.certificates = {c.thumbprint.upper(): c for c in certificates}
+        self.organisations = {o.forest: o for o in organisations}
+        self.profiles = sorted(profiles, key=lambda p: -p.specificity)
+        self.policies = {p.pk: p for p in policies}
+        self.facts = {pk: self._server_facts(s) for pk, s in self.servers.items()}
+        self.namespaces = [self._namespace(n) for n in namespaces]
+        self._profile_cache: dict[tuple[str, str, str], ClientProfile | None] = {}
+
+    @classmethod
+    def load(cls) -> Inventory:
+        """Everything the planner may ask, in a fixed number of queries."""
+        return cls(
+            ExchangeServer.objects.all(),
+            namespaces=Namespace.objects.prefetch_related("servers"),
+            certificates=Certificate.objects.all(),
+            organisations=Organisation.objects.all(),
+            profiles=ClientProfile.objects.all(),
+            policies=MobileDevicePolicy.objects.select_related("organisation"),
         )
 
-    @staticmethod
-    def _server_facts(server: ExchangeServer, published_sites: set[str]) -> ServerFacts:
+    # -- servers and sites ---------------------------------------------------------------------
+
+    def _site_publishes(self, server: ExchangeServer) -> bool | None:
+        """Whether the CAS of this server's AD site publishes an EAS ExternalUrl."""
+        if not server.site:
+            return True if server.eas_external_url else None
+        site = [s for s in self.servers.values() if s.site == server.site]
+        if any(s.eas_external_url for s in site):
+            return True
+        cas = [s for s in site if _serves_client_access(s)]
+        if cas and all(s.eas_vdir_imported for s in cas):
+            return False  # imported without ExternalUrl: the site proxies
+        return None
+
+    def _server_facts(self, server: ExchangeServer) -> ServerFacts:
         if server.generation == Generation.EXO:
             return EXCHANGE_ONLINE
         return ServerFacts(
@@ -58,87 +149,197 @@ class Inventory:
             admin_display_version=server.admin_display_version or (server.build or None),
             exsetup_version=server.exsetup_version or None,
             site=server.site or None,
-            # Whether the CAS of this server's AD site publishes an EAS ExternalUrl: known for
-            # sites where some server has one; unknown (None) for sites without any record.
-            eas_external_url_set=True if server.site in published_sites else None,
+            organization=server.effective_forest or None,
+            eas_external_url_set=self._site_publishes(server),
             iwa_on_eas_vdir=server.iwa_enabled,
+            block_legacy_mailboxes=server.block_legacy_mailboxes,
         )
 
-    def _endpoint_server(self, server: ExchangeServer) -> ExchangeServer | None:
-        """The server whose published EAS URL a mailbox on `server` is reached through: its own,
-        else one in the same AD site. 2003 servers have no site: their front end is unknown."""
-        if server.eas_url:
-            return server
-        if not server.site:
-            return None
-        # In coexistence the newest front end in the site answers the published namespace.
-        fronts = [o for o in self.servers.values() if o.site == server.site and o.eas_external_url]
-        return max(fronts, key=lambda o: _build_key(o.build), default=None)
+    def forest_of(self, server_id: int | None) -> str:
+        server = self.servers.get(server_id) if server_id else None
+        return server.effective_forest if server else ""
 
-    def _endpoint(self, server: ExchangeServer) -> EndpointFacts | None:
-        front = self._endpoint_server(server)
-        if front is None:
+    # -- namespaces and certificates -----------------------------------------------------------
+
+    def _certificate(self, server: ExchangeServer) -> CertificateFacts | None:
+        if not server.cert_thumbprint:
             return None
-        host = urlparse(front.eas_url).hostname
-        certificate = None
-        if front.cert_thumbprint:
-            certificate = CertificateFacts(
-                thumbprint=front.cert_thumbprint,
-                not_after=front.cert_not_after.date() if front.cert_not_after else None,
-                issuer=front.cert_issuer or None,
+        row = self.certificates.get(server.cert_thumbprint.upper())
+        names: tuple[str, ...] | None = None
+        self_signed = None
+        if row is not None:
+            self_signed = row.is_self_signed
+            domains = [d.strip() for d in row.domains.splitlines() if d.strip()]
+            subject_cn = [
+                part.split("=", 1)[1].strip()
+                for part in row.subject.split(",")
+                if part.strip().upper().startswith("CN=")
+            ]
+            # CertificateDomains lists the subject and SANs; an export without it says nothing.
+            names = tuple(dict.fromkeys(domains + subject_cn)) if domains else None
+        return CertificateFacts(
+            thumbprint=server.cert_thumbprint,
+            not_after=server.cert_not_after.date() if server.cert_not_after else None,
+            names=names,
+            issuer=server.cert_issuer or None,
+            self_signed=self_signed,
+        )
+
+    def _namespace(self, namespace: Namespace) -> tuple[Namespace, EndpointFacts]:
+        answering = sorted(
+            (s for s in namespace.servers.all() if s.pk in self.servers),
+            key=lambda s: _build_key(s.build),
+        )
+        # In coexistence the newest front end answers the name (the namespace moved to it).
+        front = answering[-1] if answering else None
+        return namespace, EndpointFacts(
+            host=namespace.host,
+            server=self.facts[front.pk] if front else None,
+            legacy_namespace=namespace.is_legacy,
+            certificate=self._certificate(self.servers[front.pk]) if front else None,
+            reaches_mailbox_after_move=not namespace.retired,
+        )
+
+    def _forest_namespaces(self, forest: str) -> list[tuple[Namespace, EndpointFacts]]:
+        def in_forest(namespace: Namespace) -> bool:
+            forests = {
+                self.servers[s.pk].effective_forest
+                for s in namespace.servers.all()
+                if s.pk in self.servers
+            }
+            return not forests or forest in forests
+
+        return [(n, e) for n, e in self.namespaces if in_forest(n)]
+
+    def device_endpoint(self, server_id: int | None) -> EndpointFacts | None:
+        """The host name phones of mailboxes on this server use, when recorded unambiguously."""
+        server = self.servers.get(server_id) if server_id else None
+        if server is None:
+            return None
+        used = [
+            (n, e)
+            for n, e in self._forest_namespaces(server.effective_forest)
+            if n.devices_use and (not n.site_list() or server.site in n.site_list())
+        ]
+        # A namespace scoped to the mailbox's site wins over one for every site.
+        scoped = [(n, e) for n, e in used if n.site_list()]
+        chosen = scoped or used
+        return chosen[0][1] if len(chosen) == 1 else None
+
+    def target_endpoint(self, target_id: int) -> EndpointFacts | None:
+        """The namespace published for the target's site: where a redirect sends a phone."""
+        target = self.servers[target_id]
+        if target.generation == Generation.EXO:
+            return EndpointFacts(host="outlook.office365.com", server=EXCHANGE_ONLINE)
+        site = [s for s in self.servers.values() if target.site and s.site == target.site]
+        hosts = {_host(s.eas_external_url) for s in (site or [target]) if s.eas_external_url}
+        for namespace, endpoint in self.namespaces:
+            if namespace.host in hosts:
+                return endpoint
+        return None
+
+    # -- organisations ---------------------------------------------------------------------------
+
+    def _org_facts(self, *, source_id: int | None, target_id: int, policy) -> OrgFacts:
+        target = self.servers[target_id]
+        org = self.organisations.get(target.effective_forest)
+        forest = self.forest_of(source_id) or target.effective_forest
+        servers = tuple(
+            self.facts[s.pk]
+            for s in self.servers.values()
+            if s.generation != Generation.EXO and s.effective_forest == forest
+        )
+        level = ACCESS.get((org.default_access_level or "").lower()) if org else None
+        return OrgFacts(
+            name=(org.name or org.forest) if org else (target.effective_forest or None),
+            default_access_level=level,
+            hybrid_configured=org.hybrid_configured if org else None,
+            eas_max_devices=org.eas_max_devices if org else None,
+            allow_non_provisionable_devices=policy.allow_non_provisionable_devices
+            if policy
+            else None,
+            servers=servers or None,
+            namespaces=tuple(e for _, e in self._forest_namespaces(forest)) or None,
+        )
+
+    def _target_policy(
+        self, batch: BatchContext, source_id: int | None
+    ) -> MobileDevicePolicy | None:
+        """The batch's policy, else (for a move to another organisation) the target's default."""
+        if batch.target_policy_id:
+            return self.policies.get(batch.target_policy_id)
+        target_forest = self.servers[batch.target_id].effective_forest
+        if target_forest and target_forest != self.forest_of(source_id):
+            org = self.organisations.get(target_forest)
+            defaults = [p for p in self.policies.values() if p.organisation == org and p.is_default]
+            return defaults[0] if len(defaults) == 1 else None
+        return None
+
+    def _policy_differs(
+        self, policy: MobileDevicePolicy | None, applied: str, batch: BatchContext, source_id
+    ) -> bool | None:
+        if policy is None:
+            if batch.target_policy_id is None and self.forest_of(source_id) == (
+                self.servers[batch.target_id].effective_forest
+            ):
+                return False  # same organisation, no new policy chosen: it moves unchanged
+            return None
+        if not applied:
+            return None
+        return applied.strip().casefold() != policy.name.strip().casefold()
+
+    # -- devices ---------------------------------------------------------------------------------
+
+    def profile(self, device_type: str, model: str, os: str) -> ClientProfile | None:
+        key = (device_type, model, os)
+        if key not in self._profile_cache:
+            self._profile_cache[key] = next(
+                (p for p in self.profiles if p.matches(device_type, model, os)), None
             )
-        return EndpointFacts(
-            host=host,
-            server=self.facts[front.pk],
-            legacy_namespace=True if host and host.startswith("legacy.") else None,
-            certificate=certificate,
+        return self._profile_cache[key]
+
+    def device(self, key: FactKey) -> DeviceFacts:
+        profile = self.profile(key.device_type, key.model, key.os)
+        return DeviceFacts(
+            device_type=key.device_type or None,
+            model=key.model or None,
+            os=key.os or None,
+            eas_version=key.eas_version or None,
+            max_eas_version=(profile.max_eas_version or None) if profile else None,
+            client_type=key.client_type or None,
+            client_honours_451=profile.honours_451 if profile else None,
+            supports_modern_auth=profile.supports_modern_auth if profile else None,
+            can_comply_with_target_policy=profile.can_comply_with_policy if profile else None,
+            endpoint=self.device_endpoint(key.server_id),
+            access_state=ACCESS.get(key.access_state.lower()) if key.access_state else None,
         )
 
-    def move(self, *, source_id: int | None, target_id: int, move_date: date) -> MoveFacts:
-        """The move of one mailbox; an unknown source server stays a server without a version."""
+    def move(self, key: FactKey, batch: BatchContext) -> MoveFacts:
+        source_id = key.server_id or None
         source = self.facts.get(source_id) if source_id else None
-        target_endpoint = self.endpoints.get(target_id)
+        kind = MoveKind(batch.move_kind) if batch.move_kind else None
+        policy = self._target_policy(batch, source_id)
+        source_org = self.organisations.get(self.forest_of(source_id))
         return MoveFacts(
             source=source or ServerFacts(name="(no server recorded)"),
-            target=self.facts[target_id],
-            move_date=move_date,
-            target_endpoint=target_endpoint,
-        )
-
-    def device(
-        self,
-        *,
-        source_id: int | None,
-        eas_version: str,
-        client_type: str,
-        access_state: str,
-    ) -> DeviceFacts:
-        # The device talks to the endpoint its mailbox is published on today.
-        return DeviceFacts(
-            eas_version=eas_version or None,
-            client_type=client_type or None,
-            endpoint=self.endpoints.get(source_id) if source_id else None,
-            access_state=ACCESS.get(access_state.lower()) if access_state else None,
-        )
-
-    def predict(
-        self,
-        *,
-        source_id: int | None,
-        target_id: int,
-        move_date: date,
-        eas_version: str,
-        client_type: str,
-        access_state: str,
-    ) -> Prediction:
-        """The planner's answer for one phone-fact combination moving to `target_id`."""
-        return predict(
-            self.move(source_id=source_id, target_id=target_id, move_date=move_date),
-            self.device(
-                source_id=source_id,
-                eas_version=eas_version,
-                client_type=client_type,
-                access_state=access_state,
+            target=self.facts[batch.target_id],
+            kind=kind,
+            move_date=batch.move_date,
+            target_endpoint=self.target_endpoint(batch.target_id),
+            target_partnership_count=0 if kind in NEW_MAILBOX_KINDS else key.partnerships,
+            target_policy_differs=self._policy_differs(
+                policy, key.policy_applied, batch, source_id
             ),
-            self.org,
+            hybrid_configured=source_org.hybrid_configured if source_org else None,
+        )
+
+    def predict(self, key: FactKey, batch: BatchContext) -> Prediction:
+        """The planner's answer, with its range, for one fact key moving as `batch` says."""
+        policy = self._target_policy(batch, key.server_id or None)
+        return predict_range(
+            self.move(key, batch),
+            self.device(key),
+            self._org_facts(
+                source_id=key.server_id or None, target_id=batch.target_id, policy=policy
+            ),
         )

@@ -21,6 +21,15 @@ class BatchState(models.TextChoices):
 ACTIVE_BATCH_STATES = (BatchState.DRAFT, BatchState.SCHEDULED, BatchState.IN_PROGRESS)
 
 
+class PlanState(models.TextChoices):
+    """Where a batch's next plan is: the worker computes predictions, not the web request."""
+
+    IDLE = "idle", "Idle"
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    FAILED = "failed", "Failed"
+
+
 def default_notice_leads() -> list[int]:
     """Minutes before the start at which users get their notice: 3 days and 2 hours."""
     return [3 * 24 * 60, 2 * 60]
@@ -72,6 +81,28 @@ class MoveBatch(models.Model):
     planned_at = models.DateTimeField(
         null=True, blank=True, help_text="When predictions were last computed."
     )
+    # The plan queued for the worker (services.batch_plan_request / batch_plan_run). Only
+    # conditional UPDATEs change these, so one plan of a batch runs at a time.
+    plan_state = models.CharField(
+        max_length=8, choices=PlanState.choices, default=PlanState.IDLE, editable=False
+    )
+    plan_requested_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the batch was queued for a plan."
+    )
+    plan_started_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the running (or last) plan started; it also identifies that plan.",
+    )
+    plan_rerun = models.BooleanField(
+        default=False, editable=False, help_text="Asked again while a plan ran: plan once more."
+    )
+    plan_done = models.PositiveIntegerField(default=0, editable=False)
+    plan_total = models.PositiveIntegerField(
+        default=0, editable=False, help_text="Pending mailboxes the running plan covers."
+    )
+    plan_error = models.TextField(blank=True, editable=False)
     # The create form carries a token; a double-submitted form finds its batch instead of
     # making a second one.
     request_token = models.UUIDField(null=True, blank=True, unique=True, editable=False)
@@ -159,6 +190,14 @@ class Explanation(models.Model):
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
     low_confidence = models.BooleanField(default=False)
     reasons = models.JSONField(default=list)
+    # The range: outcomes possible under the missing facts, the questions that decide between
+    # them, and which answer leads where (planner/ranges.py).
+    possible = models.JSONField(default=list)
+    depends_on = models.JSONField(default=list)
+    branches = models.JSONField(default=list)
+    # One sentence each, composed from the reasons (planner/wording.py).
+    user_text = models.TextField(blank=True)
+    admin_text = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     def __str__(self) -> str:

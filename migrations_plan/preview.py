@@ -5,50 +5,54 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from devices.models import ExchangeServer, Mailbox, Partnership
+from devices.models import ExchangeServer, Mailbox
 
-from .facts_from_inventory import Inventory
+from .fact_key import KEY, FactKey, columns, fact_sets, from_clause
+from .facts_from_inventory import BatchContext, Inventory
 from .planner.outcomes import Outcome, severity
 
 
 def worst_outcomes(
-    *, mailboxes: QuerySet[Mailbox], target: ExchangeServer, start_at: datetime
+    *,
+    mailboxes: QuerySet[Mailbox],
+    target: ExchangeServer,
+    start_at: datetime,
+    move_kind: str = "",
 ) -> dict[int, str]:
     """{mailbox id: the worst outcome among its phones} if these mailboxes moved to `target`.
 
-    Mailboxes without a phone are absent. Two queries plus one predict() per distinct set of
-    facts, whatever the number of mailboxes.
+    Mailboxes without a phone are absent. A fixed number of queries plus one planner call per
+    distinct fact key (fact_key.KEY), whatever the number of mailboxes.
     """
-    inventory = Inventory(ExchangeServer.objects.all())
-    move_date = timezone.localdate(start_at)
-    rows = (
-        Partnership.objects.filter(is_stale=False, mailbox__in=mailboxes)
-        .order_by()
-        .values_list(
-            "mailbox_id", "mailbox__server_id", "eas_version", "client_type", "access_state"
-        )
+    inventory = Inventory.load()
+    context = BatchContext(
+        target_id=target.pk, move_date=timezone.localdate(start_at), move_kind=move_kind
     )
-    answers: dict[tuple, Outcome] = {}
+    ids_sql, params = mailboxes.order_by().values("pk").query.sql_with_params()
+    answers = {
+        key: inventory.predict(key, context).outcome for key, _ in fact_sets(ids_sql, params)
+    }
+    sql = (
+        f"SELECT p.mailbox_id, {columns()} FROM {from_clause(ids_sql)} "
+        f"WHERE NOT p.is_stale AND p.mailbox_id IN ({ids_sql})"
+    )
     worst: dict[int, Outcome] = {}
-    for mailbox_id, source_id, eas, client, access in rows.iterator(chunk_size=20_000):
-        key = (source_id, eas, client, access)
-        outcome = answers.get(key)
-        if outcome is None:
-            outcome = answers[key] = inventory.predict(
-                source_id=source_id,
-                target_id=target.pk,
-                move_date=move_date,
-                eas_version=eas,
-                client_type=client,
-                access_state=access,
-            ).outcome
-        current = worst.get(mailbox_id)
-        if current is None or severity(outcome) > severity(current):
-            worst[mailbox_id] = outcome
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *params])
+        for mailbox_id, *key in cursor.fetchall():
+            outcome = answers[_key(key)]
+            current = worst.get(mailbox_id)
+            if current is None or severity(outcome) > severity(current):
+                worst[mailbox_id] = outcome
     return {pk: str(o) for pk, o in worst.items()}
+
+
+def _key(values: list) -> FactKey:
+    return FactKey(*values[: len(KEY)])
 
 
 def filter_by_outcome(
@@ -57,9 +61,12 @@ def filter_by_outcome(
     outcomes: Iterable[str],
     target: ExchangeServer,
     start_at: datetime,
+    move_kind: str = "",
 ) -> list[Mailbox]:
     """The mailboxes whose worst phone outcome is one of `outcomes`; a mailbox without a phone
     counts as `continues` (nothing of it can break)."""
     wanted = set(outcomes)
-    worst = worst_outcomes(mailboxes=mailboxes, target=target, start_at=start_at)
+    worst = worst_outcomes(
+        mailboxes=mailboxes, target=target, start_at=start_at, move_kind=move_kind
+    )
     return [m for m in mailboxes if worst.get(m.pk, Outcome.CONTINUES.value) in wanted]

@@ -45,15 +45,33 @@ def batch_plan_document(*, batch: MoveBatch) -> dict[str, Any]:
     for member_id, device_id, outcome, explanation_id in predictions.iterator(chunk_size=20_000):
         by_member[member_id].append((device_id, outcome, explanation_id))
         explanation_ids.add(explanation_id)
-    reasons = dict(Explanation.objects.filter(pk__in=explanation_ids).values_list("pk", "reasons"))
+    explained = {
+        pk: rest
+        for pk, *rest in Explanation.objects.filter(pk__in=explanation_ids).values_list(
+            "pk", "reasons", "possible", "depends_on", "branches", "user_text", "admin_text"
+        )
+    }
     summary: Counter[str] = Counter()
     items = []
     for member_id, address in members:
         devices = []
         for device_id, outcome, explanation_id in by_member.get(member_id, []):
             summary[outcome] += 1
+            reasons, possible, depends_on, branches, user_text, admin_text = explained[
+                explanation_id
+            ]
             devices.append(
-                {"device_id": device_id, "outcome": outcome, "reasons": reasons[explanation_id]}
+                {
+                    "device_id": device_id,
+                    "outcome": outcome,
+                    # Outcomes reachable under the missing facts, and the facts deciding them.
+                    "possible": possible or [outcome],
+                    "depends_on": depends_on,
+                    "branches": [{"outcome": o, "when": w} for o, w in branches],
+                    "user_text": user_text,
+                    "admin_text": admin_text,
+                    "reasons": reasons,
+                }
             )
         items.append({"mailbox": address, "devices": devices})
     return {
@@ -215,3 +233,75 @@ def member_rows(*, batch: MoveBatch) -> QuerySet[BatchMailbox]:
         .annotate(devices=Count("predictions__outcome"))
         .order_by("mailbox__primary_smtp_address")
     )
+
+
+# Where each kind of question is answered: a URL name and a fragment of the page.
+QUESTION_PLACES = {
+    "namespaces": ("devices:organisation", "#namespaces"),
+    "client-profiles": ("devices:organisation", "#client-profiles"),
+    "servers": ("devices:organisation", "#servers"),
+    "organisation": ("devices:organisation", ""),
+    "imports": ("devices:import_list", ""),
+    "batch": (None, ""),
+}
+
+
+def open_questions(*, batch: MoveBatch) -> list[dict[str, Any]]:
+    """The facts this batch's predictions are missing, ranked by how many devices each would
+    decide (then by how many it concerns at all), each with where it is answered.
+
+    Two queries whatever the batch size: predictions counted per explanation, then the
+    distinct explanations (each lists the questions its reasons name).
+    """
+    from django.urls import NoReverseMatch, reverse
+
+    from .planner.questions import QUESTIONS
+
+    counts = dict(
+        Prediction.objects.filter(member__batch=batch, member__state=MemberState.PENDING)
+        .values_list("explanation_id")
+        .annotate(n=Count("outcome"))
+        .values_list("explanation_id", "n")
+    )
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for explanation in Explanation.objects.filter(pk__in=list(counts)):
+        n = counts[explanation.pk]
+        deciding = set(explanation.depends_on)
+        for reason in explanation.reasons:
+            question_id = reason.get("question")
+            if not question_id or question_id not in QUESTIONS:
+                continue
+            key = (question_id, reason.get("subject") or "")
+            entry = found.get(key)
+            if entry is None:
+                question = QUESTIONS[question_id]
+                name, fragment = QUESTION_PLACES.get(question.where, (None, ""))
+                try:
+                    url = (reverse(name) + fragment) if name else ""
+                except NoReverseMatch:
+                    url = ""
+                entry = found[key] = {
+                    "id": question_id,
+                    "subject": key[1],
+                    "fact": question.fact,
+                    "how": question.how,
+                    "url": url,
+                    "decides": 0,
+                    "devices": 0,
+                    "outcomes": set(),
+                    "_seen": set(),
+                }
+            if explanation.pk in entry["_seen"]:
+                continue
+            entry["_seen"].add(explanation.pk)
+            entry["devices"] += n
+            if question_id in deciding or (
+                reason.get("outcome") == "unknown" and explanation.outcome == "unknown"
+            ):
+                entry["decides"] += n
+                entry["outcomes"].update(explanation.possible or [explanation.outcome])
+    ranked = sorted(found.values(), key=lambda e: (-e["decides"], -e["devices"], e["id"]))
+    for entry in ranked:
+        entry.pop("_seen")
+        entry["outcomes"] = [o for o in OUTCOME_ORDER if o in entry["outcomes"]]
+    return ranked

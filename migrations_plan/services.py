@@ -11,20 +11,22 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from devices.models import ExchangeServer, Mailbox, MoveRequest, Partnership
 from devices.staging import Stage
 
-from .facts_from_inventory import Inventory
+from .fact_key import KEY, fact_sets, from_clause, join_on
+from .facts_from_inventory import BatchContext, Inventory
 from .models import (
     ACTIVE_BATCH_STATES,
     AuditEntry,
@@ -36,6 +38,7 @@ from .models import (
     Notice,
     NoticeKind,
     NoticeState,
+    PlanState,
     Prediction,
 )
 
@@ -119,8 +122,10 @@ def batch_create(
     actor: AbstractBaseUser | None,
     via: str = "web",
     request_token: uuid.UUID | None = None,
+    plan: Literal["now", "queue"] = "now",
 ) -> MoveBatch:
-    """Create a draft batch with its mailboxes and plan it.
+    """Create a draft batch with its mailboxes and plan it: at once (plan="now", the command
+    line) or in the worker after commit (plan="queue", the web page; see batch_plan_request).
 
     Raises BatchError for a taken name and MailboxAlreadyBatched naming the batch that holds
     a mailbox. The same request_token twice (a double-submitted form) returns the first batch.
@@ -167,7 +172,7 @@ def batch_create(
         target=target_server.name,
         via=via,
     )
-    batch_plan(batch=batch)
+    _plan(batch, plan, reason="created")
     return batch
 
 
@@ -185,11 +190,13 @@ def _digest(prediction_dict: dict) -> str:
 
 
 @transaction.atomic
-def batch_plan(*, batch: MoveBatch) -> PlanResult:
+def batch_plan(
+    *, batch: MoveBatch, progress: Callable[[int, int], None] | None = None
+) -> PlanResult:
     """(Re)compute and store the prediction of every partnership of every active member.
 
-    Set-based: a prediction depends only on (source server, EAS version, client type, access
-    state), so predict() runs once per distinct combination found in the batch, and one
+    Set-based: a prediction depends only on the columns of fact_key.KEY (and on the batch), so
+    the planner runs once per distinct key found in the batch, and one
     INSERT ... SELECT writes every partnership's row from that small table (a re-plan adds
     ON CONFLICT ... DO UPDATE and touches only rows whose answer changed). The query count
     does not grow with the batch.
@@ -204,36 +211,31 @@ def batch_plan(*, batch: MoveBatch) -> PlanResult:
             f"Batch '{batch.name}' is {batch.get_state_display().lower()}: its plan is kept as it was."
         )
     result = PlanResult()
-    inventory = Inventory(ExchangeServer.objects.all())
-    move_date = timezone.localdate(batch.start_at)
+    inventory = Inventory.load()
+    context = batch_context(batch)
     # No pending member has a row yet (a batch's first plan): a plain INSERT, a third cheaper
     # than ON CONFLICT's checks, cannot collide while this plan holds the batch's lock.
     planned_before = Prediction.objects.filter(
         member__batch=batch, member__is_active=True, member__state=MemberState.PENDING
     ).exists()
     with _bulk_plan_settings():
-        keys = _pending_fact_sets(batch)
+        keys = fact_sets(_PENDING_MAILBOXES, [batch.pk])
         answers: list[tuple] = []
         explanations: dict[str, tuple[str, dict]] = {}
         pending: Counter[str] = Counter()
-        for source_id, eas, client, access, count in keys:
-            prediction = inventory.predict(
-                source_id=source_id,
-                target_id=batch.target_server_id,
-                move_date=move_date,
-                eas_version=eas,
-                client_type=client,
-                access_state=access,
-            )
+        for done, (key, count) in enumerate(keys, start=1):
+            prediction = inventory.predict(key, context)
             as_dict = prediction.as_dict()
             digest = _digest(as_dict)
             explanations[digest] = (str(prediction.outcome), as_dict)
-            answers.append((source_id or 0, eas, client, access, str(prediction.outcome), digest))
+            answers.append((*astuple(key), str(prediction.outcome), digest))
             pending[str(prediction.outcome)] += count
+            if progress is not None and (done % 200 == 0 or done == len(keys)):
+                progress(done, len(keys))
         ids = _explanation_ids(explanations)
         now = timezone.now()
         _write_predictions(
-            batch, [(*a[:5], ids[a[5]]) for a in answers], now, upsert=planned_before
+            batch, [(*a[:-1], ids[a[-1]]) for a in answers], now, upsert=planned_before
         )
     _delete_gone_predictions(batch)
     MoveBatch.objects.filter(pk=batch.pk).update(planned_at=now)
@@ -288,22 +290,22 @@ def _bulk_plan_settings() -> Iterator[None]:
         )
 
 
-def _pending_fact_sets(batch: MoveBatch) -> list[tuple]:
-    """(source server, EAS version, client type, access state, partnerships) of the batch's
-    pending members: predict() answers once per row of this."""
-    in_batch = Partnership.objects.filter(
-        is_stale=False,
-        mailbox__batch_memberships__batch=batch,
-        mailbox__batch_memberships__is_active=True,
-        # Moves already done or failed keep the prediction made before them: re-planning a
-        # moved mailbox would predict a move from the target to itself.
-        mailbox__batch_memberships__state=MemberState.PENDING,
-    )
-    # order_by() clears the model's ordering, which GROUP BY would otherwise include.
-    return list(
-        in_batch.order_by()
-        .values_list("mailbox__server_id", "eas_version", "client_type", "access_state")
-        .annotate(n=Count("id"))
+# The mailboxes a plan predicts for: pending members of the batch (moves already done or
+# failed keep the prediction made before them: re-planning a moved mailbox would predict a
+# move from the target to itself).
+_PENDING_MAILBOXES = (
+    f"SELECT mailbox_id FROM {BatchMailbox._meta.db_table} "
+    "WHERE batch_id = %s AND is_active AND state = 'pending'"
+)
+
+
+def batch_context(batch: MoveBatch) -> BatchContext:
+    """What the planner needs of a batch besides each partnership's key."""
+    return BatchContext(
+        target_id=batch.target_server_id,
+        move_date=timezone.localdate(batch.start_at),
+        move_kind=batch.move_kind,
+        target_policy_id=batch.target_policy_id,
     )
 
 
@@ -312,16 +314,11 @@ def _write_predictions(
 ) -> None:
     prediction = Prediction._meta.db_table
     member = BatchMailbox._meta.db_table
-    partnership = Partnership._meta.db_table
-    mailbox = Mailbox._meta.db_table
     stage = Stage(
         connection,
         "stage_plan_answers",
         [
-            ("server_id", "bigint"),
-            ("eas_version", "text"),
-            ("client_type", "text"),
-            ("access_state", "text"),
+            *((part.name, part.type) for part in KEY),
             ("outcome", "text"),
             ("explanation_id", "bigint"),
         ],
@@ -330,10 +327,9 @@ def _write_predictions(
     insert = (
         f"INSERT INTO {prediction} (member_id, partnership_id, outcome, explanation_id, computed_at) "
         f"SELECT bm.id, p.id, k.outcome, k.explanation_id, %s "
-        f"FROM {partnership} p JOIN {member} bm ON bm.mailbox_id = p.mailbox_id "
-        f"JOIN {mailbox} m ON m.id = p.mailbox_id "
-        f"JOIN {stage.name} k ON k.server_id = COALESCE(m.server_id, 0) AND k.eas_version = p.eas_version "
-        f"AND k.client_type = p.client_type AND k.access_state = p.access_state "
+        f"FROM {from_clause(_PENDING_MAILBOXES)} "
+        f"JOIN {member} bm ON bm.mailbox_id = p.mailbox_id "
+        f"JOIN {stage.name} k ON {join_on('k')} "
         f"WHERE bm.batch_id = %s AND bm.is_active AND bm.state = 'pending' AND NOT p.is_stale"
     )
     if upsert:
@@ -344,7 +340,7 @@ def _write_predictions(
             "explanation_id = excluded.explanation_id, computed_at = excluded.computed_at "
             f"WHERE {differs}"
         )
-    stage.execute(insert, [stage.value(now), batch.pk])
+    stage.execute(insert, [stage.value(now), batch.pk, batch.pk])
 
 
 def _delete_gone_predictions(batch: MoveBatch) -> None:
@@ -377,6 +373,11 @@ def _explanation_ids(explanations: dict[str, tuple[str, dict]]) -> dict[str, int
                 outcome=outcome,
                 low_confidence=bool(as_dict["low_confidence"]),
                 reasons=as_dict["reasons"],
+                possible=as_dict["possible"],
+                depends_on=as_dict["depends_on"],
+                branches=as_dict["branches"],
+                user_text=as_dict["user_text"],
+                admin_text=as_dict["admin_text"],
             )
             for digest, (outcome, as_dict) in explanations.items()
         ],
@@ -387,17 +388,168 @@ def _explanation_ids(explanations: dict[str, tuple[str, dict]]) -> dict[str, int
     )
 
 
-def batches_replan_active() -> int:
-    """Re-plan every batch not yet finished: the inventory it depends on changed."""
-    batches = list(MoveBatch.objects.filter(state__in=ACTIVE_BATCH_STATES))
-    planned = 0
-    for batch in batches:
-        try:
-            batch_plan(batch=batch)
-        except BatchError:
-            continue  # completed or cancelled since the list was read: its plan stays
-        planned += 1
-    return planned
+def batches_replan_active(*, reason: str = "inventory changed") -> int:
+    """Queue a re-plan of every batch not yet finished: the inventory it depends on changed.
+
+    Returns how many plans were queued; a batch already queued is not queued twice, and one
+    whose plan is running is planned once more after it (batch_plan_request).
+    """
+    batches = list(MoveBatch.objects.filter(state__in=ACTIVE_BATCH_STATES).only("pk"))
+    return sum(batch_plan_request(batch=batch, reason=reason) for batch in batches)
+
+
+def _plan(batch: MoveBatch, plan: Literal["now", "queue"], *, reason: str) -> None:
+    if plan == "now":
+        batch_plan(batch=batch)
+    else:
+        # The caller's own audit entry ("created", "mailboxes_added") names the admin.
+        batch_plan_request(batch=batch, reason=reason)
+
+
+def _plan_task_enqueue(batch_id: int) -> None:
+    """Send the plan task once the current transaction commits (at once outside one), so the
+    worker never looks for a batch that was rolled back. A broker that does not answer is
+    logged, not raised: the batch stays queued and batch_plans_sweep sends it again."""
+    from .tasks import batch_plan_task  # the tasks module imports this one
+
+    transaction.on_commit(lambda: batch_plan_task.delay(batch_id), robust=True)
+
+
+@transaction.atomic
+def batch_plan_request(
+    *, batch: MoveBatch, reason: str, actor: AbstractBaseUser | None = None
+) -> bool:
+    """Ask the worker to (re)plan a batch; True if this call queued a plan task.
+
+    Requests coalesce, each decided by one conditional UPDATE of the batch row:
+    - idle or failed: the batch becomes queued and one task is sent after commit;
+    - queued: nothing is sent; the task has not started and will read this change (the row is
+      rewritten so that its claim waits for this transaction to commit);
+    - running: the plan under way may have read the data before this change, so it is
+      flagged to run once more when it ends; nothing is sent now.
+    A completed or cancelled batch keeps the plan it was moved with: False.
+    Audited when an admin asks (the Re-plan button); batch_create and batch_add_mailboxes
+    audit the change that needs the plan themselves.
+    """
+    rows = MoveBatch.objects.filter(pk=batch.pk, state__in=ACTIVE_BATCH_STATES)
+    now = timezone.now()
+    outcome = "not planned: the batch is finished"
+    for _ in range(3):  # the plan's state may change between two statements: look again
+        if rows.filter(plan_state__in=(PlanState.IDLE, PlanState.FAILED)).update(
+            plan_state=PlanState.QUEUED,
+            plan_requested_at=now,
+            plan_error="",
+            plan_done=0,
+            plan_total=0,
+        ):
+            _plan_task_enqueue(batch.pk)
+            outcome = "queued"
+            break
+        if rows.filter(plan_state=PlanState.RUNNING).update(plan_rerun=True):
+            outcome = "queued after the running plan"
+            break
+        if rows.filter(plan_state=PlanState.QUEUED).update(plan_state=PlanState.QUEUED):
+            outcome = "already queued"
+            break
+        if not rows.exists():
+            break
+    if actor is not None:
+        audit(batch=batch, actor=actor, action="plan_requested", reason=reason, plan=outcome)
+    return outcome == "queued"
+
+
+def batch_plan_run(*, batch_id: int) -> str:
+    """The plan task's body: plan a queued batch once, then leave it idle (or failed).
+
+    Idempotent: only the worker whose conditional UPDATE queued -> running changes the row
+    plans. Another message for the same request, or one for a batch planned since, finds it
+    idle and does nothing. A batch completed or cancelled while queued ends idle, unplanned.
+    Returns what happened, for the worker's log; a failure is stored, then raised.
+    """
+    started = timezone.now()
+    claimed = MoveBatch.objects.filter(pk=batch_id, plan_state=PlanState.QUEUED).update(
+        plan_state=PlanState.RUNNING,
+        plan_started_at=started,
+        plan_rerun=False,
+        plan_done=0,
+        plan_total=0,
+        plan_error="",
+    )
+    batch = MoveBatch.objects.filter(pk=batch_id).first() if claimed else None
+    if batch is None:
+        return "not queued: nothing to do"
+    if not batch.is_active:
+        _plan_end(batch_id, started, PlanState.IDLE)
+        return f"{batch.state}: not planned"
+    this_plan = MoveBatch.objects.filter(pk=batch_id, plan_started_at=started)
+    this_plan.update(
+        plan_total=batch.members.filter(is_active=True, state=MemberState.PENDING).count()
+    )
+
+    def progress(done: int, total: int) -> None:
+        this_plan.update(plan_done=done, plan_total=total)
+
+    try:
+        result = batch_plan(batch=batch, progress=progress)
+    except BatchError as error:
+        if not MoveBatch.objects.filter(pk=batch_id, state__in=ACTIVE_BATCH_STATES).exists():
+            _plan_end(batch_id, started, PlanState.IDLE)  # completed or cancelled meanwhile
+            return "finished meanwhile: not planned"
+        _plan_end(batch_id, started, PlanState.FAILED, error=str(error))
+        raise
+    except Exception as error:
+        _plan_end(batch_id, started, PlanState.FAILED, error=f"{type(error).__name__}: {error}")
+        raise
+    _plan_end(batch_id, started, PlanState.IDLE)
+    return f"planned {result.partnerships} devices in {result.seconds:.1f} s"
+
+
+def _plan_end(batch_id: int, started: datetime, state: PlanState, *, error: str = "") -> None:
+    """End the plan that started at `started`: idle or failed, or queued once more if a
+    request came in while it ran. A plan the sweeper has handed to another worker ends
+    nothing."""
+    this_plan = MoveBatch.objects.filter(
+        pk=batch_id, plan_state=PlanState.RUNNING, plan_started_at=started
+    )
+    if this_plan.filter(plan_rerun=False).update(plan_state=state, plan_error=error[:2000]):
+        return
+    if this_plan.filter(plan_rerun=True).update(
+        plan_state=PlanState.QUEUED, plan_rerun=False, plan_requested_at=timezone.now()
+    ):
+        _plan_task_enqueue(batch_id)
+
+
+def batch_plans_sweep(*, queued_minutes: int = 10, running_minutes: int = 30) -> int:
+    """Beat's safety net for plans: send again those whose message was lost (queued for
+    long) and re-queue those whose worker died (running longer than any plan takes).
+
+    Sending twice is harmless: only one message claims a plan. On PostgreSQL a plan that is
+    still running holds its batch's row lock, so the re-queue waits for it and then finds it
+    ended. Returns how many plan tasks were sent.
+    """
+    now = timezone.now()
+    stuck = MoveBatch.objects.filter(
+        plan_state=PlanState.RUNNING,
+        plan_started_at__lt=now - timedelta(minutes=running_minutes),
+    )
+    ids = {
+        pk
+        for pk in list(stuck.values_list("pk", flat=True))
+        if stuck.filter(pk=pk).update(
+            plan_state=PlanState.QUEUED, plan_rerun=False, plan_requested_at=now
+        )
+    }
+    ids.update(
+        MoveBatch.objects.filter(plan_state=PlanState.QUEUED)
+        .filter(
+            Q(plan_requested_at__lt=now - timedelta(minutes=queued_minutes))
+            | Q(plan_requested_at__isnull=True)
+        )
+        .values_list("pk", flat=True)
+    )
+    for pk in sorted(ids):
+        _plan_task_enqueue(pk)
+    return len(ids)
 
 
 EDITABLE_STATES = (BatchState.DRAFT, BatchState.SCHEDULED)
@@ -486,9 +638,14 @@ def batch_transition(*, batch: MoveBatch, action: str, actor: AbstractBaseUser |
 
 @transaction.atomic
 def batch_add_mailboxes(
-    *, batch: MoveBatch, mailboxes: Sequence[Mailbox], actor: AbstractBaseUser | None
+    *,
+    batch: MoveBatch,
+    mailboxes: Sequence[Mailbox],
+    actor: AbstractBaseUser | None,
+    plan: Literal["now", "queue"] = "now",
 ) -> int:
-    """Add mailboxes to a draft or scheduled batch, re-plan it, and queue their notices."""
+    """Add mailboxes to a draft or scheduled batch, re-plan it (at once or queued, as in
+    batch_create), and queue their notices."""
     batch = _locked(batch)
     _require_editable(batch)
     added = _add_members(batch, mailboxes)
@@ -501,7 +658,7 @@ def batch_add_mailboxes(
         count=added,
         mailboxes=[m.primary_smtp_address for m in mailboxes][:50],
     )
-    batch_plan(batch=batch)
+    _plan(batch, plan, reason="mailboxes added")
     return added
 
 
@@ -595,5 +752,9 @@ def batch_apply_move_requests(
 
 
 def replan_after_import(sender: object, *, kinds: set[str], **kwargs: object) -> int:
-    """Receiver of devices.signals.inventory_changed: predictions follow the inventory."""
-    return batches_replan_active()
+    """Receiver of devices.signals.inventory_changed: predictions follow the inventory.
+
+    Sent after an import (in the worker) or a server fact recorded on a web page commits;
+    the plans are queued, so neither waits for them.
+    """
+    return batches_replan_active(reason=f"inventory changed: {', '.join(sorted(kinds))}")

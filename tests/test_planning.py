@@ -22,14 +22,22 @@ from migrations_plan.services import (
     batch_plan,
     batch_transition,
 )
-from tests.factories import ExchangeServerFactory, MailboxFactory, PartnershipFactory
+from tests.factories import (
+    ExchangeServerFactory,
+    MailboxFactory,
+    NamespaceFactory,
+    PartnershipFactory,
+)
 
 pytestmark = pytest.mark.django_db
 SOON = timezone.now() + timedelta(days=7)
 
 
 def org():
-    """An Exchange 2010 -> 2016 migration in one site, with a Munich site on another certificate."""
+    """An Exchange 2010 -> 2016 migration in one site, with a Munich site on another certificate.
+
+    Phones are configured with mail.contoso.com, which EX2016A answers (recorded on
+    Organisation -> Namespaces)."""
     ex2010 = ExchangeServerFactory(name="EX2010A", ex2010=True)
     ex2016 = ExchangeServerFactory(name="EX2016A")
     munich = ExchangeServerFactory(
@@ -39,6 +47,8 @@ def org():
         cert_thumbprint="51A7C0E2D9B84F6A3C2E1D0F9B8A7C6D5E4F3A2B",
         cert_issuer="CN=R11, O=Let's Encrypt",
     )
+    NamespaceFactory(host="mail.contoso.com", servers=[ex2016], devices_use=True)
+    NamespaceFactory(host="mail-eu.contoso.com", servers=[munich], devices_use=False)
     return ex2010, ex2016, munich
 
 
@@ -58,7 +68,8 @@ def test_a_new_batch_stores_one_prediction_per_partnership_with_its_reasons():
     assert batch.audit.get().action == "created"
 
 
-def test_a_different_certificate_on_the_target_endpoint_blocks_the_device():
+def test_a_target_servers_own_certificate_does_not_matter_when_phones_keep_their_host_name():
+    # 2016 proxies EAS for the moved mailbox: phones keep talking to mail.contoso.com.
     ex2010, _, munich = org()
     mailbox = MailboxFactory(server=ex2010)
     PartnershipFactory(mailbox=mailbox)
@@ -68,9 +79,25 @@ def test_a_different_certificate_on_the_target_endpoint_blocks_the_device():
     )
 
     prediction = Prediction.objects.select_related("explanation").get(member__batch=batch)
+    assert prediction.outcome == "continues"
+
+
+def test_a_certificate_expiring_before_the_move_on_the_host_phones_use_blocks():
+    ex2010, ex2016, _ = org()
+    ex2016.cert_not_after = SOON - timedelta(days=1)
+    ex2016.save()
+    mailbox = MailboxFactory(server=ex2010)
+    PartnershipFactory(mailbox=mailbox)
+
+    batch = batch_create(
+        name="Wave 1", target_server=ex2016, start_at=SOON, mailboxes=[mailbox], actor=None
+    )
+
+    prediction = Prediction.objects.select_related("explanation").get(member__batch=batch)
     assert prediction.outcome == "blocked"
     blocked = [r for r in prediction.explanation.reasons if r["outcome"] == "blocked"]
     assert [r["rule"] for r in blocked] == ["X-CERT"]
+    assert "mail.contoso.com" in blocked[0]["text"]
     assert blocked[0]["admin_action"]
 
 
@@ -302,8 +329,12 @@ def test_plan_document_reads_in_three_queries(django_assert_num_queries):
 
 
 def test_a_reimport_of_the_inventory_replans_active_batches(
-    tmp_path, django_capture_on_commit_callbacks
+    tmp_path, django_capture_on_commit_callbacks, monkeypatch
 ):
+    from migrations_plan.tasks import batch_plan_task
+
+    sent = []  # plan tasks the import queues, kept here instead of going to a broker
+    monkeypatch.setattr(batch_plan_task, "delay", sent.append)
     from tests import exports
 
     call_command(
@@ -338,6 +369,9 @@ def test_a_reimport_of_the_inventory_replans_active_batches(
             stderr=StringIO(),
         )
 
+    assert sent == [batch.pk], "the import queued the batch's plan instead of planning it"
+    assert Prediction.objects.get(member__batch=batch).outcome != "blocked"
+    batch_plan_task(batch.pk)
     assert Prediction.objects.get(member__batch=batch).outcome == "blocked"
 
 

@@ -118,9 +118,7 @@ DEFAULT_FROM_EMAIL = ENV.get("DEFAULT_FROM_EMAIL", "exsync <exsync@localhost>")
 
 # Celery: Redis when REDIS_URL is set, else an embedded filesystem broker.
 # The test suite keeps its messages in a folder of its own, never in the demo's queue.
-_celery = config.celery_config(
-    ENV, base_dir=BASE_DIR / "var" / "test" if TESTING else BASE_DIR
-)
+_celery = config.celery_config(ENV, base_dir=BASE_DIR / "var" / "test" if TESTING else BASE_DIR)
 CELERY_BROKER_URL = _celery["broker_url"]
 CELERY_RESULT_BACKEND = _celery["result_backend"]
 CELERY_BROKER_TRANSPORT_OPTIONS = _celery["broker_transport_options"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import timedelta
 from functools import wraps
 
 from django.contrib import messages
@@ -19,7 +21,7 @@ from exsync.roles import can_schedule
 from . import selectors, services
 from .forms import AddMailboxesForm, BatchForm, PredictionFilterForm
 from .mailbox_csv import CsvProblem, mailboxes_from_csv, mailboxes_from_lines
-from .models import MoveBatch
+from .models import MoveBatch, PlanState
 from .preview import filter_by_outcome
 
 
@@ -40,12 +42,32 @@ def schedulers_only(view):
     return wrapper
 
 
+PLANNING = (PlanState.QUEUED, PlanState.RUNNING)
+
+
+def _plan_status(batches: Iterable[MoveBatch], *, names: bool) -> dict[str, object]:
+    """Context of _plan_status.html: the page reloads itself while a plan is under way."""
+    batches = list(batches)
+    return {
+        "plan_batches": batches,
+        "plan_names": names,
+        "plan_refresh": any(b.plan_state in PLANNING for b in batches),
+        # Queued longer than this and not started: the worker is probably not running.
+        "plan_stale_before": timezone.now() - timedelta(minutes=1),
+    }
+
+
 def batch_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(selectors.batch_list(), 25).get_page(request.GET.get("page"))
+    planning = [b for b in page.object_list if b.plan_state in (*PLANNING, PlanState.FAILED)]
     return render(
         request,
         "migrations_plan/batch_list.html",
-        {"page": page, "outcomes": selectors.OUTCOME_ORDER},
+        {
+            "page": page,
+            "outcomes": selectors.OUTCOME_ORDER,
+            **_plan_status(planning, names=True),
+        },
     )
 
 
@@ -79,6 +101,7 @@ def batch_create(request: HttpRequest) -> HttpResponse:
                 mailboxes=mailboxes,
                 actor=request.user,
                 request_token=data["request_token"],
+                plan="queue",
             )
         except CsvProblem as problem:
             for line in problem.lines:
@@ -88,7 +111,8 @@ def batch_create(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(
                 request,
-                f"Batch '{batch.name}' created as a draft. Review the impact, then schedule it.",
+                f"Batch '{batch.name}' created as a draft. Its impact is being planned; review "
+                "it here, then schedule it.",
             )
             return redirect("migrations_plan:batch_detail", pk=batch.pk)
     return render(request, "migrations_plan/batch_form.html", {"form": form})
@@ -132,6 +156,7 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "add_form": AddMailboxesForm(),
             "editable": batch.state in services.EDITABLE_STATES,
             "now": timezone.now(),
+            **_plan_status([batch], names=False),
         },
     )
 
@@ -147,8 +172,15 @@ def batch_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
                 request, f"Batch '{batch.name}' is now {batch.get_state_display().lower()}."
             )
         elif action == "replan":
-            result = services.batch_plan(batch=batch)
-            messages.success(request, f"Re-planned {result.partnerships} devices.")
+            if services.batch_plan_request(batch=batch, reason="re-plan", actor=request.user):
+                messages.success(request, "Re-plan queued; this page shows its progress.")
+            elif batch.is_active:
+                messages.info(
+                    request,
+                    "A plan of this batch is already under way; this page shows its progress.",
+                )
+            else:
+                messages.error(request, "A finished batch keeps the plan it was moved with.")
         elif action == "mark_all_moved":
             ids = list(batch.members.filter(is_active=True).values_list("mailbox_id", flat=True))
             counts = services.batch_mark_moves(
@@ -181,7 +213,9 @@ def batch_mailboxes_add(request: HttpRequest, pk: int) -> HttpResponse:
             mailboxes = mailboxes_from_csv(form.cleaned_data["mailboxes_csv"])
         else:
             mailboxes = mailboxes_from_lines(form.cleaned_data.get("addresses") or "")
-        added = services.batch_add_mailboxes(batch=batch, mailboxes=mailboxes, actor=request.user)
+        added = services.batch_add_mailboxes(
+            batch=batch, mailboxes=mailboxes, actor=request.user, plan="queue"
+        )
     except CsvProblem as problem:
         for line in problem.lines[:30]:
             messages.error(request, line)
@@ -189,7 +223,8 @@ def batch_mailboxes_add(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, str(error))
     else:
         messages.success(
-            request, f"Added {added} mailbox{'es' if added != 1 else ''}; predictions updated."
+            request,
+            f"Added {added} mailbox{'es' if added != 1 else ''}; their predictions are being planned.",
         )
     return redirect("migrations_plan:batch_detail", pk=pk)
 

@@ -19,10 +19,17 @@ from migrations_plan.models import (
     MoveBatch,
     Notice,
     NoticeState,
+    PlanState,
     Prediction,
 )
 from migrations_plan.services import batch_create, batch_transition
-from tests.factories import ExchangeServerFactory, MailboxFactory, PartnershipFactory
+from migrations_plan.tasks import batch_plan_task
+from tests.factories import (
+    ExchangeServerFactory,
+    MailboxFactory,
+    NamespaceFactory,
+    PartnershipFactory,
+)
 
 pytestmark = pytest.mark.django_db
 START = (timezone.now() + timedelta(days=10)).replace(microsecond=0)
@@ -32,6 +39,7 @@ START = (timezone.now() + timedelta(days=10)).replace(microsecond=0)
 def org():
     ex2010 = ExchangeServerFactory(name="EX2010A", ex2010=True)
     ex2016 = ExchangeServerFactory(name="EX2016A")
+    NamespaceFactory(host="mail.contoso.com", servers=[ex2016])  # phones use it
     mailboxes = [
         MailboxFactory(server=ex2010, primary_smtp_address=f"user{n}@contoso.com") for n in range(4)
     ]
@@ -83,7 +91,7 @@ def test_helpdesk_reads_batches_but_cannot_change_them(client, helpdesk_user, or
 
 
 def test_admin_creates_a_batch_from_a_migration_batch_csv_and_sees_the_preview(
-    client, admin_user, org
+    client, admin_user, org, django_capture_on_commit_callbacks
 ):
     _, ex2016, _ = org
     client.force_login(admin_user)
@@ -91,19 +99,28 @@ def test_admin_creates_a_batch_from_a_migration_batch_csv_and_sees_the_preview(
         "batch.csv", b"EmailAddress\r\nuser0@contoso.com\r\nUSER1@contoso.com\r\n"
     )
 
-    response = client.post(
-        reverse("migrations_plan:batch_create"),
-        create_form(ex2016, mailboxes_csv=csv_file),
-        follow=True,
-    )
+    with django_capture_on_commit_callbacks() as sent:
+        response = client.post(
+            reverse("migrations_plan:batch_create"),
+            create_form(ex2016, mailboxes_csv=csv_file),
+            follow=True,
+        )
 
     batch = MoveBatch.objects.get()
     assert response.redirect_chain[-1][0] == reverse(
         "migrations_plan:batch_detail", args=[batch.pk]
     )
     assert batch.members.count() == 2 and batch.created_by == admin_user
+    assert len(sent) == 1, "the plan task is sent once the batch is committed"
     body = response.content.decode()
     assert "created as a draft" in body
+    assert "Planning…</span> queued at" in body and 'http-equiv="refresh"' in body
+    assert "M-2010-2013P" not in body
+
+    batch_plan_task(batch.pk)  # what the worker does with the message
+
+    body = client.get(reverse("migrations_plan:batch_detail", args=[batch.pk])).content.decode()
+    assert "Planned at" in body and 'http-equiv="refresh"' not in body
     assert "Devices per outcome" in body and "M-2010-2013P" in body
 
 
@@ -261,8 +278,12 @@ def test_adding_mailboxes_after_scheduling_plans_them_and_queues_their_notices(
         {"addresses": "user2@contoso.com\nuser3@contoso.com"},
     )
 
-    assert Prediction.objects.filter(member__batch=batch).count() == 4
     assert Notice.objects.filter(batch=batch, state=NoticeState.PENDING).count() == 8
+    assert Prediction.objects.filter(member__batch=batch).count() == 2, "planned in the worker"
+    batch.refresh_from_db()
+    assert batch.plan_state == PlanState.QUEUED
+    batch_plan_task(batch.pk)
+    assert Prediction.objects.filter(member__batch=batch).count() == 4
 
 
 def test_device_values_are_escaped_on_the_batch_page(client, helpdesk_user, org):

@@ -1,5 +1,6 @@
-"""One end-to-end run through a real browser: log in, create a batch from a CSV, read the
-impact preview, schedule it, remove a mailbox. Drives Debian's Chromium through Playwright."""
+"""One end-to-end run through a real browser: log in, create a batch from a CSV, watch it
+being planned, read the impact preview, schedule it, remove a mailbox. Drives Debian's
+Chromium through Playwright."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from migrations_plan.models import BatchMailbox, BatchState, MoveBatch
+from migrations_plan.tasks import batch_plan_task
 from tests.factories import ExchangeServerFactory, MailboxFactory, PartnershipFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -35,6 +37,9 @@ def test_admin_creates_schedules_and_trims_a_batch_in_the_browser(
     # makes itself (factories, the final checks) would otherwise raise SynchronousOnlyOperation.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import expect, sync_playwright
+
+    sent = []  # plan tasks the pages queue; this test plays the worker
+    monkeypatch.setattr(batch_plan_task, "delay", sent.append)
 
     ex2010 = ExchangeServerFactory(name="EX2010A", ex2010=True)
     ExchangeServerFactory(name="EX2016A")
@@ -78,10 +83,16 @@ def test_admin_creates_schedules_and_trims_a_batch_in_the_browser(
             page.get_by_label("Or a New-MigrationBatch CSV").set_input_files(csv_path)
             page.get_by_role("button", name="Create draft and preview the impact").click()
 
-            # The impact preview.
+            # Queued for the worker; the page reloads itself until the plan is there.
             status = page.get_by_role("status")
             expect(status).to_contain_text("Batch 'Wave 1' created as a draft")
             expect(page.get_by_role("heading", name="Wave 1")).to_contain_text("Draft")
+            expect(page.locator(".plan-status")).to_contain_text("Planning… queued at")
+            assert sent == [MoveBatch.objects.get().pk]
+            batch_plan_task(sent[0])
+
+            # The impact preview.
+            expect(page.locator(".plan-status")).to_contain_text("Planned at")
             expect(page.get_by_role("heading", name="Impact on devices")).to_be_visible()
             expect(page.get_by_role("img", name="Devices per outcome")).to_be_visible()
             counts = page.get_by_role("table", name="Devices per outcome")

@@ -563,3 +563,17 @@ class InventoryImport(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.state in (ImportState.SUCCEEDED, ImportState.REJECTED, ImportState.FAILED)
+
+
+def exchange_online_server() -> ExchangeServer:
+    """The Exchange Online row (and its organisation), created the first time it is needed."""
+    Organisation.objects.get_or_create(
+        forest=EXCHANGE_ONLINE_FOREST,
+        defaults={"name": "Exchange Online", "is_exchange_online": True},
+    )
+    server = ExchangeServer.objects.filter(generation=Generation.EXO).order_by("pk").first()
+    if server is None:
+        server = ExchangeServer.objects.create(
+            name="Exchange Online", generation=Generation.EXO, forest=EXCHANGE_ONLINE_FOREST
+        )
+    return server

@@ -32,6 +32,7 @@ from .models import (
     InventoryImport,
     Namespace,
     Organisation,
+    exchange_online_server,
 )
 from .selectors import subject_of
 from .signals import inventory_changed
@@ -603,3 +604,10 @@ def client_profile_delete(
         actor=actor,
         via=via,
     )
+
+
+@transaction.atomic
+def exchange_online_ensure() -> ExchangeServer:
+    """Exchange Online as a server row (a batch target, or the home of mailboxes already in
+    the cloud) with its organisation; created the first time an admin picks it."""
+    return exchange_online_server()

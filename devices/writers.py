@@ -27,6 +27,7 @@ from .models import (
     MobileDevicePolicy,
     Namespace,
     Organisation,
+    exchange_online_server,
 )
 from .staging import Stage, upsert
 
@@ -463,6 +464,11 @@ def write_mailboxes(rows: Rows, ctx: Context) -> dict[str, Any]:
     _report_duplicates(stage, ctx, "exchange_guid", "ExchangeGuid", "ExchangeGuid")
     _report_duplicates(stage, ctx, "primary_smtp_address", "PrimarySmtpAddress", "address")
     s = stage.name
+    if (ctx.organisation or "").strip().lower() == EXCHANGE_ONLINE_FOREST:
+        # Get-Mailbox from Exchange Online (--organisation "exchange online"): its ServerName is
+        # a datacentre machine, not a server of the inventory; every mailbox lives in the cloud.
+        cloud = exchange_online_server()
+        stage.execute(f"UPDATE {s} SET server_id = %s, server_name = ''", [cloud.pk])
     stage.execute(
         f"UPDATE {s} SET server_id = (SELECT e.id FROM devices_exchangeserver e "
         f"WHERE LOWER(e.name) = {s}.server_name) WHERE server_name <> ''"

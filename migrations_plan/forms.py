@@ -8,16 +8,64 @@ from django import forms
 from django.core.validators import validate_email
 from django.db.models import QuerySet
 
-from devices.models import ExchangeServer, Mailbox
+from devices.models import ExchangeServer, Generation, Mailbox, MobileDevicePolicy
+from devices.services import exchange_online_ensure
 
-from .models import Outcome
+from .models import MoveBatch, Outcome
+
+EXCHANGE_ONLINE_CHOICE = "exo"
+
+
+class TargetChoiceField(forms.ChoiceField):
+    """The on-premises servers, and Exchange Online (created the first time it is chosen)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(choices=self._choices, **kwargs)
+
+    @staticmethod
+    def _choices() -> list[tuple[str, str]]:
+        servers = ExchangeServer.objects.exclude(generation=Generation.EXO).order_by("name")
+        return [
+            ("", "---------"),
+            *((str(s.pk), s.name) for s in servers),
+            (EXCHANGE_ONLINE_CHOICE, "Exchange Online (Microsoft 365)"),
+        ]
+
+    def clean(self, value):
+        value = super().clean(value)
+        if value == EXCHANGE_ONLINE_CHOICE:
+            return exchange_online_ensure()
+        return ExchangeServer.objects.get(pk=int(value)) if value else None
 
 
 class BatchForm(forms.Form):
     request_token = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4)
     name = forms.CharField(max_length=128)
-    target_server = forms.ModelChoiceField(queryset=ExchangeServer.objects.order_by("name"))
+    target_server = TargetChoiceField()
     target_database = forms.CharField(max_length=255, required=False)
+    move_kind = forms.ChoiceField(
+        required=False,
+        label="Move kind",
+        choices=[
+            ("", "derive it from the servers (forest, site, Exchange Online)"),
+            *MoveBatch._meta.get_field("move_kind").choices,
+        ],
+        help_text="Set it when the servers cannot tell, e.g. a staged, cutover or IMAP "
+        "migration to Exchange Online (the default for Exchange Online is a hybrid move).",
+    )
+    target_policy = forms.ModelChoiceField(
+        queryset=MobileDevicePolicy.objects.select_related("organisation").order_by("name"),
+        required=False,
+        label="Mobile device policy on the target",
+        help_text="Empty: unchanged within the organisation; the target organisation's default "
+        "policy when moving to another one.",
+    )
+    allow_unsupported = forms.BooleanField(
+        required=False,
+        label="Create it even if a source server cannot coexist with the target",
+        help_text="Unsupported paths (2003 → 2013+, 2007 → 2016+, 2010 → 2019/SE, 2013 → SE) "
+        "are refused unless ticked; the batch is then flagged and planned as unknown.",
+    )
     start_at = forms.DateTimeField(
         label="Scheduled start",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
@@ -74,6 +122,13 @@ class BatchForm(forms.Form):
 
     def clean(self) -> dict:
         data = super().clean()
+        target, kind = data.get("target_server"), data.get("move_kind") or ""
+        if target is not None and kind:
+            to_cloud = target.generation == Generation.EXO
+            if kind in ("hybrid_onboard", "staged_or_cutover_or_imap") and not to_cloud:
+                self.add_error("move_kind", "This kind of move goes to Exchange Online.")
+            if kind in ("hybrid_offboard", "cross_forest") and to_cloud:
+                self.add_error("move_kind", "This kind of move goes to an on-premises server.")
         start, end = data.get("start_at"), data.get("complete_by")
         if start and end and end < start:
             self.add_error("complete_by", "The completion time must be after the start.")

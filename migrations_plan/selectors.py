@@ -305,3 +305,13 @@ def open_questions(*, batch: MoveBatch) -> list[dict[str, Any]]:
         entry.pop("_seen")
         entry["outcomes"] = [o for o in OUTCOME_ORDER if o in entry["outcomes"]]
     return ranked
+
+
+def batch_unsupported_paths(*, batch: MoveBatch) -> list:
+    """Source servers of this batch's mailboxes that cannot coexist with its target."""
+    from .services import unsupported_paths
+
+    source_ids = BatchMailbox.objects.filter(batch=batch, state__in=SHOWN_STATES).values_list(
+        "source_server_id", flat=True
+    )
+    return unsupported_paths(source_ids=list(source_ids), target=batch.target_server)

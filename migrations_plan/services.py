@@ -22,8 +22,16 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from devices.models import ExchangeServer, Mailbox, MoveRequest, Partnership
+from devices.models import (
+    ExchangeServer,
+    Generation,
+    Mailbox,
+    MobileDevicePolicy,
+    MoveRequest,
+    Partnership,
+)
 from devices.staging import Stage
+from exchange.versions import Generation as ExchangeGeneration
 
 from .fact_key import KEY, fact_sets, from_clause, join_on
 from .facts_from_inventory import BatchContext, Inventory
@@ -41,6 +49,7 @@ from .models import (
     PlanState,
     Prediction,
 )
+from .planner.rules import unsupported_path
 
 
 class BatchError(ValueError):
@@ -123,12 +132,18 @@ def batch_create(
     via: str = "web",
     request_token: uuid.UUID | None = None,
     plan: Literal["now", "queue"] = "now",
+    move_kind: str = "",
+    target_policy: MobileDevicePolicy | None = None,
+    allow_unsupported: bool = False,
 ) -> MoveBatch:
     """Create a draft batch with its mailboxes and plan it: at once (plan="now", the command
     line) or in the worker after commit (plan="queue", the web page; see batch_plan_request).
 
-    Raises BatchError for a taken name and MailboxAlreadyBatched naming the batch that holds
-    a mailbox. The same request_token twice (a double-submitted form) returns the first batch.
+    Raises BatchError for a taken name or a move kind that does not fit the target,
+    MailboxAlreadyBatched naming the batch that holds a mailbox, and UnsupportedPath for
+    mailboxes on servers that cannot coexist with the target (eas-moves.md
+    M-UNSUPPORTED-PATH) unless `allow_unsupported` (then audited, and flagged on the batch).
+    The same request_token twice (a double-submitted form) returns the first batch.
     """
     if request_token is not None:
         existing = MoveBatch.objects.filter(request_token=request_token).first()
@@ -141,6 +156,12 @@ def batch_create(
         raise BatchError(f"There is already a batch named '{name}'.")
     if complete_by is not None and complete_by < start_at:
         raise BatchError("The completion time must be after the start.")
+    _check_move_kind(move_kind, target_server)
+    unsupported = unsupported_paths(
+        source_ids=[m.server_id for m in mailboxes], target=target_server
+    )
+    if unsupported and not allow_unsupported:
+        raise UnsupportedPath(unsupported)
     batch = MoveBatch(
         name=name,
         target_server=target_server,
@@ -150,6 +171,8 @@ def batch_create(
         notification_emails=notification_emails,
         created_by=actor,
         request_token=request_token,
+        move_kind=move_kind,
+        target_policy=target_policy,
     )
     if notice_leads_minutes is not None:
         batch.notice_leads_minutes = notice_leads_minutes
@@ -171,9 +194,82 @@ def batch_create(
         mailboxes=added,
         target=target_server.name,
         via=via,
+        move_kind=move_kind or "derived",
+        unsupported_paths=[p.text for p in unsupported],
     )
     _plan(batch, plan, reason="created")
     return batch
+
+
+MOVE_KINDS_TO_EXO = ("hybrid_onboard", "staged_or_cutover_or_imap")
+
+
+def _check_move_kind(move_kind: str, target: ExchangeServer) -> None:
+    to_cloud = target.generation == Generation.EXO
+    if move_kind in MOVE_KINDS_TO_EXO and not to_cloud:
+        raise BatchError(
+            f"A {move_kind.replace('_', ' ')} move goes to Exchange Online; pick it as the target."
+        )
+    if move_kind in ("hybrid_offboard", "cross_forest") and to_cloud:
+        raise BatchError(
+            f"A {move_kind.replace('_', ' ')} move goes to an on-premises server, not Exchange Online."
+        )
+
+
+@dataclass(frozen=True)
+class PathProblem:
+    """Mailboxes on one source server whose move to the target is not a supported path."""
+
+    server: str
+    source: str
+    target: str
+    mailboxes: int
+
+    @property
+    def text(self) -> str:
+        return (
+            f"{self.mailboxes} mailbox(es) on {self.server}: Exchange {self.source} → Exchange "
+            f"{self.target} is not a supported coexistence path"
+        )
+
+
+class UnsupportedPath(BatchError):
+    def __init__(self, problems: Sequence[PathProblem]) -> None:
+        self.problems = list(problems)
+        listed = "; ".join(p.text for p in self.problems)
+        super().__init__(
+            f"{listed} (eas-moves.md M-UNSUPPORTED-PATH: 2013 cannot coexist with 2003, 2016 with "
+            "2007, 2019 and SE with 2010, SE with 2013). Check the servers' versions and move "
+            "through a supported intermediate version, or create the batch anyway to see it "
+            "planned as unknown."
+        )
+
+
+def unsupported_paths(
+    *, source_ids: Iterable[int | None], target: ExchangeServer
+) -> list[PathProblem]:
+    """The source servers (with their mailbox counts) whose move to `target` is unsupported,
+    judged on the servers' own generations; one query."""
+    counts = Counter(pk for pk in source_ids if pk)
+    if not counts or target.generation in ("", Generation.EXO):
+        return []
+    problems = []
+    for server in ExchangeServer.objects.filter(pk__in=list(counts)).order_by("name"):
+        if server.generation in ("", Generation.EXO):
+            continue
+        if (
+            server.effective_forest
+            and target.effective_forest
+            and (server.effective_forest != target.effective_forest)
+        ):
+            continue  # another forest: no coexistence, a cross-forest move
+        if unsupported_path(
+            ExchangeGeneration(server.generation), ExchangeGeneration(target.generation)
+        ):
+            problems.append(
+                PathProblem(server.name, server.generation, target.generation, counts[server.pk])
+            )
+    return problems
 
 
 @dataclass

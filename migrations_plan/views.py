@@ -85,6 +85,7 @@ def batch_create(request: HttpRequest) -> HttpResponse:
                     outcomes=data["device_outcomes"],
                     target=data["target_server"],
                     start_at=data["start_at"],
+                    move_kind=data.get("move_kind") or "",
                 )
             else:
                 mailboxes = list(form.filtered_mailboxes())
@@ -102,6 +103,9 @@ def batch_create(request: HttpRequest) -> HttpResponse:
                 actor=request.user,
                 request_token=data["request_token"],
                 plan="queue",
+                move_kind=data.get("move_kind") or "",
+                target_policy=data.get("target_policy"),
+                allow_unsupported=bool(data.get("allow_unsupported")),
             )
         except CsvProblem as problem:
             for line in problem.lines:
@@ -146,6 +150,8 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "summary": summary,
             "chart": selectors.outcome_chart(summary),
             "fixes": selectors.blocking_fixes(batch=batch),
+            "questions": selectors.open_questions(batch=batch),
+            "unsupported": selectors.batch_unsupported_paths(batch=batch),
             "page": page,
             "explanations": explanations,
             "filters": filters,

@@ -33,3 +33,12 @@ def plain(value: object) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value)
     return str(value)
+
+
+@register.filter
+def question_fact(question_id: str) -> str:
+    """A question id of the planner (e.g. "namespace") as the fact it asks for."""
+    from migrations_plan.planner.questions import QUESTIONS
+
+    question = QUESTIONS.get(question_id)
+    return question.fact if question else question_id

@@ -9,9 +9,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from devices.models import ExchangeServer, Mailbox
+from devices.models import ExchangeServer, Mailbox, MobileDevicePolicy
+from devices.services import exchange_online_ensure
 from migrations_plan.mailbox_csv import CsvProblem, mailboxes_from_path
-from migrations_plan.services import BatchError, batch_create
+from migrations_plan.models import MoveBatch
+from migrations_plan.services import BatchError, UnsupportedPath, batch_create, unsupported_paths
 
 
 def parse_start(value: str, option: str) -> datetime:
@@ -42,6 +44,22 @@ class Command(BaseCommand):
         parser.add_argument("--complete-by", help="ISO 8601 completion time (optional).")
         parser.add_argument("--mailboxes-csv", required=True, type=Path)
         parser.add_argument("--notify", default="", help="Report recipients, comma separated.")
+        parser.add_argument(
+            "--move-kind",
+            default="",
+            choices=["", *(value for value, _ in MoveBatch._meta.get_field("move_kind").choices)],
+            help="When the servers cannot tell: hybrid_onboard (the default to Exchange Online), "
+            "staged_or_cutover_or_imap, hybrid_offboard, cross_forest.",
+        )
+        parser.add_argument(
+            "--target-policy", default="", help="Mobile device mailbox policy on the target."
+        )
+        parser.add_argument(
+            "--allow-unsupported",
+            action="store_true",
+            help="Create the batch even if a source server cannot coexist with the target "
+            "(eas-moves.md M-UNSUPPORTED-PATH); it is flagged and planned as unknown.",
+        )
 
     def handle(
         self,
@@ -53,6 +71,9 @@ class Command(BaseCommand):
         complete_by: str | None,
         mailboxes_csv: Path,
         notify: str,
+        move_kind: str = "",
+        target_policy: str = "",
+        allow_unsupported: bool = False,
         **options,
     ) -> None:
         start_at = parse_start(start, "--start")
@@ -62,11 +83,18 @@ class Command(BaseCommand):
             .filter(lname=target_server.lower())
             .first()
         )
+        if server is None and target_server.strip().lower() in ("exchange online", "exo"):
+            server = exchange_online_ensure()
         if server is None:
             known = ", ".join(ExchangeServer.objects.values_list("name", flat=True)) or "none"
             raise CommandError(
                 f"--target-server '{target_server}' is not in the inventory (servers: {known})"
             )
+        policy = None
+        if target_policy:
+            policy = MobileDevicePolicy.objects.filter(name__iexact=target_policy).first()
+            if policy is None:
+                raise CommandError(f"--target-policy '{target_policy}': no such policy imported")
         mailboxes = self._mailboxes(mailboxes_csv)
         try:
             batch = batch_create(
@@ -79,9 +107,18 @@ class Command(BaseCommand):
                 mailboxes=mailboxes,
                 actor=None,
                 via="cli",
+                move_kind=move_kind,
+                target_policy=policy,
+                allow_unsupported=allow_unsupported,
             )
+        except UnsupportedPath as exc:
+            raise CommandError(f"{exc} (--allow-unsupported creates it anyway)") from exc
         except BatchError as exc:
             raise CommandError(str(exc)) from exc
+        for problem in unsupported_paths(
+            source_ids=[m.server_id for m in mailboxes], target=server
+        ):
+            self.stderr.write(self.style.WARNING(f"Warning: {problem.text}; planned as unknown."))
         self.stdout.write(
             self.style.SUCCESS(
                 f"Created batch '{batch.name}' ({len(mailboxes)} mailboxes) to {server.name}, "

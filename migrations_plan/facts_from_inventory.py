@@ -227,14 +227,24 @@ class Inventory:
         return chosen[0][1] if len(chosen) == 1 else None
 
     def target_endpoint(self, target_id: int) -> EndpointFacts | None:
-        """The namespace published for the target's site: where a redirect sends a phone."""
+        """The namespace published for the target: where a redirect sends a phone.
+
+        The target's own ExternalUrl, else that of the newest front end of its AD site; a
+        legacy name (kept on an older front end during a transition) is never a redirect's
+        destination."""
         target = self.servers[target_id]
         if target.generation == Generation.EXO:
             return EndpointFacts(host="outlook.office365.com", server=EXCHANGE_ONLINE)
+        by_host = {n.host: e for n, e in self.namespaces if not n.is_legacy}
         site = [s for s in self.servers.values() if target.site and s.site == target.site]
-        hosts = {_host(s.eas_external_url) for s in (site or [target]) if s.eas_external_url}
-        for namespace, endpoint in self.namespaces:
-            if namespace.host in hosts:
+        fronts = sorted(
+            (s for s in site if s.eas_external_url and s.pk != target.pk),
+            key=lambda s: _build_key(s.build),
+            reverse=True,
+        )
+        for server in (target, *fronts):
+            endpoint = by_host.get(_host(server.eas_external_url) or "")
+            if endpoint is not None:
                 return endpoint
         return None
 

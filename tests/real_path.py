@@ -22,13 +22,8 @@ from typing import Any
 from django.core.management import CommandError, call_command
 from django.db.models.functions import Lower
 
-from devices.models import ClientProfile, ExchangeServer, Namespace, Organisation
-from devices.services import (
-    client_profile_save,
-    namespace_save,
-    organisation_record_facts,
-    server_record_facts,
-)
+from devices.models import ClientProfile, ExchangeServer, Namespace
+from devices.services import client_profile_save, namespace_save, server_record_facts
 
 # AdminDisplayVersion as Get-ExchangeServer prints it (eas-moves.md §5).
 V2003 = "Version 6.5 (Build 7638.2: Service Pack 2)"
@@ -314,6 +309,9 @@ class Lab:
         self.mailboxes[alias] = mailbox
         return mailbox
 
+    def mailboxes_named(self, *aliases: str) -> list[Mailbox]:
+        return [self.mailboxes[alias] for alias in aliases]
+
     def device(self, mailbox: Mailbox, device_id: str, **facts: Any) -> Device:
         device = Device(mailbox, device_id, **facts)
         self.devices.append(device)
@@ -544,11 +542,6 @@ class Lab:
     def record_server(self, name: str, **facts: object) -> None:
         """Organisation → Servers: IWA on a 2003 EAS directory, ExSetup, BlockLegacyMailboxes."""
         server_record_facts(server=self.stored_server(name), actor=None, **facts)
-
-    def record_organisation(self, forest: str, **facts: object) -> None:
-        organisation_record_facts(
-            organisation=Organisation.objects.get(forest=forest), actor=None, **facts
-        )
 
     def phones_use(
         self,

@@ -35,6 +35,7 @@ from tests.real_path import (
     VSE,
     VSE_LATER,
     Lab,
+    Server,
     export_csv,
     hybrid_relationship,
     mailbox_policies,
@@ -44,16 +45,11 @@ from tests.real_path import (
     throttling_policy,
     verdict,
 )
+from tests.real_path import Mailbox as MailboxSpec
 
 pytestmark = pytest.mark.django_db
 
 EAS_MOVES = Path(__file__).resolve().parents[2] / "shared/domain/eas-moves.md"
-
-# create_batch cannot yet target Exchange Online, take a move kind or allow an unsupported
-# path (issue: --target-server "Exchange Online", --move-kind, --allow-unsupported).
-PENDING = pytest.mark.xfail(reason="create_batch option pending", strict=False)
-HYBRID = ("--move-kind", "hybrid_onboard")
-EXO_HYBRID = {"options": HYBRID}
 
 
 @pytest.fixture
@@ -101,10 +97,15 @@ def _to_2010(lab: Lab, source_version: str, *, eas: str = "12.1", legacy: bool =
     lab.vdir(ex2010, "mail.contoso.com")
     lab.import_exports()
     lab.phones_use("legacy.contoso.com" if legacy else "mail.contoso.com")
+    if legacy:
+        # Tested on a pilot phone: this model follows HTTP 451 (Q-451-121 for EAS 12.1).
+        lab.client_profile("iPhone Mail", device_type="iPhone", honours_451=True)
     if source_version == V2003:
         lab.record_server("EX03", iwa_enabled=True)
     plan = lab.plan("EX2010A", kim)
-    return plan.device("6F24CAD599A5BF1A690246B8C68FAE8D" if source_version == V2003 else "ApplF17LTTCGFFG8")
+    return plan.device(
+        "6F24CAD599A5BF1A690246B8C68FAE8D" if source_version == V2003 else "ApplF17LTTCGFFG8"
+    )
 
 
 def _cross_site_2010(
@@ -132,7 +133,9 @@ def _cross_site_2010(
     return lab.plan("EX2010B", tony).device("ApplF17LTTCGFFG8")
 
 
-def _to_2016(lab: Lab, *, retired: bool = False, access: str = "Allowed", cert=None) -> dict:
+def _to_2016(
+    lab: Lab, *, retired: bool = False, access: str = "Allowed", cert: tuple | None = None
+) -> dict:
     """A 2010 mailbox moved to 2016; phones use mail.contoso.com, answered by the 2016 server."""
     ex2010 = lab.server("EX2010A", V2010SP3)
     ex2016 = lab.server("EX2016A", V2016)
@@ -140,16 +143,17 @@ def _to_2016(lab: Lab, *, retired: bool = False, access: str = "Allowed", cert=N
     _iphone(lab, tony, eas="14.1", access=access)
     lab.vdir(ex2016, "mail.contoso.com")
     if cert:
-        lab.cert(ex2016, *cert)
+        thumbprint, host, not_after = cert
+        lab.cert(ex2016, thumbprint, host, not_after=not_after)
     lab.import_exports()
     lab.phones_use("mail.contoso.com", retired=retired)
     return lab.plan("EX2016A", tony).device("ApplF17LTTCGFFG8")
 
 
-def _modern(lab: Lab, source_version: str, target: str, target_version: str, **kw) -> dict:
+def _modern(lab: Lab, target: str, target_version: str) -> dict:
     """A 2016 mailbox moved within 2013+ (or to SE); phones use mail.contoso.com on EX2016A."""
     ex2016 = lab.server("EX2016A", V2016)
-    lab.server(target, target_version, **kw)
+    lab.server(target, target_version)
     tony = lab.mailbox("tsmith", ex2016, "Tony Smith")
     _iphone(lab, tony)
     lab.vdir(ex2016, "mail.contoso.com")
@@ -167,7 +171,7 @@ def _to_exchange_online(
     hybrid: bool = True,
     profile: dict | None = None,
     start: str | None = None,
-    options: tuple[str, ...] = HYBRID,
+    move_kind: str = "hybrid_onboard",
 ) -> dict:
     """A mailbox moved to Exchange Online. Phones use `endpoint`: mail.contoso.com on a 2016
     front end, or legacy.contoso.com on the 2007 CAS."""
@@ -182,15 +186,11 @@ def _to_exchange_online(
         lab.export("relationships.csv", hybrid_relationship("contoso.local"))
     lab.import_exports()
     lab.phones_use(endpoint)
-    lab.client_profile(
-        "iPhone Mail",
-        device_type="iPhone",
-        **(profile or {"honours_451": True, "supports_modern_auth": True}),
-    )
+    facts = {"device_type": "iPhone", "honours_451": True, "supports_modern_auth": True}
+    lab.client_profile("Mail app", **{**facts, **(profile or {})})
     extra = {"start": start} if start else {}
-    return lab.plan(EXO, anna, options=("--move-kind", *options[1:]), **extra).device(
-        "ApplF17LTTCGFFG8"
-    )
+    plan = lab.plan(EXO, anna, options=("--move-kind", move_kind), **extra)
+    return plan.device("ApplF17LTTCGFFG8")
 
 
 # -- one scenario per rule id ---------------------------------------------------------------------
@@ -275,17 +275,9 @@ def s_unsupported(lab: Lab) -> dict:
 
 
 def s_cert_expired(lab: Lab) -> dict:
-    # The certificate on the host phones use expires four days before the move.
+    # The IIS certificate of the host phones use expires four days before the move.
     cert = ("9F3C1B27A4E05D6C8B1F2A3E4D5C6B7A8F9E0D1C", "mail.contoso.com")
-    ex2010 = lab.server("EX2010A", V2010SP3)
-    ex2016 = lab.server("EX2016A", V2016)
-    tony = lab.mailbox("tsmith", ex2010, "Tony Smith")
-    _iphone(lab, tony, eas="14.1")
-    lab.vdir(ex2016, "mail.contoso.com")
-    lab.cert(ex2016, *cert, not_after="12/1/2026 11:59:59 PM")
-    lab.import_exports()
-    lab.phones_use("mail.contoso.com")
-    return lab.plan("EX2016A", tony).device("ApplF17LTTCGFFG8")
+    return _to_2016(lab, cert=(*cert, "12/1/2026 11:59:59 PM"))
 
 
 def s_iwa_off(lab: Lab) -> dict:
@@ -303,17 +295,27 @@ def s_block_legacy(lab: Lab) -> dict:
     return lab.plan("EX07", kim).device("6F24CAD599A5BF1A690246B8C68FAE8D")
 
 
-def s_devlimit(lab: Lab) -> dict:
-    """A 2003 → 2003 move re-creates the partnership; the user already holds EasMaxDevices."""
-    ex03 = lab.server("EX03", V2003)
-    lab.server("EX03B", V2003)
-    lab.server("EX2010A", V2010SP3)  # the 2010 shell the throttling policy is exported from
-    kim = lab.mailbox("kakers", ex03, "Kim Akers")
-    _pocketpc(lab, kim)
-    _pocketpc(lab, kim, "0A1B2C3D4E5F60718293A4B5C6D7E8F9")
+def _legacy_2007_phones(lab: Lab, devices: dict[str, list[str]]) -> None:
+    """2007 SP3 mailboxes whose phones (EAS 12.0) still use legacy.contoso.com on the 2007 CAS;
+    the 2010 CAS publishes mail.contoso.com; EasMaxDevices 2 from Get-ThrottlingPolicy."""
+    ex07 = lab.server("EX07", V2007SP3)
+    ex2010 = lab.server("EX2010A", V2010SP3)
+    for alias, device_ids in devices.items():
+        mailbox = lab.mailbox(alias, ex07, alias.title())
+        for device_id in device_ids:
+            _iphone(lab, mailbox, device_id, eas="12.0", os="iOS 3.1.3 7E18", model="iPhone2C1")
+    lab.vdir(ex07, "legacy.contoso.com")
+    lab.vdir(ex2010, "mail.contoso.com")
     lab.export("throttling.csv", throttling_policy("contoso.local", 2))
     lab.import_exports()
-    return lab.plan("EX03B", kim).device("6F24CAD599A5BF1A690246B8C68FAE8D")
+    lab.phones_use("legacy.contoso.com")
+
+
+def s_devlimit(lab: Lab) -> dict:
+    """A 2007 -> 2010 move re-creates partnerships of EAS 12.0 phones on the legacy name
+    (M-LEGACYNS-2010-403); the user already holds EasMaxDevices (2) partnerships."""
+    _legacy_2007_phones(lab, {"kakers": ["ApplF17LTTCGFFG8", "ApplSECOND000001"]})
+    return lab.plan("EX2010A", *lab.mailboxes_named("kakers")).device("ApplF17LTTCGFFG8")
 
 
 def s_policy(lab: Lab) -> dict:
@@ -360,7 +362,7 @@ SCENARIOS: list[Scenario] = [
         "M-2003-2007SP1",
         "continues",
         lambda lab: _from_2003(lab, V2007SP1),
-        "2003 → 2007 SP1, IWA recorded on on the 2003 EAS directory",
+        "2003 → 2007 SP1, IWA recorded on the 2003 EAS directory",
     ),
     S("M-2007-2007SP1", "continues", s_2007_2007(V2007SP1), "2007 SP1 → 2007 SP3, one site"),
     S("M-2007-2007RTM", "unknown", s_2007_2007(V2007RTM), "2007 RTM → 2007 RTM, one site"),
@@ -418,7 +420,7 @@ SCENARIOS: list[Scenario] = [
     S(
         "M-2013P-2013P",
         "continues",
-        lambda lab: _modern(lab, V2016, "EX2019A", V2019),
+        lambda lab: _modern(lab, "EX2019A", V2019),
         "2016 → 2019 CU15; phones use mail.contoso.com on 2016",
     ),
     S(
@@ -438,7 +440,6 @@ SCENARIOS: list[Scenario] = [
         "redirect",
         _to_exchange_online,
         "2016 → Exchange Online hybrid; relationship imported; EAS 16.1; profile 451 + OAuth",
-        marks=(PENDING,),
     ),
     S(
         "M-HYB-ON-NO451",
@@ -446,8 +447,7 @@ SCENARIOS: list[Scenario] = [
         lambda lab: _to_exchange_online(
             lab, V2010SP2, device={"eas": "14.1"}, endpoint="legacy.contoso.com"
         ),
-        "2010 SP2 → Exchange Online; phones use a name on the 2010 SP2 server",
-        marks=(PENDING,),
+        "2010 SP2 → Exchange Online; phones use legacy.contoso.com on the 2010 SP2 server",
     ),
     S(
         "M-2007-EXO-LEGACY",
@@ -456,44 +456,33 @@ SCENARIOS: list[Scenario] = [
             lab, V2007SP3, device={"eas": "12.1"}, endpoint="legacy.contoso.com"
         ),
         "2007 → Exchange Online; phones use legacy.contoso.com (2007 CAS)",
-        marks=(PENDING,),
     ),
     S(
         "M-2007-EXO-VIAHYB",
         "redirect",
         lambda lab: _to_exchange_online(lab, V2007SP3, device={"eas": "12.1"}),
         "2007 → Exchange Online; phones use mail.contoso.com on 2016; EAS 12.1, follows 451",
-        marks=(PENDING,),
     ),
     S(
         "M-STAGED-EXO",
         "repartner",
         lambda lab: _to_exchange_online(
-            lab, V2010SP3, device={"eas": "14.1"}, options=("", "staged_or_cutover_or_imap")
+            lab, V2010SP3, device={"eas": "14.1"}, move_kind="staged_or_cutover_or_imap"
         ),
         "2010 → Exchange Online, --move-kind staged_or_cutover_or_imap",
-        marks=(PENDING,),
     ),
     S(
         "M-HYB-OFF",
         "repartner",
         lambda lab: s_hybrid_offboard(lab),
-        "Exchange Online mailbox (Get-Mailbox, --organisation 'exchange online') → 2016",
-        marks=(
-            pytest.mark.xfail(
-                strict=True,
-                reason="no export or service can put a mailbox on Exchange Online: "
-                "write_mailboxes ignores --organisation and rejects the tenant's ServerName; "
-                "no service creates the Exchange Online server row; create_batch has no "
-                "--move-kind",
-            ),
-        ),
+        "tenant's Get-Mailbox (--organisation 'exchange online') → 2016, --move-kind "
+        "hybrid_offboard",
     ),
     S("M-XORG", "repartner", s_xorg, "contoso.local 2016 → tailspin.local 2016 (forest from Site)"),
     S(
         "M-SE-AS-2019",
         "continues",
-        lambda lab: _modern(lab, V2016, "EXSE01", VSE),
+        lambda lab: _modern(lab, "EXSE01", VSE),
         "2016 → SE RTM (15.2.2562.17)",
     ),
     S(
@@ -501,7 +490,6 @@ SCENARIOS: list[Scenario] = [
         "unknown",
         s_unsupported,
         "2010 → 2019, create_batch --allow-unsupported",
-        marks=(PENDING,),
     ),
     # ---- §3 cross-cutting -------------------------------------------------------------------
     S(
@@ -539,7 +527,7 @@ SCENARIOS: list[Scenario] = [
         "X-DEVLIMIT",
         "blocked",
         s_devlimit,
-        "2003 → 2003 with 2 partnerships; Get-ThrottlingPolicy EasMaxDevices 2",
+        "2007 → 2010, legacy name, EAS 12.0, 2 partnerships; Get-ThrottlingPolicy EasMaxDevices 2",
     ),
     S(
         "X-EASVER-EXO",
@@ -547,10 +535,9 @@ SCENARIOS: list[Scenario] = [
         lambda lab: _to_exchange_online(
             lab,
             device={"eas": "14.1", "os": "Android 6.0.1", "device_type": "SAMSUNGSMG920F"},
-            profile={"honours_451": True, "supports_modern_auth": True, "device_type": ""},
+            profile={"device_type": "SAMSUNGSMG920F"},
         ),
         "2016 → Exchange Online after 2026-03-01; the phone chose EAS 14.1 where 16.1 is offered",
-        marks=(PENDING,),
     ),
     S(
         "X-EASVER-451",
@@ -559,16 +546,12 @@ SCENARIOS: list[Scenario] = [
             lab, device={"eas": "12.0", "os": "iOS 3.1.3 7E18"}, start="2026-02-16T22:00"
         ),
         "2016 → Exchange Online before 2026-03-01; hybrid redirect, device EAS 12.0",
-        marks=(PENDING,),
     ),
     S(
         "X-AUTH-EXO",
         "blocked",
-        lambda lab: _to_exchange_online(
-            lab, profile={"honours_451": True, "supports_modern_auth": False}
-        ),
+        lambda lab: _to_exchange_online(lab, profile={"supports_modern_auth": False}),
         "2016 → Exchange Online; client profile records no modern authentication",
-        marks=(PENDING,),
     ),
     S(
         "X-URL",
@@ -585,7 +568,7 @@ SCENARIOS: list[Scenario] = [
     S(
         "X-SE-COEXIST",
         "unknown",
-        lambda lab: _modern(lab, V2016, "EXSE02", VSE_LATER),
+        lambda lab: _modern(lab, "EXSE02", VSE_LATER),
         "2016 → SE later than RTM while 2016 is still there",
     ),
 ]
@@ -639,14 +622,12 @@ def s_hybrid_offboard(lab: Lab) -> dict:
     )
     lab.export("exo-devices.csv", devices)
     lab.import_exports()
-    anna = lab.mailbox("anna", lab.servers["EX2016A"], "Anna Lidman")
+    anna = MailboxSpec("anna", lab.servers["EX2016A"], "Anna Lidman")  # only its address
     plan = lab.plan("EX2016A", anna, options=("--move-kind", "hybrid_offboard"))
     return plan.device("ApplF17LTTCGFFG8")
 
 
-@pytest.mark.parametrize(
-    "scenario", [pytest.param(s, marks=s.marks, id=s.rule) for s in SCENARIOS]
-)
+@pytest.mark.parametrize("scenario", [pytest.param(s, marks=s.marks, id=s.rule) for s in SCENARIOS])
 def test_the_rule_fires_through_import_batch_and_plan(lab: Lab, scenario: Scenario) -> None:
     device = scenario.build(lab)
     found = [r for r in reasons(device, scenario.rule) if not r["is_warning"]]
@@ -670,3 +651,314 @@ def test_every_rule_id_of_eas_moves_is_reached_through_the_real_path() -> None:
     assert len(covered) == len(set(covered)), "a rule id has two scenarios"
     missing = [rule for rule in ids if rule not in covered]
     assert not missing, f"rule ids without a real-path scenario: {', '.join(missing)}"
+
+
+# -- classes of error an independent review found, through the same path -------------------------
+
+
+def test_source_and_target_in_different_forests_repartner_and_never_continue(lab: Lab) -> None:
+    # Select-Object Name,ServerRole,Site,AdminDisplayVersion: the forest comes from Site only.
+    # Both sites are called HQ and both servers are 2016: only the forest tells them apart.
+    contoso, tailspin = Server("EX2016A", V2016), Server("TS2016A", V2016, forest="tailspin.local")
+    lab.export(
+        "servers.csv",
+        export_csv(
+            ["Name", "ServerRole", "Site", "AdminDisplayVersion"],
+            [
+                [s.name, "Mailbox", f"{s.forest}/Configuration/Sites/HQ", s.version]
+                for s in (contoso, tailspin)
+            ],
+            "Selected.Microsoft.Exchange.Data.Directory.Management.ExchangeServer",
+        ),
+    )
+    tony = lab.mailbox("tsmith", contoso, "Tony Smith")
+    _iphone(lab, tony)
+    lab.vdir(contoso, "mail.contoso.com")
+    lab.vdir(tailspin, "mail.tailspin.com")
+    lab.import_exports()
+    lab.phones_use("mail.contoso.com")
+
+    device = lab.plan("TS2016A", tony).device("ApplF17LTTCGFFG8")
+
+    assert device["outcome"] == "repartner", device
+    assert "continues" not in device["possible"]
+    assert verdict(device, "M-XORG")["outcome"] == "repartner"
+    assert "M-2013P-2013P" not in rules(device)
+
+
+@pytest.mark.parametrize("expired", ["namespace phones use", "mailbox server's own directory"])
+def test_the_devices_endpoint_is_the_namespace_phones_use_not_the_mailbox_servers_directory(
+    lab: Lab, expired: str
+) -> None:
+    """EX2010A (the mailbox's server) publishes legacy.contoso.com and answers internally as
+    ex2010a.contoso.local; phones use mail.contoso.com, answered by EX2016A (recorded)."""
+    ex2010 = lab.server("EX2010A", V2010SP3)
+    ex2016 = lab.server("EX2016A", V2016)
+    tony = lab.mailbox("tsmith", ex2010, "Tony Smith")
+    _iphone(lab, tony, eas="14.1")
+    lab.vdir(ex2010, "legacy.contoso.com")
+    lab.vdir(ex2016, "mail.contoso.com")
+    soon = "12/1/2026 11:59:59 PM"  # before the move
+    own_expiry = soon if expired == "mailbox server's own directory" else "1/15/2027 11:59:59 PM"
+    used_expiry = soon if expired == "namespace phones use" else "1/15/2027 11:59:59 PM"
+    lab.cert(ex2010, "0D4E8F2A6C1B3D5E7F9A0B2C4D6E8F1A3B5C7D9E", "legacy.contoso.com",
+             not_after=own_expiry)  # fmt: skip
+    lab.cert(ex2016, "9F3C1B27A4E05D6C8B1F2A3E4D5C6B7A8F9E0D1C", "mail.contoso.com",
+             not_after=used_expiry)  # fmt: skip
+    lab.import_exports()
+    lab.phones_use("mail.contoso.com")
+
+    device = lab.plan("EX2016A", tony).device("ApplF17LTTCGFFG8")
+
+    # The 2016 front end proxies for the 2010 mailbox: that needs the endpoint to be 2016.
+    assert verdict(device, "M-2010-2013P")["outcome"] == "continues"
+    text = json.dumps(device)
+    assert "ex2010a.contoso.local" not in text and "legacy.contoso.com" not in text
+    if expired == "namespace phones use":
+        assert device["outcome"] == "blocked"
+        assert "mail.contoso.com" in verdict(device, "X-CERT")["text"]
+    else:
+        assert device["outcome"] == "continues", text
+        assert not [r for r in reasons(device, "X-CERT") if not r["is_warning"]]
+
+
+@pytest.mark.parametrize("case", ["2010 → 2016", "2010 cross-site"])
+def test_importing_more_exports_never_makes_the_answer_worse(lab: Lab, case: str) -> None:
+    # First only Get-ExchangeServer, Get-Mailbox and Get-MobileDeviceStatistics.
+    source = lab.server("EX2010A", V2010SP3)
+    other_site = case == "2010 cross-site"
+    target = lab.server(*(("EX2010B", V2010SP3) if other_site else ("EX2016A", V2016)),
+                        site="Branch" if other_site else "HQ")  # fmt: skip
+    tony = lab.mailbox("tsmith", source, "Tony Smith")
+    _iphone(lab, tony, eas="14.1")
+    lab.import_exports()
+    before = lab.plan(target.name, tony).device("ApplF17LTTCGFFG8")
+
+    # The ActiveSync directories, IIS certificates and ActiveSync settings of the same org.
+    servers = lab.servers
+    if case == "2010 → 2016":
+        lab.vdir(servers["EX2010A"], None)
+        lab.vdir(servers["EX2016A"], "mail.contoso.com")
+        lab.cert(servers["EX2016A"], "9F3C1B27A4E05D6C8B1F2A3E4D5C6B7A8F9E0D1C", "mail.contoso.com")
+    else:
+        lab.vdir(servers["EX2010A"], "mail.contoso.com")
+        lab.vdir(servers["EX2010B"], None)
+        lab.cert(servers["EX2010A"], "9F3C1B27A4E05D6C8B1F2A3E4D5C6B7A8F9E0D1C", "mail.contoso.com")
+    lab.export("org-settings.csv", org_settings("contoso.local", "Allow"))
+    lab.import_exports()
+    after = lab.replan().device("ApplF17LTTCGFFG8")
+
+    assert len(before["possible"]) > 1, before  # the sparse inventory left the answer open
+    assert set(after["possible"]) <= set(before["possible"]), (before, after)
+    assert after["outcome"] == "continues", after
+
+
+@pytest.mark.parametrize("imported", [True, False], ids=["imported-without", "never-imported"])
+def test_a_target_site_without_external_url_proxies_only_when_its_directory_was_imported(
+    lab: Lab, imported: bool
+) -> None:
+    device = _cross_site_2010(lab, target_url=None, target_vdir=imported)
+
+    if imported:
+        assert device["outcome"] == "continues" and device["possible"] == ["continues"]
+        assert verdict(device, "M-2010-2010-XS-PROXY")["outcome"] == "continues"
+    else:
+        assert device["outcome"] == "unknown", device
+        assert len(device["possible"]) > 1 and "continues" in device["possible"]
+        assert "target-external-url" in device["depends_on"]
+        assert "M-2010-2010-XS-PROXY" not in rules(device, warnings=False)
+
+
+@pytest.mark.parametrize("issuer", ["same issuer", "another issuer"])
+def test_a_new_certificate_after_a_redirect_blocks_only_when_the_issuer_changes(
+    lab: Lab, issuer: str
+) -> None:
+    """Cross-site 2010 → 2010: phones follow the 451 from mail.contoso.com (HQ, DigiCert) to
+    mail-branch.contoso.com, whose certificate is another one."""
+    hq = lab.server("EX2010A", V2010SP3)
+    branch = lab.server("EX2010B", V2010SP3, site="Branch")
+    tony = lab.mailbox("tsmith", hq, "Tony Smith")
+    _iphone(lab, tony, eas="14.1")
+    lab.vdir(hq, "mail.contoso.com")
+    lab.vdir(branch, "mail-branch.contoso.com")
+    lab.cert(hq, "9F3C1B27A4E05D6C8B1F2A3E4D5C6B7A8F9E0D1C", "mail.contoso.com")
+    lab.cert(branch, "51A7C0E2D9B84F6A3C2E1D0F9B8A7C6D5E4F3A2B", "mail-branch.contoso.com",
+             issuer=DIGICERT if issuer == "same issuer" else LETSENCRYPT)  # fmt: skip
+    lab.import_exports()
+    lab.phones_use("mail.contoso.com")
+    lab.client_profile("iPhone Mail", device_type="iPhone", honours_451=True)
+
+    device = lab.plan("EX2010B", tony).device("ApplF17LTTCGFFG8")
+
+    assert verdict(device, "M-2010-2010-XS-451")["outcome"] == "redirect"
+    if issuer == "same issuer":
+        assert device["outcome"] == "redirect", device
+        assert not [r for r in reasons(device, "X-CERT") if not r["is_warning"]]
+    else:
+        assert device["outcome"] == "blocked"
+        assert "issuer" in verdict(device, "X-CERT")["text"]
+
+
+def test_a_certificate_renewed_from_the_same_issuer_on_the_same_host_is_not_blocked(
+    lab: Lab,
+) -> None:
+    # Get-ExchangeCertificate lists the old IIS certificate (expiring before the move) and its
+    # renewal: the endpoint's certificate is the renewal.
+    ex2010 = lab.server("EX2010A", V2010SP3)
+    ex2016 = lab.server("EX2016A", V2016)
+    tony = lab.mailbox("tsmith", ex2010, "Tony Smith")
+    _iphone(lab, tony, eas="14.1")
+    lab.vdir(ex2016, "mail.contoso.com")
+    lab.cert(ex2016, "0D4E8F2A6C1B3D5E7F9A0B2C4D6E8F1A3B5C7D9E", "mail.contoso.com",
+             not_after="12/1/2026 11:59:59 PM")  # fmt: skip
+    lab.cert(ex2016, "9F3C1B27A4E05D6C8B1F2A3E4D5C6B7A8F9E0D1C", "mail.contoso.com",
+             not_after="12/1/2027 11:59:59 PM")  # fmt: skip
+    lab.import_exports()
+    lab.phones_use("mail.contoso.com")
+
+    device = lab.plan("EX2016A", tony).device("ApplF17LTTCGFFG8")
+
+    assert device["outcome"] == "continues", device
+    assert not [r for r in reasons(device, "X-CERT") if not r["is_warning"]]
+
+
+def test_eas_14_1_on_a_2010_mailbox_is_a_missing_capability_not_a_block_for_exchange_online(
+    lab: Lab,
+) -> None:
+    ex2010 = lab.server("EX2010A", V2010SP3)
+    ex2016 = lab.server("EX2016A", V2016)
+    anna = lab.mailbox("anna", ex2010, "Anna Lidman")
+    ben = lab.mailbox("bsmith", ex2016, "Ben Smith")
+    lab.device(anna, "SEC1C0E3F4A5B6C7", device_type="SAMSUNGSMG991B", model="SM-G991B",
+               os="Android 13.0.0", user_agent="Android-SAMSUNG-SM-G991B/101.10.1",
+               eas="14.1")  # fmt: skip
+    lab.device(ben, "5eec4e941e0748a264512fd83770d5ac", device_type="Outlook",
+               model="Outlook for iOS and Android", os="iOS 17.4",
+               user_agent="Outlook-iOS-Android/1.0", eas="16.1", client_type="Outlook")  # fmt: skip
+    lab.vdir(ex2016, "mail.contoso.com")
+    lab.export("relationships.csv", hybrid_relationship("contoso.local"))
+    lab.import_exports()
+    lab.phones_use("mail.contoso.com")
+    samsung = {"device_type": "SAMSUNGSMG991B", "honours_451": True, "supports_modern_auth": True}
+    lab.client_profile("Samsung Email", **samsung)
+
+    plan = lab.plan(EXO, anna, ben, options=("--move-kind", "hybrid_onboard"))
+    android, outlook = (
+        plan.device("SEC1C0E3F4A5B6C7"),
+        plan.device("5eec4e941e0748a264512fd83770d5ac"),
+    )
+
+    # 14.1 is the most 2010 offers: it does not show the phone lacks 16.1.
+    assert android["outcome"] != "blocked", android
+    assert reasons(android, "X-EASVER-EXO")
+    assert all(
+        r["is_warning"] or r["outcome"] == "unknown" for r in reasons(android, "X-EASVER-EXO")
+    )
+    assert "X-EASVER-EXO" not in rules(outlook) and outlook["outcome"] != "blocked"
+
+    lab.client_profile("Samsung Email", **samsung, max_eas_version="14.1")
+    plan = lab.replan()
+
+    android = plan.device("SEC1C0E3F4A5B6C7")
+    assert android["outcome"] == "blocked"
+    assert verdict(android, "X-EASVER-EXO")["outcome"] == "blocked"
+    assert "X-EASVER-EXO" not in rules(plan.device("5eec4e941e0748a264512fd83770d5ac"))
+
+
+def test_without_hybrid_recorded_an_exchange_online_move_is_a_range_decided_by_hybrid(
+    lab: Lab,
+) -> None:
+    device = _to_exchange_online(lab, hybrid=False)
+
+    assert device["outcome"] == "unknown", device
+    assert {"redirect", "repartner"} <= set(device["possible"])
+    assert device["depends_on"] == ["hybrid"]
+
+
+def test_the_device_limit_counts_the_partnerships_the_mailbox_already_has(lab: Lab) -> None:
+    _legacy_2007_phones(
+        lab, {"kakers": ["ApplKIM000000001", "ApplKIM000000002"], "tsmith": ["ApplTONY00000001"]}
+    )
+
+    plan = lab.plan("EX2010A", *lab.mailboxes_named("kakers", "tsmith"))
+
+    for device_id in ("ApplKIM000000001", "ApplKIM000000002"):
+        device = plan.device(device_id)
+        assert device["outcome"] == "blocked", device
+        assert verdict(device, "M-LEGACYNS-2010-403")["outcome"] == "repartner"
+        limit = verdict(device, "X-DEVLIMIT")
+        assert limit["outcome"] == "blocked" and "2 partnerships" in limit["text"]
+    one = plan.device("ApplTONY00000001")
+    assert one["outcome"] == "repartner"
+    assert "X-DEVLIMIT" not in rules(one, warnings=False)
+
+
+def test_exchange_2003_has_no_device_limit_even_with_easmaxdevices_imported(lab: Lab) -> None:
+    ex03 = lab.server("EX03", V2003)
+    lab.server("EX03B", V2003)
+    lab.server("EX2010A", V2010SP3)
+    kim = lab.mailbox("kakers", ex03, "Kim Akers")
+    _pocketpc(lab, kim)
+    _pocketpc(lab, kim, "0A1B2C3D4E5F60718293A4B5C6D7E8F9")
+    lab.export("throttling.csv", throttling_policy("contoso.local", 2))
+    lab.import_exports()
+
+    device = lab.plan("EX03B", kim).device("6F24CAD599A5BF1A690246B8C68FAE8D")
+
+    assert device["outcome"] == "repartner"
+    assert "X-DEVLIMIT" not in rules(device)
+
+
+def test_a_blocked_device_is_told_something_else_than_a_quarantined_one(lab: Lab) -> None:
+    ex2010 = lab.server("EX2010A", V2010SP3)
+    ex2016 = lab.server("EX2016A", V2016)
+    tony = lab.mailbox("tsmith", ex2010, "Tony Smith")
+    _iphone(lab, tony, "ApplBLOCKED00001", eas="14.1", access="Blocked")
+    _iphone(lab, tony, "ApplQUARANTINED1", eas="14.1", access="Quarantined")
+    lab.vdir(ex2016, "mail.contoso.com")
+    lab.import_exports()
+    lab.phones_use("mail.contoso.com")
+
+    plan = lab.plan("EX2016A", tony)
+    blocked, quarantined = plan.device("ApplBLOCKED00001"), plan.device("ApplQUARANTINED1")
+
+    assert blocked["outcome"] == quarantined["outcome"] == "blocked"
+    assert verdict(blocked, "X-ABQ") and verdict(quarantined, "X-ABQ")
+    assert blocked["user_text"] != quarantined["user_text"]
+    for device in (blocked, quarantined):
+        assert device["user_text"] and "None." not in device["user_text"], device["user_text"]
+    assert "approv" in quarantined["user_text"].lower()
+
+
+# -- where the path itself is wrong (found while writing these) -----------------------------------
+
+
+def test_create_batch_says_when_a_path_is_unsupported(lab: Lab) -> None:
+    ex2010 = lab.server("EX2010A", V2010SP3)
+    lab.server("EX2019A", V2019)
+    tony = lab.mailbox("tsmith", ex2010, "Tony Smith")
+    lab.import_exports()
+
+    with pytest.raises(AssertionError, match="M-UNSUPPORTED-PATH"):
+        lab.plan("EX2019A", tony)
+
+
+def test_a_legacy_redirect_checks_the_certificate_of_the_2010_external_url(lab: Lab) -> None:
+    ex07 = lab.server("EX07", V2007SP3)
+    ex2010 = lab.server("EX2010A", V2010SP3)
+    kim = lab.mailbox("kakers", ex07, "Kim Akers")
+    _iphone(lab, kim, eas="12.1", os="iOS 4.3.5 8L1", model="iPhone3C1")
+    lab.vdir(ex07, "legacy.contoso.com")
+    lab.vdir(ex2010, "mail.contoso.com")
+    lab.cert(ex07, "0D4E8F2A6C1B3D5E7F9A0B2C4D6E8F1A3B5C7D9E", "legacy.contoso.com")
+    lab.cert(ex2010, "9F3C1B27A4E05D6C8B1F2A3E4D5C6B7A8F9E0D1C", "mail.contoso.com",
+             not_after="12/1/2026 11:59:59 PM")  # fmt: skip
+    lab.import_exports()
+    lab.phones_use("legacy.contoso.com")
+    lab.client_profile("iPhone Mail", device_type="iPhone", honours_451=True)
+
+    device = lab.plan("EX2010A", kim).device("ApplF17LTTCGFFG8")
+
+    assert verdict(device, "M-LEGACYNS-2010-451")["outcome"] == "redirect"
+    assert device["outcome"] == "blocked", device
+    assert "mail.contoso.com" in verdict(device, "X-CERT")["text"]

@@ -553,7 +553,8 @@ def _decide_front_end_2013p(ctx: _Ctx) -> list[Reason]:
                 subject=ctx.endpoint_label,
             )
         ]
-    return [_reason(rule)]
+    # Decided: the phone already reaches a 2013+ front end, so the row's advice is done.
+    return [_reason(rule, admin_action=NO_ACTION)]
 
 
 def _decide_same_server(ctx: _Ctx) -> list[Reason]:
@@ -805,7 +806,22 @@ def _x_cert(ctx: _Ctx, matrix: Sequence[Reason]) -> list[Reason]:
         # The seed covers a changed or unusable certificate ([S]); name coverage is the row's
         # inferred part ([I]).
         confidence = Confidence.INFERRED if names_only else None
-        return [_reason("X-CERT", f"On {host}: {'; '.join(problems)}.", confidence=confidence)]
+        # An expired certificate or one not covering the host is fixed on the server only; a
+        # new certificate is one the user may have to accept (the row's own user action).
+        server_side = not changed or all(
+            p.startswith(("it expires", "its names")) for p in problems
+        )
+        return [
+            _reason(
+                "X-CERT",
+                f"On {host}: {'; '.join(problems)}.",
+                confidence=confidence,
+                user_action="Nothing to do on the phone: IT must fix the certificate on the "
+                "server first."
+                if server_side
+                else None,
+            )
+        ]
     if unsure or notes:
         return [
             _reason(
@@ -1162,7 +1178,16 @@ def _x_policy(ctx: _Ctx, matrix: Sequence[Reason]) -> list[Reason]:
                 subject="the target policy",
             )
         ]
-    return [_reason("X-POLICY", "The device cannot comply and the target policy refuses it.")]
+    return [
+        _reason(
+            "X-POLICY",
+            "The device cannot comply and the target policy refuses it.",
+            user_action="This phone cannot meet the new security policy: IT will tell you "
+            "whether it can be allowed or which phone to use.",
+            admin_action="Set AllowNonProvisionableDevices on the target policy, exempt these "
+            "users, or plan new phones.",
+        )
+    ]
 
 
 def _x_se_coexist(ctx: _Ctx, matrix: Sequence[Reason]) -> list[Reason]:
@@ -1196,7 +1221,9 @@ def _x_devlimit(ctx: _Ctx, reasons: Sequence[Reason]) -> list[Reason]:
         )
         for r in reasons
     )
-    if not creates:
+    if not creates or ctx.tgt_gen not in ABQ_TARGETS:
+        # No per-user device limit before Exchange 2010: EasMaxDevices is a throttling
+        # setting of 2010 and later (and Exchange Online).
         return []
     questions: tuple[str, ...] = ()
     confidence = Confidence.VERIFIED
@@ -1209,7 +1236,7 @@ def _x_devlimit(ctx: _Ctx, reasons: Sequence[Reason]) -> list[Reason]:
     elif ctx.tgt_gen is G.EX2010:
         limit, confidence, questions = 10, Confidence.VERIFIED_3P, ("Q-2010SP1-LIMIT",)
     else:
-        return []  # no per-user device limit before Exchange 2010
+        return []
     count = ctx.move.target_partnership_count
     if count is None:
         return [

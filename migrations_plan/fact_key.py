@@ -20,7 +20,7 @@ from devices.models import Mailbox, MobileDevice, Partnership
 @dataclass(frozen=True)
 class KeyPart:
     name: str
-    sql: str  # over p (partnership), m (its mailbox), d (its device), pc (mailbox counts)
+    sql: str  # over p (partnership), m (its mailbox), d (its device)
     type: str  # the column type in a staging table
 
 
@@ -33,8 +33,10 @@ KEY: tuple[KeyPart, ...] = (
     KeyPart("device_type", "d.device_type", "text"),
     KeyPart("model", "d.model", "text"),
     KeyPart("os", "d.os", "text"),
-    # Partnerships the user holds now: they move with the mailbox (X-DEVLIMIT's count).
-    KeyPart("partnerships", "pc.n", "integer"),
+    # Live partnerships the user holds now (they move with the mailbox): X-DEVLIMIT's count.
+    # The window runs over exactly the rows the source selects: every live partnership of
+    # each selected mailbox.
+    KeyPart("partnerships", "COUNT(*) OVER (PARTITION BY p.mailbox_id)", "integer"),
 )
 
 
@@ -56,34 +58,31 @@ class FactKey:
 assert tuple(f.name for f in fields(FactKey)) == tuple(p.name for p in KEY)
 
 
-def from_clause(mailboxes_sql: str) -> str:
-    """Partnerships (p) of the mailboxes `mailboxes_sql` selects, with what the key reads."""
-    partnership = Partnership._meta.db_table
+def source(mailboxes_sql: str) -> str:
+    """A derived table `f`: each live partnership (id, mailbox_id) of the mailboxes that
+    `mailboxes_sql` selects, with its KEY columns by name."""
+    named = ", ".join(f"{part.sql} AS {part.name}" for part in KEY)
     return (
-        f"{partnership} p JOIN {Mailbox._meta.db_table} m ON m.id = p.mailbox_id "
+        f"(SELECT p.id, p.mailbox_id, {named} FROM {Partnership._meta.db_table} p "
+        f"JOIN {Mailbox._meta.db_table} m ON m.id = p.mailbox_id "
         f"JOIN {MobileDevice._meta.db_table} d ON d.id = p.device_id "
-        f"JOIN (SELECT mailbox_id, COUNT(*) AS n FROM {partnership} "
-        f"WHERE NOT is_stale AND mailbox_id IN ({mailboxes_sql}) GROUP BY mailbox_id) pc "
-        "ON pc.mailbox_id = p.mailbox_id"
+        f"WHERE NOT p.is_stale AND p.mailbox_id IN ({mailboxes_sql})) f"
     )
 
 
-def columns(alias: str | None = None) -> str:
-    return ", ".join(f"{alias}.{p.name}" if alias else p.sql for p in KEY)
+def columns(alias: str = "f") -> str:
+    return ", ".join(f"{alias}.{part.name}" for part in KEY)
 
 
-def join_on(stage_alias: str) -> str:
-    """The condition joining a table of answers (one row per FactKey) back to partnerships."""
-    return " AND ".join(f"{stage_alias}.{p.name} = {p.sql}" for p in KEY)
+def join_on(stage_alias: str, source_alias: str = "f") -> str:
+    """The condition joining a table of answers (one row per FactKey) back to the source."""
+    return " AND ".join(f"{stage_alias}.{p.name} = {source_alias}.{p.name}" for p in KEY)
 
 
 def fact_sets(mailboxes_sql: str, params: Sequence[object]) -> list[tuple[FactKey, int]]:
     """Each distinct key among the live partnerships of the selected mailboxes, with how many
-    partnerships share it. `mailboxes_sql` selects mailbox ids; it appears twice."""
-    sql = (
-        f"SELECT {columns()}, COUNT(*) FROM {from_clause(mailboxes_sql)} "
-        f"WHERE NOT p.is_stale AND p.mailbox_id IN ({mailboxes_sql}) GROUP BY {columns()}"
-    )
+    partnerships share it."""
+    sql = f"SELECT {columns()}, COUNT(*) FROM {source(mailboxes_sql)} GROUP BY {columns()}"
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *params])
+        cursor.execute(sql, list(params))
         return [(FactKey(*row[:-1]), row[-1]) for row in cursor.fetchall()]

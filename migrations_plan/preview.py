@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from devices.models import ExchangeServer, Mailbox
 
-from .fact_key import KEY, FactKey, columns, fact_sets, from_clause
+from .fact_key import KEY, FactKey, columns, fact_sets, source
 from .facts_from_inventory import BatchContext, Inventory
 from .planner.outcomes import Outcome, severity
 
@@ -36,13 +36,10 @@ def worst_outcomes(
     answers = {
         key: inventory.predict(key, context).outcome for key, _ in fact_sets(ids_sql, params)
     }
-    sql = (
-        f"SELECT p.mailbox_id, {columns()} FROM {from_clause(ids_sql)} "
-        f"WHERE NOT p.is_stale AND p.mailbox_id IN ({ids_sql})"
-    )
+    sql = f"SELECT f.mailbox_id, {columns()} FROM {source(ids_sql)}"
     worst: dict[int, Outcome] = {}
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *params])
+        cursor.execute(sql, list(params))
         for mailbox_id, *key in cursor.fetchall():
             outcome = answers[_key(key)]
             current = worst.get(mailbox_id)

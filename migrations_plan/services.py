@@ -33,7 +33,7 @@ from devices.models import (
 from devices.staging import Stage
 from exchange.versions import Generation as ExchangeGeneration
 
-from .fact_key import KEY, fact_sets, from_clause, join_on
+from .fact_key import KEY, fact_sets, join_on, source
 from .facts_from_inventory import BatchContext, Inventory
 from .models import (
     ACTIVE_BATCH_STATES,
@@ -194,8 +194,8 @@ def batch_create(
         mailboxes=added,
         target=target_server.name,
         via=via,
-        move_kind=move_kind or "derived",
-        unsupported_paths=[p.text for p in unsupported],
+        move_kind=move_kind or "derived from the servers",
+        **({"unsupported_paths": [p.text for p in unsupported]} if unsupported else {}),
     )
     _plan(batch, plan, reason="created")
     return batch
@@ -422,11 +422,11 @@ def _write_predictions(
     stage.load(answers)
     insert = (
         f"INSERT INTO {prediction} (member_id, partnership_id, outcome, explanation_id, computed_at) "
-        f"SELECT bm.id, p.id, k.outcome, k.explanation_id, %s "
-        f"FROM {from_clause(_PENDING_MAILBOXES)} "
-        f"JOIN {member} bm ON bm.mailbox_id = p.mailbox_id "
+        f"SELECT bm.id, f.id, k.outcome, k.explanation_id, %s "
+        f"FROM {source(_PENDING_MAILBOXES)} "
+        f"JOIN {member} bm ON bm.mailbox_id = f.mailbox_id "
         f"JOIN {stage.name} k ON {join_on('k')} "
-        f"WHERE bm.batch_id = %s AND bm.is_active AND bm.state = 'pending' AND NOT p.is_stale"
+        f"WHERE bm.batch_id = %s AND bm.is_active AND bm.state = 'pending'"
     )
     if upsert:
         # Only rows whose answer changed are rewritten.

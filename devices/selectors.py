@@ -134,6 +134,7 @@ def organisation_page() -> dict[str, object]:
             MobileDevicePolicy.objects.filter(organisation__isnull=True).order_by("name")
         ),
         "namespaces": namespaces,
+        "namespaces_used": any(n.devices_use for n in namespaces),
         "client_profiles": list(ClientProfile.objects.order_by("name")),
         "servers": servers,
         # Forests the servers show that no organisation row stands for (yet).

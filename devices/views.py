@@ -52,7 +52,11 @@ def _submitted(form: Form, data: QueryDict) -> dict[str, object]:
 
 def _saved_message(request: HttpRequest, form: Form, what: str) -> None:
     if form.has_changed():
-        messages.success(request, f"Recorded the facts of {what}.")
+        messages.success(
+            request,
+            f"Recorded the facts of {what}. Active batches are being planned again; their pages "
+            "show the progress.",
+        )
     else:
         messages.info(request, f"Nothing changed for {what}: nothing was recorded.")
 

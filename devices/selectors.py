@@ -112,7 +112,8 @@ def organisation_page() -> dict[str, object]:
     servers = list(ExchangeServer.objects.order_by("name"))
     organisations = list(
         Organisation.objects.prefetch_related(
-            Prefetch("policies", queryset=MobileDevicePolicy.objects.order_by("name"))
+            Prefetch("policies", queryset=MobileDevicePolicy.objects.order_by("name")),
+            "accepted_domains",
         )
     )
     by_forest: dict[str, list[ExchangeServer]] = defaultdict(list)

@@ -365,21 +365,25 @@ def server_record_facts(
             if exsetup and parse_version(exsetup) is None:
                 raise ValueError(f"'{exsetup}' is not a build like 14.3.235.1.")
             clean[field] = exsetup
-    # Compare with the row as stored, not with an instance a form may already have changed.
-    current = ExchangeServer.objects.select_for_update().get(pk=server.pk)
+    _write_changed(server, clean, actor=actor, via=via)
+    return server
+
+
+def _write_changed(
+    instance: models.Model, clean: dict[str, object], *, actor: object, via: str
+) -> None:
+    """Write the facts whose value differs from the row as stored (not from an instance a
+    form may already have changed), one history row each; `instance` gets the stored values."""
+    model = type(instance)
+    current = model.objects.select_for_update().get(pk=instance.pk)
     changed = _apply(current, clean)
     if changed:
         current.save(update_fields=[*changed, "updated_at"])
         _record_history(
-            model=ExchangeServer,
-            subject=subject_of(current),
-            changed=changed,
-            actor=actor,
-            via=via,
+            model=model, subject=subject_of(current), changed=changed, actor=actor, via=via
         )
     for field in [*clean, "updated_at"]:
-        setattr(server, field, getattr(current, field))
-    return server
+        setattr(instance, field, getattr(current, field))
 
 
 ORGANISATION_FACTS = ("name", "default_access_level", "eas_max_devices", "hybrid_configured")
@@ -418,19 +422,7 @@ def organisation_record_facts(
             clean[field] = value
         else:
             clean[field] = _tri_state(field, value)
-    current = Organisation.objects.select_for_update().get(pk=organisation.pk)
-    changed = _apply(current, clean)
-    if changed:
-        current.save(update_fields=[*changed, "updated_at"])
-        _record_history(
-            model=Organisation,
-            subject=subject_of(current),
-            changed=changed,
-            actor=actor,
-            via=via,
-        )
-    for field in [*clean, "updated_at"]:
-        setattr(organisation, field, getattr(current, field))
+    _write_changed(organisation, clean, actor=actor, via=via)
     return organisation
 
 

@@ -2,5 +2,6 @@
 
 from django.dispatch import Signal
 
-# Sent after a (non dry-run) import committed changes; kwargs: kinds (set of export kinds).
+# Sent after a (non dry-run) import committed changes, or after an admin recorded a fact on the
+# Organisation page; kwargs: kinds (the export kinds imported, or {"recorded_facts"}).
 inventory_changed = Signal()

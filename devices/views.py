@@ -172,27 +172,60 @@ def organisation_edit(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-def namespace_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
-    """Add a namespace (no pk) or change one."""
-    needed = "devices.add_namespace" if pk is None else "devices.change_namespace"
-    if not request.user.has_perm(needed):
-        raise PermissionDenied("Only Exchange admins may change namespaces.")
-    namespace = None if pk is None else get_object_or_404(Namespace, pk=pk)
-    data = request.POST if request.method == "POST" else None
-    form = NamespaceForm(data, instance=copy.copy(namespace) if namespace else None)
-    if form.is_valid():
-        saved = namespace_save(
-            namespace=namespace,
-            actor=request.user,
-            **{field: form.cleaned_data[field] for field in NamespaceForm.Meta.fields},
+def _edit(
+    request: HttpRequest,
+    *,
+    model: type,
+    pk: int | None,
+    form_class: type,
+    save,
+    label: str,
+    template: str,
+    anchor: str,
+    context_name: str,
+) -> HttpResponse:
+    """Add (no pk) or change one row through its service; admins only."""
+    action = "add" if pk is None else "change"
+    if not request.user.has_perm(f"devices.{action}_{model._meta.model_name}"):
+        raise PermissionDenied(
+            f"Only Exchange admins may change {model._meta.verbose_name_plural}."
         )
-        _saved_message(request, form, saved.host)
-        return _back_to("namespaces")
+    instance = None if pk is None else get_object_or_404(model, pk=pk)
+    data = request.POST if request.method == "POST" else None
+    form = form_class(data, instance=copy.copy(instance) if instance else None)
+    if form.is_valid():
+        saved = save(
+            instance,
+            actor=request.user,
+            **{field: form.cleaned_data[field] for field in form_class.Meta.fields},
+        )
+        _saved_message(request, form, getattr(saved, label))
+        return _back_to(anchor)
     return render(
         request,
-        "devices/namespace_form.html",
-        {"namespace": namespace, "form": form},
+        template,
+        {
+            model._meta.model_name: instance,
+            "profile": instance,
+            "namespace": instance,
+            "form": form,
+        },
         status=400 if form.is_bound else 200,
+    )
+
+
+def namespace_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    """Add a namespace (no pk) or change one."""
+    return _edit(
+        request,
+        model=Namespace,
+        pk=pk,
+        form_class=NamespaceForm,
+        save=lambda instance, **kw: namespace_save(namespace=instance, **kw),
+        label="host",
+        template="devices/namespace_form.html",
+        anchor="namespaces",
+        context_name="namespace",
     )
 
 
@@ -207,25 +240,16 @@ def namespace_remove(request: HttpRequest, pk: int) -> HttpResponse:
 
 def client_profile_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     """Add a client profile (no pk) or change one."""
-    needed = "devices.add_clientprofile" if pk is None else "devices.change_clientprofile"
-    if not request.user.has_perm(needed):
-        raise PermissionDenied("Only Exchange admins may change client profiles.")
-    profile = None if pk is None else get_object_or_404(ClientProfile, pk=pk)
-    data = request.POST if request.method == "POST" else None
-    form = ClientProfileForm(data, instance=copy.copy(profile) if profile else None)
-    if form.is_valid():
-        saved = client_profile_save(
-            profile=profile,
-            actor=request.user,
-            **{field: form.cleaned_data[field] for field in ClientProfileForm.Meta.fields},
-        )
-        _saved_message(request, form, saved.name)
-        return _back_to("client-profiles")
-    return render(
+    return _edit(
         request,
-        "devices/client_profile_form.html",
-        {"profile": profile, "form": form},
-        status=400 if form.is_bound else 200,
+        model=ClientProfile,
+        pk=pk,
+        form_class=ClientProfileForm,
+        save=lambda instance, **kw: client_profile_save(profile=instance, **kw),
+        label="name",
+        template="devices/client_profile_form.html",
+        anchor="client-profiles",
+        context_name="profile",
     )
 
 

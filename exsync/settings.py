@@ -119,6 +119,25 @@ DEFAULT_FROM_EMAIL = ENV.get("DEFAULT_FROM_EMAIL", "exsync <exsync@localhost>")
 # Celery: Redis when REDIS_URL is set, else an embedded filesystem broker.
 # The test suite keeps its messages in a folder of its own, never in the demo's queue.
 _celery = config.celery_config(ENV, base_dir=BASE_DIR / "var" / "test" if TESTING else BASE_DIR)
+# The cache is shared by web and worker (a plan's progress): Redis when configured, else a
+# folder; the tests keep theirs in memory.
+if TESTING:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+elif ENV.get("REDIS_URL", "").strip():
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": ENV["REDIS_URL"].strip(),
+            "KEY_PREFIX": "exsync",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(BASE_DIR / "var" / "cache"),
+        }
+    }
 CELERY_BROKER_URL = _celery["broker_url"]
 CELERY_RESULT_BACKEND = _celery["result_backend"]
 CELERY_BROKER_TRANSPORT_OPTIONS = _celery["broker_transport_options"]

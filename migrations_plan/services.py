@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -316,9 +317,11 @@ def batch_plan(
     ).exists()
     with _bulk_plan_settings():
         keys = fact_sets(_PENDING_MAILBOXES, [batch.pk])
+        total = sum(count for _, count in keys)
         answers: list[tuple] = []
         explanations: dict[str, tuple[str, dict]] = {}
         pending: Counter[str] = Counter()
+        predicted = 0
         for done, (key, count) in enumerate(keys, start=1):
             prediction = inventory.predict(key, context)
             as_dict = prediction.as_dict()
@@ -326,8 +329,9 @@ def batch_plan(
             explanations[digest] = (str(prediction.outcome), as_dict)
             answers.append((*astuple(key), str(prediction.outcome), digest))
             pending[str(prediction.outcome)] += count
-            if progress is not None and (done % 200 == 0 or done == len(keys)):
-                progress(done, len(keys))
+            predicted += count
+            if progress is not None and (done % 100 == 0 or done == len(keys)):
+                progress(predicted, total)  # devices predicted so far, of all the batch's
         ids = _explanation_ids(explanations)
         now = timezone.now()
         _write_predictions(
@@ -574,6 +578,7 @@ def batch_plan_run(*, batch_id: int) -> str:
     batch = MoveBatch.objects.filter(pk=batch_id).first() if claimed else None
     if batch is None:
         return "not queued: nothing to do"
+    cache.delete(_progress_key(batch_id))
     if not batch.is_active:
         _plan_end(batch_id, started, PlanState.IDLE)
         return f"{batch.state}: not planned"
@@ -583,7 +588,9 @@ def batch_plan_run(*, batch_id: int) -> str:
     )
 
     def progress(done: int, total: int) -> None:
-        this_plan.update(plan_done=done, plan_total=total)
+        # The plan is one transaction holding the batch row: the page reads this from the
+        # cache, which another process sees at once.
+        cache.set(_progress_key(batch_id), {"done": done, "total": total}, PROGRESS_SECONDS)
 
     try:
         result = batch_plan(batch=batch, progress=progress)
@@ -598,6 +605,18 @@ def batch_plan_run(*, batch_id: int) -> str:
         raise
     _plan_end(batch_id, started, PlanState.IDLE)
     return f"planned {result.partnerships} devices in {result.seconds:.1f} s"
+
+
+PROGRESS_SECONDS = 3600
+
+
+def _progress_key(batch_id: int) -> str:
+    return f"exsync:plan-progress:{batch_id}"
+
+
+def batch_plan_progress(*, batch_id: int) -> dict[str, int] | None:
+    """{"done": devices predicted, "total": devices} of the plan running now, if reported."""
+    return cache.get(_progress_key(batch_id))
 
 
 def _plan_end(batch_id: int, started: datetime, state: PlanState, *, error: str = "") -> None:

@@ -48,6 +48,12 @@ PLANNING = (PlanState.QUEUED, PlanState.RUNNING)
 def _plan_status(batches: Iterable[MoveBatch], *, names: bool) -> dict[str, object]:
     """Context of _plan_status.html: the page reloads itself while a plan is under way."""
     batches = list(batches)
+    for batch in batches:
+        batch.plan_progress = (
+            services.batch_plan_progress(batch_id=batch.pk)
+            if batch.plan_state == PlanState.RUNNING
+            else None
+        )
     return {
         "plan_batches": batches,
         "plan_names": names,

@@ -127,7 +127,18 @@ def clean_host_name(value: str, *, example: str = "mail.contoso.com") -> str:
     return host
 
 
-class ServerFactsForm(forms.ModelForm):
+class ChangedOnly:
+    """Each field carries the value the admin saw (a hidden initial), so `changed_data` is what
+    this admin changed, not what differs from a row another admin saved meanwhile: saving a
+    stale form never reverts someone else's fact."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            field.show_hidden_initial = True
+
+
+class ServerFactsForm(ChangedOnly, forms.ModelForm):
     """The facts of one server that no export carries; every field shows the stored value."""
 
     forest_recorded = forms.CharField(
@@ -158,7 +169,7 @@ class ServerFactsForm(forms.ModelForm):
         return value
 
 
-class OrganisationFactsForm(forms.ModelForm):
+class OrganisationFactsForm(ChangedOnly, forms.ModelForm):
     """What Get-ActiveSyncOrganizationSettings, throttling and hybrid settings would say."""
 
     hybrid_configured = tri_state("Hybrid configured")
@@ -172,7 +183,7 @@ class OrganisationFactsForm(forms.ModelForm):
         }
 
 
-class NamespaceForm(forms.ModelForm):
+class NamespaceForm(ChangedOnly, forms.ModelForm):
     """An EAS host name and what answers it."""
 
     class Meta:
@@ -196,7 +207,7 @@ class NamespaceForm(forms.ModelForm):
         return "\n".join(s.strip() for s in self.cleaned_data["sites"].splitlines() if s.strip())
 
 
-class ClientProfileForm(forms.ModelForm):
+class ClientProfileForm(ChangedOnly, forms.ModelForm):
     """Facts about a mail client that no export carries."""
 
     honours_451 = tri_state("Follows HTTP 451")

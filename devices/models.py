@@ -573,7 +573,9 @@ def exchange_online_server() -> ExchangeServer:
     )
     server = ExchangeServer.objects.filter(generation=Generation.EXO).order_by("pk").first()
     if server is None:
-        server = ExchangeServer.objects.create(
-            name="Exchange Online", generation=Generation.EXO, forest=EXCHANGE_ONLINE_FOREST
+        # get_or_create: two admins picking it at once both end with the one row.
+        server, _ = ExchangeServer.objects.get_or_create(
+            name="Exchange Online",
+            defaults={"generation": Generation.EXO, "forest": EXCHANGE_ONLINE_FOREST},
         )
     return server

@@ -42,12 +42,16 @@ def server_list(request: HttpRequest) -> HttpResponse:
 
 
 def _submitted(form: Form, data: QueryDict) -> dict[str, object]:
-    """The cleaned values of the fields the request carried: a POST that leaves a field out
-    does not record it as unknown. (Only for forms without checkboxes, which a browser leaves
-    out when unticked.)"""
+    """The fields this admin changed (against the values the page showed them): a field left
+    out of the POST, or left as it was shown, is not written."""
     return {
-        name: value for name, value in form.cleaned_data.items() if form.add_prefix(name) in data
+        name: form.cleaned_data[name] for name in form.changed_data if name in form.cleaned_data
     }
+
+
+def _stored(instance, field: str) -> object:
+    value = getattr(instance, field)
+    return list(value.all()) if hasattr(value, "all") else value
 
 
 def _saved_message(request: HttpRequest, form: Form, what: str) -> None:
@@ -194,11 +198,15 @@ def _edit(
     data = request.POST if request.method == "POST" else None
     form = form_class(data, instance=copy.copy(instance) if instance else None)
     if form.is_valid():
-        saved = save(
-            instance,
-            actor=request.user,
-            **{field: form.cleaned_data[field] for field in form_class.Meta.fields},
-        )
+        # A new row takes every field; an existing one only what this admin changed (the
+        # others as stored now, which the service then leaves alone).
+        stored = model.objects.get(pk=instance.pk) if instance is not None else None
+        changed = set(form.changed_data) if stored is not None else set(form_class.Meta.fields)
+        values = {
+            field: form.cleaned_data[field] if field in changed else _stored(stored, field)
+            for field in form_class.Meta.fields
+        }
+        saved = save(instance, actor=request.user, **values)
         _saved_message(request, form, getattr(saved, label))
         return _back_to(anchor)
     return render(

@@ -156,8 +156,12 @@ def write_servers(rows: Rows, ctx: Context) -> dict[str, Any]:
             "forest_source": _text(row["forest_source"]),
         }
         server = existing.get(name.lower())
-        if row["forest"] is None and server is not None and server.forest:
-            # This export shows no forest (no Site, DN or Fqdn): keep what an earlier one showed.
+        weaker = row["forest_source"] == "Fqdn" and (
+            server is not None and server.forest_source in ("Site", "DistinguishedName")
+        )
+        if server is not None and server.forest and (row["forest"] is None or weaker):
+            # This export shows no forest (no Site, DN or Fqdn), or only the Fqdn's domain
+            # (which may be a child domain): keep what Site or DistinguishedName showed.
             values["forest"], values["forest_source"] = server.forest, server.forest_source
         if values["forest"]:
             forests.add(values["forest"])
@@ -237,15 +241,22 @@ def write_vdirs(rows: Rows, ctx: Context) -> dict[str, Any]:
     published: dict[int, str | None] = {}
     for pk, (_line, row) in chosen.items():
         server = ExchangeServer.objects.get(pk=pk)
-        published[pk] = row["external_host"]
+        present = row["present"]
+        # Only the columns the export has: a missing column keeps what is stored.
         values = {
-            "eas_internal_url": _text(row["internal_url"]),
-            "eas_external_url": _text(row["external_url"]),
-            "basic_auth_enabled": row["basic_auth"],
-            "iwa_enabled": row["windows_auth"],
-            # From now on an empty ExternalUrl means "none" (the site proxies), not "unknown".
-            "eas_vdir_imported": True,
+            field: value
+            for key, field, value in (
+                ("internal_url", "eas_internal_url", _text(row["internal_url"])),
+                ("basic_auth", "basic_auth_enabled", row["basic_auth"]),
+                ("windows_auth", "iwa_enabled", row["windows_auth"]),
+            )
+            if key in present
         }
+        if "external_url" in present:
+            published[pk] = row["external_host"]
+            values["eas_external_url"] = _text(row["external_url"])
+            # From now on an empty ExternalUrl means "none" (the site proxies), not "unknown".
+            values["eas_vdir_imported"] = True
         if all(getattr(server, k) == v for k, v in values.items()):
             counts["unchanged"] += 1
             continue

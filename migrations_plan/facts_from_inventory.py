@@ -44,7 +44,7 @@ from .planner.facts import (
     OrgFacts,
     ServerFacts,
 )
-from .planner.predict import Prediction
+from .planner.predict import Prediction, derive_move_kind
 from .planner.ranges import predict_range
 
 ACCESS = {
@@ -66,6 +66,19 @@ def _build_key(build: str) -> tuple[int, ...]:
 
 def _host(url: str) -> str | None:
     return (urlparse(url).hostname or None) if url else None
+
+
+def _same_forest(a: str, b: str) -> bool:
+    """Whether two servers may be of one forest: an unrecorded forest matches any."""
+    return not a or not b or a == b
+
+
+def _in_site(site: str, entries: list[str]) -> bool:
+    """Whether a server's AD site (contoso.local/Configuration/Sites/EMEA, as exported) is one of
+    the sites an admin listed, by full path or by the site's own name (EMEA)."""
+    site = site.strip().lower()
+    name = site.rsplit("/", 1)[-1]
+    return bool(site) and any(e.strip().lower() in (site, name) for e in entries)
 
 
 def _serves_client_access(server: ExchangeServer) -> bool:
@@ -207,9 +220,26 @@ class Inventory:
                 for s in namespace.servers.all()
                 if s.pk in self.servers
             }
-            return not forests or forest in forests
+            return not forests or any(_same_forest(forest, f) for f in forests)
 
         return [(n, e) for n, e in self.namespaces if in_forest(n)]
+
+    def _candidate_endpoints(self, forest: str) -> tuple[EndpointFacts, ...]:
+        """What phones of this forest may be talking to, when nobody recorded it: every known
+        namespace, and every client-access server whose ActiveSync directory was not imported
+        (it may publish a name exsync has not seen)."""
+        known = self._forest_namespaces(forest)
+        answering = {s.pk for n, _ in known for s in n.servers.all()}
+        unseen = tuple(
+            EndpointFacts(server=self.facts[s.pk])
+            for s in self.servers.values()
+            if s.generation != Generation.EXO
+            and _same_forest(forest, s.effective_forest)
+            and _serves_client_access(s)
+            and not s.eas_vdir_imported
+            and s.pk not in answering
+        )
+        return tuple(e for _, e in known) + unseen
 
     def device_endpoint(self, server_id: int | None) -> EndpointFacts | None:
         """The host name phones of mailboxes on this server use, when recorded unambiguously."""
@@ -219,7 +249,7 @@ class Inventory:
         used = [
             (n, e)
             for n, e in self._forest_namespaces(server.effective_forest)
-            if n.devices_use and (not n.site_list() or server.site in n.site_list())
+            if n.devices_use and (not n.site_list() or _in_site(server.site, n.site_list()))
         ]
         # A namespace scoped to the mailbox's site wins over one for every site.
         scoped = [(n, e) for n, e in used if n.site_list()]
@@ -253,11 +283,13 @@ class Inventory:
     def _org_facts(self, *, source_id: int | None, target_id: int, policy) -> OrgFacts:
         target = self.servers[target_id]
         org = self.organisations.get(target.effective_forest)
-        forest = self.forest_of(source_id) or target.effective_forest
+        # The source's forest bounds which servers and names can be answering its phones; an
+        # unrecorded forest bounds nothing.
+        forest = self.forest_of(source_id)
         servers = tuple(
             self.facts[s.pk]
             for s in self.servers.values()
-            if s.generation != Generation.EXO and s.effective_forest == forest
+            if s.generation != Generation.EXO and _same_forest(forest, s.effective_forest)
         )
         level = ACCESS.get((org.default_access_level or "").lower()) if org else None
         return OrgFacts(
@@ -269,7 +301,7 @@ class Inventory:
             if policy
             else None,
             servers=servers or None,
-            namespaces=tuple(e for _, e in self._forest_namespaces(forest)) or None,
+            namespaces=self._candidate_endpoints(forest) or None,
         )
 
     def _target_policy(
@@ -288,15 +320,39 @@ class Inventory:
     def _policy_differs(
         self, policy: MobileDevicePolicy | None, applied: str, batch: BatchContext, source_id
     ) -> bool | None:
+        """Whether the target policy differs from the one the phone applied last: by name within
+        one organisation; across organisations by their settings (a "Default" here and a
+        "Default" there are different policies), unknown when either is not imported."""
+        source_forest = self.forest_of(source_id)
         if policy is None:
-            if batch.target_policy_id is None and self.forest_of(source_id) == (
-                self.servers[batch.target_id].effective_forest
+            if batch.target_policy_id is None and _same_forest(
+                source_forest, self.servers[batch.target_id].effective_forest
             ):
                 return False  # same organisation, no new policy chosen: it moves unchanged
             return None
         if not applied:
             return None
-        return applied.strip().casefold() != policy.name.strip().casefold()
+        source_org = self.organisations.get(source_forest)
+        source_org_id = source_org.pk if source_org else None
+        if policy.organisation_id == source_org_id:
+            return applied.strip().casefold() != policy.name.strip().casefold()
+        current = next(
+            (
+                p
+                for p in self.policies.values()
+                if p.organisation_id == source_org_id
+                and p.name.strip().casefold() == applied.strip().casefold()
+            ),
+            None,
+        )
+        if current is None:
+            return None
+        pairs = list(zip(current.settings_key(), policy.settings_key(), strict=True))
+        if any(a is not None and b is not None and a != b for a, b in pairs):
+            return True  # one setting known on both sides differs
+        if all(a is not None and b is not None for a, b in pairs):
+            return False
+        return None
 
     # -- devices ---------------------------------------------------------------------------------
 
@@ -330,13 +386,18 @@ class Inventory:
         kind = MoveKind(batch.move_kind) if batch.move_kind else None
         policy = self._target_policy(batch, source_id)
         source_org = self.organisations.get(self.forest_of(source_id))
+        source = source or ServerFacts(name="(no server recorded)")
+        target = self.facts[batch.target_id]
+        # A move into a new mailbox object (another forest, a staged migration) leaves today's
+        # partnerships behind, whether the kind was chosen on the batch or derived.
+        new_mailbox = (kind or derive_move_kind(source, target)) in NEW_MAILBOX_KINDS
         return MoveFacts(
-            source=source or ServerFacts(name="(no server recorded)"),
-            target=self.facts[batch.target_id],
+            source=source,
+            target=target,
             kind=kind,
             move_date=batch.move_date,
             target_endpoint=self.target_endpoint(batch.target_id),
-            target_partnership_count=0 if kind in NEW_MAILBOX_KINDS else key.partnerships,
+            target_partnership_count=0 if new_mailbox else key.partnerships,
             target_policy_differs=self._policy_differs(
                 policy, key.policy_applied, batch, source_id
             ),

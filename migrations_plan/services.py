@@ -286,6 +286,9 @@ def _digest(prediction_dict: dict) -> str:
     return hashlib.sha256(json.dumps(prediction_dict, sort_keys=True).encode()).hexdigest()
 
 
+PLAN_LOCK = 0x45585359  # "EXSY": the advisory-lock class of batch plans
+
+
 @transaction.atomic
 def batch_plan(
     *, batch: MoveBatch, progress: Callable[[int, int], None] | None = None
@@ -299,10 +302,14 @@ def batch_plan(
     does not grow with the batch.
     """
     started = time.perf_counter()
-    # One plan of a batch at a time: the first plan's plain INSERT relies on it.
-    batch.state = (
-        MoveBatch.objects.select_for_update().values_list("state", flat=True).get(pk=batch.pk)
-    )
+    # One plan of a batch at a time: the first plan's plain INSERT relies on it. On PostgreSQL
+    # a transaction-level advisory lock, not the batch row's lock, so that recording a fact or
+    # asking for another plan (an UPDATE of the row) never waits for a plan to finish.
+    # (SQLite has one writer at a time anyway.)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [PLAN_LOCK, batch.pk])
+    batch.state = MoveBatch.objects.values_list("state", flat=True).get(pk=batch.pk)
     if batch.state not in ACTIVE_BATCH_STATES:
         raise BatchError(
             f"Batch '{batch.name}' is {batch.get_state_display().lower()}: its plan is kept as it was."
@@ -638,9 +645,9 @@ def batch_plans_sweep(*, queued_minutes: int = 10, running_minutes: int = 30) ->
     """Beat's safety net for plans: send again those whose message was lost (queued for
     long) and re-queue those whose worker died (running longer than any plan takes).
 
-    Sending twice is harmless: only one message claims a plan. On PostgreSQL a plan that is
-    still running holds its batch's row lock, so the re-queue waits for it and then finds it
-    ended. Returns how many plan tasks were sent.
+    Sending twice is harmless: only one message claims a plan, and a plan re-queued while an
+    old one still runs waits for its advisory lock (PostgreSQL) or the database's write lock
+    (SQLite), then re-plans what the first wrote. Returns how many plan tasks were sent.
     """
     now = timezone.now()
     stuck = MoveBatch.objects.filter(

@@ -92,6 +92,9 @@ def batch_create(request: HttpRequest) -> HttpResponse:
                     target=data["target_server"],
                     start_at=data["start_at"],
                     move_kind=data.get("move_kind") or "",
+                    target_policy_id=data["target_policy"].pk
+                    if data.get("target_policy")
+                    else None,
                 )
             else:
                 mailboxes = list(form.filtered_mailboxes())

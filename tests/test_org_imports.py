@@ -21,6 +21,7 @@ from devices.models import (
 )
 from devices.services import import_record_create, inventory_import_run
 from tests import exports
+from tests.factories import ExchangeServerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -474,3 +475,31 @@ def test_organisation_exports_given_with_the_servers_import_after_them(tmp_path)
         InventoryImport.objects.order_by("finished_at", "id").values_list("kind", flat=True)
     )
     assert kinds.index("servers") < kinds.index("org_settings")
+
+
+def test_a_vdir_export_without_external_url_or_auth_columns_keeps_what_is_stored(tmp_path):
+    """Select-Object Server,InternalUrl,BasicAuthEnabled says nothing about ExternalUrl or IWA: it
+    neither marks
+    the site as proxying nor forgets a recorded IWA."""
+    from devices.models import ExchangeServer
+    from tests.exports import write
+
+    server = ExchangeServerFactory(
+        name="EX2010A",
+        eas_external_url="https://mail.contoso.com/Microsoft-Server-ActiveSync",
+        iwa_enabled=True,
+        eas_vdir_imported=False,
+    )
+    path = write(
+        tmp_path,
+        "vdirs.csv",
+        '"Server","InternalUrl","BasicAuthEnabled"\r\n'
+        '"EX2010A","https://ex2010a.contoso.local/Microsoft-Server-ActiveSync","True"\r\n',
+    )
+    call_command("import_inventory", str(path), stdout=StringIO(), stderr=StringIO())
+
+    server = ExchangeServer.objects.get(pk=server.pk)
+    assert server.eas_internal_url == "https://ex2010a.contoso.local/Microsoft-Server-ActiveSync"
+    assert server.eas_external_url == "https://mail.contoso.com/Microsoft-Server-ActiveSync"
+    assert server.iwa_enabled is True
+    assert server.eas_vdir_imported is False

@@ -507,3 +507,34 @@ def test_a_recorded_fact_is_announced_only_once_it_commits(django_capture_on_com
     finally:
         inventory_changed.disconnect(dispatch_uid="test-listener")
     assert heard == [{"recorded_facts"}]
+
+
+def test_a_stale_form_does_not_revert_what_another_admin_recorded_meanwhile(admin_client):
+    from django.urls import reverse
+
+    from devices.models import Organisation
+
+    organisation = OrganisationFactory(default_access_level="Quarantine", name="Contoso")
+    url = reverse("devices:organisation_edit", args=[organisation.pk])
+    shown = admin_client.get(url).content.decode()
+    assert 'name="initial-default_access_level"' in shown  # what this admin saw travels along
+
+    # Another admin records Block; this admin, on the page loaded before, only renames.
+    Organisation.objects.filter(pk=organisation.pk).update(default_access_level="Block")
+    admin_client.post(
+        url,
+        {
+            "name": "Contoso Ltd",
+            "initial-name": "Contoso",
+            "default_access_level": "Quarantine",
+            "initial-default_access_level": "Quarantine",
+            "eas_max_devices": "",
+            "initial-eas_max_devices": "",
+            "hybrid_configured": "unknown",
+            "initial-hybrid_configured": "unknown",
+        },
+    )
+
+    organisation.refresh_from_db()
+    assert organisation.name == "Contoso Ltd"
+    assert organisation.default_access_level == "Block"

@@ -329,6 +329,13 @@ def s_policy(lab: Lab) -> dict:
         "tailspin-policies.csv",
         mailbox_policies("tailspin.local", [("Tailspin phones", True, False)]),
     )
+    # Contoso's "Default", which the phone applied last, asks for no password.
+    lab.export(
+        "contoso-policies.csv",
+        mailbox_policies("contoso.local", [("Default", True, True)]).replace(
+            '"True","True","CN=Default', '"False","False","CN=Default'
+        ),
+    )
     lab.import_exports()
     lab.client_profile("Old iPhones", device_type="iPhone", can_comply_with_policy=False)
     return lab.plan("TS2016A", tony).device("ApplF17LTTCGFFG8")

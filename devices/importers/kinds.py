@@ -118,6 +118,9 @@ def _finish_server(row: dict[str, Any], ctx: RowContext) -> None:
 
 
 def _finish_vdir(row: dict[str, Any], ctx: RowContext) -> None:
+    # Which columns the export has: a Select-Object without ExternalUrl (or without the auth
+    # columns) says nothing about them, which is not the same as saying "none".
+    row["present"] = frozenset(ctx.names)
     if row["server"] is None and row["identity"] and "\\" in row["identity"]:
         row["server"] = row["identity"].split("\\", 1)[0] or None
     if row["external_url"] is not None:
@@ -219,27 +222,24 @@ def _finish_present(row: dict[str, Any], ctx: RowContext) -> None:
     row["present"] = frozenset(ctx.names)
 
 
-_CLOUD_HOSTS = ("outlook.com", "outlook.cn")
-_TENANT_DOMAINS = (".onmicrosoft.com", ".onmschina.cn")
+# The coexistence routing domain the Hybrid Configuration Wizard gives the tenant relationship
+# (tenant.mail.onmicrosoft.com); a partner's free/busy relationship to its own tenant names its
+# own domains (fabrikam.com, fabrikam.onmicrosoft.com) and must not count as hybrid. [I]
+_ROUTING_DOMAINS = (".mail.onmicrosoft.com", ".mail.partner.onmschina.cn")
+_HCW_NAME = "on-premises to o365"
 
 
 def _relationship_is_hybrid(row: dict[str, Any]) -> bool | None:
     """True for the relationship the Hybrid Configuration Wizard creates to the tenant, False
-    for another one, None when the export does not show (DomainNames a type name, no target)."""
+    for another one, None when the export does not show (DomainNames a type name)."""
     if row["enabled"] is False:
         return False
-    uri = (row["target_application_uri"] or "").strip().lower()
-    host = uri.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
-    if host and any(host == h or host.endswith("." + h) for h in _CLOUD_HOSTS):
+    if (row.get("name") or "").strip().lower().startswith(_HCW_NAME):
         return True
     domains = row["domain_names"]
-    if domains and any(d.lower().rstrip(".").endswith(_TENANT_DOMAINS) for d in domains):
-        return True
-    if any(t in (row["target_owa_url"] or "").lower() for t in _TENANT_DOMAINS):
-        return True
-    if domains is None and not host:
-        return None
-    return False
+    if domains is None:
+        return None  # an outlook.com target alone could be any tenant's relationship
+    return any(d.lower().rstrip(".").endswith(_ROUTING_DOMAINS) for d in domains)
 
 
 def _finish_relationship(row: dict[str, Any], ctx: RowContext) -> None:
@@ -487,7 +487,7 @@ VDIRS = Kind(
     ),
     required=(("Server", "Identity"),),
     needs=(("server", "a virtual directory needs its server"),),
-    derived=("external_host",),
+    derived=("external_host", "present"),
     finish=_finish_vdir,
     signature=_is_vdirs,
 )

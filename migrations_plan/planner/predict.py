@@ -748,6 +748,24 @@ def _x_cert(ctx: _Ctx, matrix: Sequence[Reason]) -> list[Reason]:
     after: EndpointFacts = device_endpoint
     if redirected and ctx.move.target_endpoint is not None:
         after = ctx.move.target_endpoint
+    if ctx.kind is MoveKind.CROSS_FOREST:
+        # The account is re-created against the other forest's host name: its certificate is
+        # the one that counts, met fresh (nothing is trusted from before).
+        if ctx.move.target_endpoint is None:
+            return [
+                _reason(
+                    "X-CERT",
+                    "The host name of the target forest is not recorded, so its certificate "
+                    "was never checked.",
+                    warning=True,
+                    admin_action="Import the target forest's ActiveSync directories and "
+                    "certificates (Get-ActiveSyncVirtualDirectory, Get-ExchangeCertificate).",
+                    question="certificate",
+                    subject=_name(ctx.move.target),
+                )
+            ]
+        # Compared with itself: only expiry, name coverage and trust are judged.
+        after = device_endpoint = ctx.move.target_endpoint
     if after.server is not None and after.server.is_exchange_online:
         return []  # Microsoft's public certificate; the device builds a new partnership there
     if device_endpoint.server is not None and device_endpoint.server.is_exchange_online:
@@ -1144,6 +1162,20 @@ def _x_url(ctx: _Ctx, matrix: Sequence[Reason]) -> list[Reason]:
 
 
 def _x_policy(ctx: _Ctx, matrix: Sequence[Reason]) -> list[Reason]:
+    if ctx.move.target_policy_differs is None and ctx.kind in NEW_ACCESS_CONTEXT:
+        # Another organisation's policy applies; whether it asks more of the phone is unknown.
+        return [
+            _reason(
+                "X-POLICY",
+                "The target organisation's mobile device policy may differ from the one the "
+                "phone applied; the two are not both imported.",
+                warning=True,
+                admin_action="Import Get-MobileDeviceMailboxPolicy (or Get-ActiveSyncMailbox"
+                "Policy) from both organisations, or choose the target policy on the batch.",
+                question="policy-applied",
+                subject=ctx.device_label,
+            )
+        ]
     if ctx.move.target_policy_differs is not True:
         return []
     complies = ctx.device.can_comply_with_target_policy
@@ -1349,6 +1381,24 @@ def predict(move: MoveFacts, device: DeviceFacts, org: OrgFacts | None = None) -
         )
         if not server.is_exchange_online and generation_of(version) is None
     ]
+    forests = (move.source.organization, move.target.organization)
+    if (
+        move.kind is None
+        and not (move.source.is_exchange_online or move.target.is_exchange_online)
+        and sum(1 for f in forests if f) == 1
+    ):
+        # One server's forest is known and the other's is not: the move may be cross-forest.
+        unrecorded = move.target if move.source.organization else move.source
+        matrix.append(
+            _unknown(
+                "M-XORG",
+                f"the forest of {_name(unrecorded)} is not recorded, so a move to another forest "
+                "cannot be ruled out; import Get-ExchangeServer with Site or DistinguishedName, "
+                "or declare the forest on Organisation → Servers",
+                question="forest",
+                subject=_name(unrecorded),
+            )
+        )
     if missing:
         matrix.extend(
             _unknown("F-VERSION", gap, question="server-version", subject=name)

@@ -67,6 +67,13 @@ _Q = (
         "Import Get-ExchangeServer | Export-Csv with its Site column.",
     ),
     Question(
+        "forest",
+        "the forest of a server (a move to another forest must be re-created)",
+        "servers",
+        "Import Get-ExchangeServer | Export-Csv with Site or DistinguishedName, or declare the "
+        "server's forest on Organisation → Servers.",
+    ),
+    Question(
         "hybrid",
         "whether hybrid is configured (an organisation relationship to Exchange Online)",
         "organisation",

@@ -104,12 +104,24 @@ def _org(org: OrgFacts | None) -> OrgFacts:
     return org if org is not None else OrgFacts()
 
 
+def _forest(move, device, org) -> Iterator[Variant]:
+    known = move.source.organization or move.target.organization
+    same = replace(
+        move,
+        source=replace(move.source, organization=known),
+        target=replace(move.target, organization=known),
+    )
+    yield "both servers are in one forest", same, device, org
+    yield "the servers are in two forests", replace(move, kind=MoveKind.CROSS_FOREST), device, org
+
+
 VARIERS: dict[str, Callable[[MoveFacts, DeviceFacts, OrgFacts | None], Iterator[Variant]]] = {
     "namespace": _namespaces,
     "target-external-url": _target_external_url,
     "device-eas": _device_eas,
     "front-end-build": _front_end_build,
     "site": _site,
+    "forest": _forest,
     "hybrid": _yes_no(
         "hybrid configured",
         lambda v, m, d, o: (replace(m, hybrid_configured=v), d, o),

@@ -55,7 +55,13 @@ def user_sentence(outcome: Outcome, reasons: Iterable) -> str:
     ]
     actions = _unique(r.user_action for r in (*deciding, *milder))
     if not actions:
-        return _USER_DEFAULT[outcome]
+        actions = [_USER_DEFAULT[outcome]]
+    if outcome is Outcome.BLOCKED:
+        # Blocked until IT fixes something, and then the account still has to be re-created:
+        # the user needs both steps, not only the first.
+        then = _unique(r.user_action for r in reasons if r.outcome is Outcome.REPARTNER)
+        if then:
+            actions.append("Once that is fixed: " + " ".join(then))
     if outcome is Outcome.FULL_RESYNC:
         actions.insert(0, "After the move this phone downloads all its mail again.")
     return " ".join(actions)

@@ -739,7 +739,9 @@ def test_ascii_damaged_names_in_mailboxes_warn_once_with_a_count():
 
 
 def test_vdir_row():
-    assert only_row(export_file(*VDIR[1:3], VDIR[3])) == {
+    row = only_row(export_file(*VDIR[1:3], VDIR[3]))
+    assert row.pop("present") >= {"server", "internal_url", "external_url", "windows_auth"}
+    assert row == {
         "server": "EX2010A",
         "name": "Microsoft-Server-ActiveSync (Default Web Site)",
         "identity": "EX2010A\\Microsoft-Server-ActiveSync (Default Web Site)",
@@ -952,7 +954,15 @@ def test_mailbox_policy_rows_of_both_cmdlets_and_the_columns_present():
     ("cells", "hybrid"),
     [
         (("HCW", "contoso.mail.onmicrosoft.com", "True", "outlook.com", None), True),
-        (("HCW", "System.Collections.ArrayList", None, "Outlook.com", None), True),
+        (("HCW", "System.Collections.ArrayList", None, "Outlook.com", None), None),
+        (
+            ("On-premises to O365 - 0b7e", "System.Collections.ArrayList", "True", None, None),
+            True,
+        ),
+        (
+            ("Fabrikam", "fabrikam.com;fabrikam.onmicrosoft.com", "True", "outlook.com", None),
+            False,
+        ),
         (("HCW", "contoso.mail.onmicrosoft.com;contoso.onmicrosoft.com", "True", None, None), True),
         (
             (
@@ -962,7 +972,7 @@ def test_mailbox_policy_rows_of_both_cmdlets_and_the_columns_present():
                 None,
                 "https://outlook.com/owa/contoso.onmicrosoft.com",
             ),
-            True,
+            None,
         ),
         (("HCW", "contoso.mail.onmicrosoft.com", "False", "outlook.com", None), False),
         (
@@ -971,7 +981,17 @@ def test_mailbox_policy_rows_of_both_cmdlets_and_the_columns_present():
         ),
         (("Unknown", "System.Collections.ArrayList", "True", None, None), None),
     ],
-    ids=["uri", "uri only", "domains", "owa url", "disabled", "partner", "not exported"],
+    ids=[
+        "uri",
+        "uri only: any tenant",
+        "the wizard's name",
+        "a partner's tenant",
+        "domains",
+        "owa url only: any tenant",
+        "disabled",
+        "partner",
+        "not exported",
+    ],
 )
 def test_relationship_to_the_tenant_is_recognised(cells, hybrid):
     row = only_row(export_file(None, RELATIONSHIP[2], cells))

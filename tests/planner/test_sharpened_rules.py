@@ -201,3 +201,31 @@ def test_the_user_sentence_never_puts_nothing_to_do_beside_an_action() -> None:
     assert "None." not in prediction.user_text
     assert "Nothing to do" not in prediction.user_text
     assert prediction.admin_text and "None." not in prediction.admin_text
+
+
+def test_a_cross_forest_move_checks_the_certificate_of_the_new_forests_host() -> None:
+    source = srv(E2016, organization="contoso.local")
+    target = srv(E2019, organization="tailspin.local")
+    expired = replace(CERT, not_after=date(2026, 1, 1), names=("mail.tailspin.com",))
+    move = mv(
+        source, target, target_endpoint=ep(None, host="mail.tailspin.com", certificate=expired)
+    )
+    old_host_expired = dev(
+        cas2016, endpoint=ep(cas2016, certificate=replace(CERT, not_after=date(2026, 1, 1)))
+    )
+
+    prediction = predict_range(move, old_host_expired, org())
+
+    reason = rules(prediction)["X-CERT"]
+    assert "mail.tailspin.com" in reason.text and prediction.outcome is Outcome.BLOCKED
+    # Blocked first, and the account must still be re-created once it is fixed.
+    assert "Once that is fixed" in prediction.user_text and "add it again" in prediction.user_text
+
+
+def test_one_server_of_unknown_forest_is_a_question_not_a_same_forest_guess() -> None:
+    source = srv(E2016, organization=None)
+    target = srv(E2019, organization="tailspin.local")
+    prediction = predict_range(mv(source, target), dev(cas2016), org())
+    assert prediction.outcome is Outcome.UNKNOWN
+    assert set(prediction.possible) == {Outcome.REPARTNER, Outcome.CONTINUES}
+    assert prediction.depends_on == ("forest",)

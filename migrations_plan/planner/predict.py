@@ -1172,8 +1172,8 @@ def _x_policy(ctx: _Ctx, matrix: Sequence[Reason]) -> list[Reason]:
                 warning=True,
                 admin_action="Import Get-MobileDeviceMailboxPolicy (or Get-ActiveSyncMailbox"
                 "Policy) from both organisations, or choose the target policy on the batch.",
-                question="policy-applied",
-                subject=ctx.device_label,
+                question="target-policy",
+                subject=_name(ctx.move.target),
             )
         ]
     if ctx.move.target_policy_differs is not True:

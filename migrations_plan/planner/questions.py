@@ -139,6 +139,13 @@ _Q = (
         "(2007/2010) | Export-Csv.",
     ),
     Question(
+        "target-policy",
+        "whether the target's mobile device policy asks more than the one phones have now",
+        "imports",
+        "Import Get-MobileDeviceMailboxPolicy (2013+) or Get-ActiveSyncMailboxPolicy "
+        "(2007/2010) from both organisations, or choose the target policy on the batch.",
+    ),
+    Question(
         "policy-applied",
         "which mobile device policy the device applied last",
         "imports",

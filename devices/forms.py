@@ -19,7 +19,7 @@ class MultipleFileField(forms.FileField):
     """Several files in one field (Django's documented recipe)."""
 
     def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": ".csv,.txt,text/csv"}))
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": ".csv,.txt,.log,text/csv"}))
         super().__init__(*args, **kwargs)
 
     def clean(self, data, initial=None):
@@ -32,7 +32,9 @@ class MultipleFileField(forms.FileField):
 class ImportUploadForm(forms.Form):
     files = MultipleFileField(
         help_text="CSV files from Export-Csv: servers, mailboxes, devices, virtual directories, "
-        "certificates, move requests. Files uploaded together are imported in the right order."
+        "certificates, move requests; for Exchange 2003 also the Exchange_Mailbox WMI export and "
+        "the front end's IIS logs (exYYMMDD.log). Files uploaded together are imported in the "
+        "right order."
     )
     full_export = forms.BooleanField(
         required=False,

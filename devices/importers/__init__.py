@@ -1,11 +1,13 @@
 """Parsers for Exchange Management Shell CSV exports: stream, validate, yield typed rows (no ORM).
 
 Use :func:`open_export`; it reads the file once for problems, and ``Export.rows()`` reads it
-again for the rows. The formats are described in ``shared/domain/formats.md``.
+again for the rows. Exchange 2003 front-end IIS logs (recognised by :func:`is_iis_log`) are
+read by :func:`open_iis_log` instead. The formats are described in ``shared/domain/formats.md``.
 """
 
 from .dates import CULTURES, DateColumn, DateOrder, culture_named, parse_date
 from .export import Export, ExportChanged, ExportHasProblems, open_export
+from .iislog import IisLog, is_iis_log, open_iis_log, path_is_iis_log
 from .kinds import KINDS, KINDS_BY_NAME, Kind
 from .problems import MAX_REPORTED, ExportWarning, Problem
 from .reader import CsvFile, Source
@@ -24,13 +26,17 @@ __all__ = [
     "ExportChanged",
     "ExportHasProblems",
     "ExportWarning",
+    "IisLog",
     "Kind",
     "Problem",
     "Source",
     "byte_size",
     "culture_named",
+    "is_iis_log",
     "is_type_name",
     "multi_valued",
     "open_export",
+    "open_iis_log",
     "parse_date",
+    "path_is_iis_log",
 ]

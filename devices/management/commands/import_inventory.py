@@ -16,7 +16,8 @@ class Command(BaseCommand):
     help = (
         "Import Get-ExchangeServer, Get-Mailbox, Get-ActiveSyncDeviceStatistics / "
         "Get-MobileDeviceStatistics, Get-ActiveSyncVirtualDirectory, Get-ExchangeCertificate and "
-        "Get-MoveRequestStatistics exports. Each file is imported whole or not at all."
+        "Get-MoveRequestStatistics exports, and for Exchange 2003 the Exchange_Mailbox WMI export "
+        "and the front end's IIS logs. Each file is imported whole or not at all."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -46,7 +47,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--partial",
             action="store_true",
-            help="The device export covers only some mailboxes: do not mark missing partnerships stale.",
+            help="The device export covers only some mailboxes: do not mark missing partnerships "
+            "stale. For an IIS log: skip (with a warning) users that match no mailbox.",
         )
         parser.add_argument("--json", action="store_true", help="Print the results as JSON.")
 

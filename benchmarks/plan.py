@@ -62,6 +62,7 @@ def main() -> None:
         "eas_version",
         "client_type",
         "access_state",
+        "personal_access",
         "policy_applied",
         "device__device_type",
         "device__model",

@@ -59,6 +59,11 @@ class Organisation(models.Model):
         blank=True,
         help_text="An organisation relationship to the Exchange Online tenant (HCW) exists.",
     )
+    # Set by a full Get-ActiveSyncDeviceAccessRule import (an organisation may have no rule at
+    # all); until then its rules are not known and no device is told "allowed by a rule".
+    device_access_rules_imported_at = models.DateTimeField(
+        "device access rules imported", null=True, blank=True
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -269,6 +274,70 @@ class AcceptedDomain(models.Model):
         return self.domain_name
 
 
+class DeviceCharacteristic(models.TextChoices):
+    """Get-ActiveSyncDeviceAccessRule Characteristic: what QueryString is compared with."""
+
+    DEVICE_TYPE = "DeviceType", "DeviceType"
+    DEVICE_MODEL = "DeviceModel", "DeviceModel"
+    DEVICE_OS = "DeviceOS", "DeviceOS"
+    USER_AGENT = "UserAgent", "UserAgent"
+    XMSWL_HEADER = "XMSWLHeader", "XMSWLHeader"  # 2013+ [I]
+
+
+class DeviceAccessRule(models.Model):
+    """An organisation's device access rule (Get-ActiveSyncDeviceAccessRule): every phone whose
+    Characteristic equals QueryString (whole value, any case) is allowed, blocked or
+    quarantined, unless the user's personal lists decide first."""
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="device_access_rules"
+    )
+    name = models.CharField("Name", max_length=255, blank=True)
+    characteristic = models.CharField(
+        "Characteristic", max_length=16, choices=DeviceCharacteristic.choices
+    )
+    query_string = models.CharField("QueryString", max_length=255)
+    access_level = models.CharField(
+        "AccessLevel", max_length=16, choices=[c for c in AccessLevel.choices if c[0]]
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organisation_id", "characteristic", "query_string"]
+        constraints = [
+            models.UniqueConstraint(
+                "organisation",
+                "characteristic",
+                Lower("query_string"),
+                name="one_device_access_rule_per_query",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.characteristic} {self.query_string}: {self.access_level}"
+
+    # What each characteristic is compared with; UserAgent and XMSWLHeader are not among the
+    # facts a prediction is keyed by (migrations_plan/fact_key.py), so they match nothing here.
+    KEYED = {
+        DeviceCharacteristic.DEVICE_TYPE: 0,
+        DeviceCharacteristic.DEVICE_MODEL: 1,
+        DeviceCharacteristic.DEVICE_OS: 2,
+    }
+
+    @property
+    def evaluable(self) -> bool:
+        return self.characteristic in self.KEYED
+
+    def matches(self, device_type: str, model: str, os: str) -> bool:
+        """Whether the rule applies to a phone with these facts: Exchange compares QueryString
+        with the whole value, not a prefix; an empty fact matches no rule."""
+        index = self.KEYED.get(self.characteristic)
+        if index is None:
+            return False
+        value = (device_type, model, os)[index] or ""
+        return bool(value) and value.casefold() == self.query_string.casefold()
+
+
 class ClientProfile(models.Model):
     """Facts about a mail client that no export carries, recorded by an admin per model family.
 
@@ -408,6 +477,14 @@ class AccessState(models.TextChoices):
     UNKNOWN = "", "Unknown"
 
 
+class PersonalAccess(models.TextChoices):
+    """Where a device stands on its mailbox's personal lists (the block list wins)."""
+
+    ALLOWED = "allowed", "On ActiveSyncAllowedDeviceIDs"
+    BLOCKED = "blocked", "On ActiveSyncBlockedDeviceIDs"
+    NONE = "", "Not listed, or not known"
+
+
 class Partnership(models.Model):
     """The EAS partnership of one device with one mailbox: sync state lives per pair."""
 
@@ -433,6 +510,18 @@ class Partnership(models.Model):
     policy_applied = models.CharField(max_length=128, blank=True)
     policy_status = models.CharField(
         max_length=64, blank=True, help_text="Status / DevicePolicyApplicationStatus."
+    )
+    # From Get-CASMailbox ActiveSyncAllowedDeviceIDs / ActiveSyncBlockedDeviceIDs: whether the
+    # mailbox's personal lists name this device. Written by that import only.
+    personal_access = models.CharField(
+        "personal allow/block list",
+        max_length=8,
+        choices=PersonalAccess.choices,
+        blank=True,
+        # The device import's set-based INSERT does not name this column.
+        default="",
+        db_default="",
+        help_text="Empty: not on either list, or the lists were not exported.",
     )
     # Absent from a newer full export: kept (history matters for verification), but flagged.
     is_stale = models.BooleanField(default=False)

@@ -107,13 +107,15 @@ def fact_history(*, subject: str | None = None) -> QuerySet[FactChange]:
 
 
 def organisation_page() -> dict[str, object]:
-    """Organisations with their policies and servers, namespaces with the servers answering
-    them, client profiles and every server: seven queries however many rows there are."""
+    """Organisations with their policies, device access rules and servers, namespaces with the
+    servers answering them, client profiles and every server: eight queries however many rows
+    there are."""
     servers = list(ExchangeServer.objects.order_by("name"))
     organisations = list(
         Organisation.objects.prefetch_related(
             Prefetch("policies", queryset=MobileDevicePolicy.objects.order_by("name")),
             "accepted_domains",
+            "device_access_rules",
         )
     )
     by_forest: dict[str, list[ExchangeServer]] = defaultdict(list)

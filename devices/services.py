@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from exchange.versions import parse_eas_version, parse_version
 
-from .importers import Export, open_export
+from .importers import Export, IisLog, open_export, open_iis_log, path_is_iis_log
 from .models import (
     AccessLevel,
     ClientProfile,
@@ -134,21 +134,29 @@ def inventory_import_run(
     return list(records)
 
 
-def _check(record: InventoryImport) -> tuple[InventoryImport, Export] | None:
+def _check(record: InventoryImport) -> tuple[InventoryImport, Export | IisLog] | None:
     """The first pass over one file: its kind and every problem. Rejected files end here."""
     options = record.options
 
     def progress(rows: int) -> None:
         InventoryImport.objects.filter(pk=record.pk).update(rows_done=rows)
 
-    export = open_export(
-        _path_of(record),
-        filename=record.filename,
-        delimiter=options.get("delimiter"),
-        culture=options.get("culture"),
-        encoding=options.get("encoding"),
-        progress=progress,
-    )
+    path = _path_of(record)
+    export: Export | IisLog
+    if path_is_iis_log(path):
+        # Exchange 2003's devices: the front end's IIS log, recognised by its #-directives.
+        export = open_iis_log(
+            path, filename=record.filename, encoding=options.get("encoding"), progress=progress
+        )
+    else:
+        export = open_export(
+            path,
+            filename=record.filename,
+            delimiter=options.get("delimiter"),
+            culture=options.get("culture"),
+            encoding=options.get("encoding"),
+            progress=progress,
+        )
     record.kind = export.kind or ""
     record.rows_total = export.row_count
     problems = [str(p) for p in export.problems]
@@ -169,7 +177,7 @@ def _check(record: InventoryImport) -> tuple[InventoryImport, Export] | None:
 
 
 def _write_all(
-    exports: list[tuple[InventoryImport, Export]], on_progress: ProgressHook | None
+    exports: list[tuple[InventoryImport, Export | IisLog]], on_progress: ProgressHook | None
 ) -> None:
     dry_run = any(record.dry_run for record, _ in exports)
     results: list[tuple[InventoryImport, dict]] = []
@@ -202,14 +210,16 @@ def _write_all(
 
 def _changed_anything(counts: dict) -> bool:
     for key, value in counts.items():
-        if isinstance(value, dict) and (value.get("created") or value.get("updated")):
+        if isinstance(value, dict) and (
+            value.get("created") or value.get("updated") or value.get("deleted")
+        ):
             return True
         if key == "stale" and value:
             return True
     return False
 
 
-def _import_one(record: InventoryImport, export: Export) -> dict:
+def _import_one(record: InventoryImport, export: Export | IisLog) -> dict:
     """Write one checked export in its own (sub)transaction; the fields to record."""
     options = record.options
     ctx = Context(
@@ -223,6 +233,8 @@ def _import_one(record: InventoryImport, export: Export) -> dict:
     try:
         with transaction.atomic():
             counts = WRITERS[record.kind](export.rows(), ctx)
+            if isinstance(export, IisLog):
+                counts["requests"] = export.requests  # rows are devices; these the log lines
     except ImportRejected as rejected:
         return {
             "state": ImportState.REJECTED,

@@ -22,6 +22,7 @@ from .models import (
     EXCHANGE_ONLINE_FOREST,
     AcceptedDomain,
     Certificate,
+    DeviceAccessRule,
     ExchangeServer,
     FactChange,
     MobileDevicePolicy,
@@ -686,13 +687,291 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
     stale = 0
     if ctx.full_export:
         true = "true" if stage.vendor == "postgresql" else "1"
+        # Device cmdlets cannot see the partnerships of mailboxes still on Exchange 2003 (they
+        # come from its IIS logs): a full export says nothing about those.
         stale = stage.execute(
             f"UPDATE devices_partnership SET is_stale = {true}, updated_at = {_now_sql()} "
             f"WHERE NOT is_stale AND NOT EXISTS (SELECT 1 FROM {s} s "
             f"JOIN devices_mobiledevice d ON d.device_id = s.device_id "
-            f"WHERE d.id = devices_partnership.device_id AND s.mailbox_id = devices_partnership.mailbox_id)"
+            f"WHERE d.id = devices_partnership.device_id AND s.mailbox_id = devices_partnership.mailbox_id) "
+            f"AND NOT EXISTS (SELECT 1 FROM devices_mailbox m JOIN devices_exchangeserver e "
+            f"ON e.id = m.server_id WHERE m.id = devices_partnership.mailbox_id AND e.generation = '2003')"
         )
     return {"rows": total, "devices": devices, "partnerships": partnerships, "stale": stale}
+
+
+# -- Exchange 2003: devices from the front end's IIS log (importers/iislog.py) -------------------
+
+IIS_STAGE = [
+    ("line", "integer"),
+    ("user_name", "text"),  # User= as the log wrote it, for messages
+    ("user_key", "text"),  # without DOMAIN\, lower case
+    ("device_id", "text"),
+    ("device_type", "text"),
+    ("user_agent", "text"),
+    ("first_seen", "timestamptz"),
+    ("last_success", "timestamptz"),
+    ("last_attempt", "timestamptz"),
+    ("mailbox_id", "bigint"),
+]
+IIS_DEVICE_COLUMNS = ["device_type", "model", "os", "user_agent", "friendly_name", "imei"]
+IIS_PARTNERSHIP_COLUMNS = [
+    "identity",
+    "client_type",
+    "eas_version",
+    "first_sync_at",
+    "last_success_sync_at",
+    "last_sync_attempt_at",
+    "access_state",
+    "access_state_reason",
+    "policy_applied",
+    "policy_status",
+    "is_stale",
+]
+IIS_USER_COLUMN = "cs-uri-query"
+
+
+def _earlier(new: str, stored: str) -> str:
+    """SQL: the earlier of a new and a stored time; the stored one when the new one is NULL."""
+    return f"CASE WHEN {stored} IS NULL OR {new} < {stored} THEN {new} ELSE {stored} END"
+
+
+def _later(new: str, stored: str) -> str:
+    return f"CASE WHEN {stored} IS NULL OR {new} > {stored} THEN {new} ELSE {stored} END"
+
+
+def write_iis_log(rows: Rows, ctx: Context) -> dict[str, Any]:
+    """Partnerships of Exchange 2003 mailboxes from an IIS log, one per (User, DeviceId).
+
+    Same staging and upserts as write_devices, with three differences a log needs: a log
+    covers a time window, not every device, so nothing is marked stale; its times only widen
+    what is stored (earliest first sync, latest success and attempt), so logs of several days
+    add up and a re-import changes nothing; and what only a device export knows (Identity,
+    EAS version, access state, model, OS ...) is kept. The EAS version is left unknown: the
+    MS-ASProtocolVersion header is not logged.
+    """
+    stage = Stage(connection, "stage_iis_devices", IIS_STAGE)
+    total = stage.load(
+        (
+            line,
+            row["user"],
+            row["user_key"],
+            row["device_id"],
+            row["device_type"],
+            row["user_agent"],
+            row["first_seen"],
+            row["last_success"],
+            row["last_attempt"],
+            None,
+        )
+        for line, row in rows
+    )
+    s = stage.name
+    stage.index("user_key")
+    # Only one mailbox with that SamAccountName links: none or several is reported, not guessed.
+    stage.execute(
+        f"UPDATE {s} SET mailbox_id = m.id FROM (SELECT LOWER(sam_account_name) AS sam, "
+        f"MIN(id) AS id FROM devices_mailbox WHERE sam_account_name <> '' "
+        f"GROUP BY LOWER(sam_account_name) HAVING COUNT(*) = 1) m WHERE m.sam = {s}.user_key"
+    )
+    unmatched_users = f"SELECT DISTINCT user_key FROM {s} WHERE mailbox_id IS NULL"
+    total_unmatched = stage.scalar(f"SELECT COUNT(*) FROM ({unmatched_users}) u")
+    skipped = 0
+    if total_unmatched:
+        report = ctx.problem if ctx.full_export else ctx.warn
+        first_lines = stage.rows(
+            f"SELECT s.line, s.user_name, s.user_key FROM {s} s WHERE s.mailbox_id IS NULL "
+            f"AND s.line = (SELECT MIN(o.line) FROM {s} o WHERE o.user_key = s.user_key) "
+            f"ORDER BY s.line LIMIT {MAX_PROBLEMS}"
+        )
+        for line, user, user_key in first_lines:
+            holders = stage.scalar(
+                "SELECT COUNT(*) FROM devices_mailbox WHERE LOWER(sam_account_name) = %s",
+                [user_key],
+            )
+            if holders:
+                message = (
+                    f"User '{user}' is the SamAccountName of {holders} mailboxes (in different "
+                    "domains?); exsync cannot tell which one its devices belong to"
+                )
+            else:
+                message = (
+                    f"User '{user}' is not the SamAccountName of any mailbox in the inventory; "
+                    "import mailboxes.csv (Get-Mailbox) first or in the same run"
+                )
+            if not ctx.full_export:
+                message += "; its devices were skipped (--partial)"
+            report(line, IIS_USER_COLUMN, message)
+        if total_unmatched > MAX_PROBLEMS:
+            report(None, IIS_USER_COLUMN, f"and {total_unmatched - MAX_PROBLEMS} more users")
+        ctx.raise_if_problems()
+        skipped = stage.execute(f"DELETE FROM {s} WHERE mailbox_id IS NULL")
+    stage.index("device_id", "mailbox_id")
+    # One row per device (a phone may sync two mailboxes): type and agent of its latest request.
+    if stage.vendor == "postgresql":
+        latest = (
+            f"SELECT DISTINCT ON (device_id) device_id, device_type, user_agent FROM {s} "
+            "ORDER BY device_id, last_attempt DESC, line DESC"
+        )
+    else:
+        latest = (
+            f"SELECT device_id, device_type, user_agent FROM {s} o WHERE line = (SELECT i.line "
+            f"FROM {s} i WHERE i.device_id = o.device_id ORDER BY i.last_attempt DESC, i.line DESC "
+            "LIMIT 1)"
+        )
+    devices = upsert(
+        stage,
+        table="devices_mobiledevice",
+        conflict=["device_id"],
+        columns=IIS_DEVICE_COLUMNS,
+        select=(
+            "SELECT l.device_id, COALESCE(NULLIF(l.device_type, ''), d.device_type, '') AS "
+            "device_type, COALESCE(d.model, '') AS model, COALESCE(d.os, '') AS os, "
+            "COALESCE(NULLIF(l.user_agent, ''), d.user_agent, '') AS user_agent, "
+            "COALESCE(d.friendly_name, '') AS friendly_name, COALESCE(d.imei, '') AS imei "
+            f"FROM ({latest}) l LEFT JOIN devices_mobiledevice d ON d.device_id = l.device_id"
+        ),
+        now=_now_sql(),
+    )
+    # Text facts only a device export gives: kept as stored, empty for a new partnership.
+    kept = ", ".join(
+        f"COALESCE(p.{c}, '') AS {c}"
+        for c in IIS_PARTNERSHIP_COLUMNS
+        if c not in ("client_type", "is_stale") and not c.endswith("_at")
+    )
+    partnerships = upsert(
+        stage,
+        table="devices_partnership",
+        conflict=["device_id", "mailbox_id"],
+        columns=IIS_PARTNERSHIP_COLUMNS,
+        select=(
+            f"SELECT d.id AS device_id, s.mailbox_id, {kept}, "
+            "COALESCE(NULLIF(p.client_type, ''), 'EAS') AS client_type, "
+            f"{_earlier('s.first_seen', 'p.first_sync_at')} AS first_sync_at, "
+            f"{_later('s.last_success', 'p.last_success_sync_at')} AS last_success_sync_at, "
+            f"{_later('s.last_attempt', 'p.last_sync_attempt_at')} AS last_sync_attempt_at, "
+            # Seen in the log: a partnership, even if a device export (which cannot see 2003
+            # partnerships) marked it stale.
+            f"{'false' if stage.vendor == 'postgresql' else '0'} AS is_stale "
+            f"FROM {s} s JOIN devices_mobiledevice d ON d.device_id = s.device_id "
+            "LEFT JOIN devices_partnership p ON p.device_id = d.id AND p.mailbox_id = s.mailbox_id"
+        ),
+        now=_now_sql(),
+    )
+    counts: dict[str, Any] = {"rows": total, "devices": devices, "partnerships": partnerships}
+    if skipped:
+        counts["skipped_users"] = total_unmatched
+        counts["skipped_rows"] = skipped
+    return counts
+
+
+# -- Exchange 2003 mailboxes through WMI (Exchange_Mailbox) ---------------------------------------
+
+WMI_STAGE = [
+    ("line", "integer"),
+    ("mailbox_guid", "uuid"),
+    ("legacy_dn_key", "text"),
+    ("display_name", "text"),
+    ("server_name", "text"),
+    ("database", "text"),
+    ("server_id", "bigint"),
+    ("guid_mailbox_id", "bigint"),
+    ("dn_mailbox_id", "bigint"),
+    ("mailbox_id", "bigint"),
+]
+
+
+def write_wmi_mailboxes(rows: Rows, ctx: Context) -> dict[str, Any]:
+    """The 2003 server and SERVER\\Storage Group\\Store of mailboxes already in the inventory.
+
+    Matched by MailboxGUID = ExchangeGuid, else LegacyDN = LegacyExchangeDN (any case). WMI
+    lists what the stores hold, not who owns it: a mailbox it names that Get-Mailbox did not
+    is a problem, never a new mailbox. Disconnected mailboxes (DateDiscoveredAbsentInDS set)
+    are skipped and counted.
+    """
+    stage = Stage(connection, "stage_wmi_mailboxes", WMI_STAGE)
+    disconnected = 0
+
+    def staged() -> Iterator[tuple]:
+        nonlocal disconnected
+        for line, row in rows:
+            if row["disconnected"]:
+                disconnected += 1
+                continue
+            yield (
+                line,
+                row["mailbox_guid"],
+                _text(row["legacy_dn"]).lower(),
+                _text(row["display_name"]),
+                _text(row["server_name"]).lower(),
+                _text(row["database"]),
+                None,
+                None,
+                None,
+                None,
+            )
+
+    total = stage.load(staged())
+    s = stage.name
+    stage.execute(
+        f"UPDATE {s} SET server_id = (SELECT e.id FROM devices_exchangeserver e "
+        f"WHERE LOWER(e.name) = {s}.server_name)"
+    )
+    _report_unmatched(
+        stage,
+        ctx,
+        f"SELECT line, server_name FROM {s} WHERE server_id IS NULL",
+        "ServerName",
+        "server '{value}' is not in the inventory; import Get-ExchangeServer first or in the same run",
+    )
+    stage.execute(
+        f"UPDATE {s} SET guid_mailbox_id = m.id FROM devices_mailbox m "
+        f"WHERE m.exchange_guid = {s}.mailbox_guid"
+    )
+    stage.execute(
+        f"UPDATE {s} SET dn_mailbox_id = m.id FROM (SELECT LOWER(legacy_dn) AS dn, MIN(id) AS id "
+        "FROM devices_mailbox WHERE legacy_dn <> '' GROUP BY LOWER(legacy_dn) HAVING COUNT(*) = 1) m "
+        f"WHERE {s}.legacy_dn_key <> '' AND m.dn = {s}.legacy_dn_key"
+    )
+    clashes = stage.rows(
+        f"SELECT s.line, g.primary_smtp_address, d.primary_smtp_address FROM {s} s "
+        "JOIN devices_mailbox g ON g.id = s.guid_mailbox_id "
+        "JOIN devices_mailbox d ON d.id = s.dn_mailbox_id "
+        f"WHERE s.guid_mailbox_id <> s.dn_mailbox_id ORDER BY s.line LIMIT {MAX_PROBLEMS}"
+    )
+    for line, by_guid, by_dn in clashes:
+        ctx.problem(
+            line,
+            "LegacyDN",
+            f"MailboxGUID is the ExchangeGuid of {by_guid}, but LegacyDN is the "
+            f"LegacyExchangeDN of {by_dn}; expected both to name the same mailbox",
+        )
+    stage.execute(f"UPDATE {s} SET mailbox_id = COALESCE(guid_mailbox_id, dn_mailbox_id)")
+    _report_unmatched(
+        stage,
+        ctx,
+        f"SELECT line, display_name FROM {s} WHERE mailbox_id IS NULL",
+        "MailboxGUID",
+        "mailbox '{value}' is not in the inventory (no ExchangeGuid or LegacyExchangeDN like "
+        "it); import mailboxes.csv (Get-Mailbox) first or in the same run",
+    )
+    _report_duplicates(stage, ctx, "mailbox_id", "MailboxGUID", "the same inventory mailbox (id)")
+    ctx.raise_if_problems()
+    columns = ["server_id", "database"]
+    changed = stage.scalar(
+        f"SELECT COUNT(*) FROM {s} s JOIN devices_mailbox m ON m.id = s.mailbox_id "
+        f"WHERE {stage.differs('m', 's', columns)}"
+    )
+    stage.execute(
+        f"UPDATE devices_mailbox SET server_id = {s}.server_id, database = {s}.database, "
+        f"updated_at = {_now_sql()} FROM {s} WHERE devices_mailbox.id = {s}.mailbox_id "
+        f"AND {stage.differs('devices_mailbox', s, columns)}"
+    )
+    return {
+        "rows": total + disconnected,
+        "mailboxes": {"updated": changed, "unchanged": total - changed},
+        "skipped_disconnected": disconnected,
+    }
 
 
 # -- move requests -------------------------------------------------------------------------------
@@ -1189,18 +1468,235 @@ def write_accepted_domains(rows: Rows, ctx: Context) -> dict[str, Any]:
     }
 
 
+# -- device access: personal lists (Get-CASMailbox) and organisation rules ---------------------
+
+CAS_STAGE = [
+    ("line", "integer"),
+    ("mailbox_key", "text"),  # PrimarySmtpAddress, lower case; '' when not given
+    ("identity_key", "text"),
+    ("allowed_known", "boolean"),
+    ("blocked_known", "boolean"),
+    ("mailbox_id", "bigint"),
+]
+CAS_LISTED_STAGE = [("line", "integer"), ("device_key", "text"), ("list", "text")]
+
+
+def _listed(stage: str, list_name: str) -> str:
+    """SQL: the partnership's device is on the named list of its CAS row (alias c, device d)."""
+    return (
+        f"EXISTS (SELECT 1 FROM {stage} i WHERE i.line = c.line AND i.list = '{list_name}' "
+        "AND i.device_key = LOWER(d.device_id))"
+    )
+
+
+def write_cas_mailboxes(rows: Rows, ctx: Context) -> dict[str, Any]:
+    """personal_access of every partnership of each mailbox whose lists the export shows.
+
+    A list written as a type name (Export-Csv without -join) is not exported: it changes
+    nothing it would decide. A device on both lists is blocked (Exchange checks the personal
+    block list first). Mailboxes are matched as the device import matches them: by
+    PrimarySmtpAddress, else by Identity when exactly one mailbox has it.
+    """
+    listed: list[tuple[int, str, str]] = []
+    not_exported: dict[str, list[Any]] = {}  # column -> [count, first line, value]
+
+    def staged() -> Iterator[tuple]:
+        for line, row in rows:
+            known = {}
+            for key, column in (
+                ("allowed", "ActiveSyncAllowedDeviceIDs"),
+                ("blocked", "ActiveSyncBlockedDeviceIDs"),
+            ):
+                ids = row[key]
+                known[key] = ids is not None
+                if ids is None and f"{key}_ids" in row["present"]:
+                    tally = not_exported.setdefault(column, [0, line, row[f"{key}_ids"]])
+                    tally[0] += 1
+                for device_id in ids or ():
+                    listed.append((line, device_id.lower(), key))
+            yield (
+                line,
+                row["primary_smtp"] or "",
+                _text(row["identity"]).lower(),
+                known["allowed"],
+                known["blocked"],
+                None,
+            )
+
+    stage = Stage(connection, "stage_cas_mailboxes", CAS_STAGE)
+    total = stage.load(staged())
+    s = stage.name
+    stage.index("mailbox_key")
+    stage.execute(
+        f"UPDATE {s} SET mailbox_id = m.id FROM devices_mailbox m "
+        f"WHERE {s}.mailbox_key <> '' AND m.primary_smtp_address = {s}.mailbox_key"
+    )
+    stage.execute(
+        f"UPDATE {s} SET mailbox_id = m.id FROM (SELECT identity_key, MIN(id) AS id "
+        f"FROM devices_mailbox GROUP BY identity_key HAVING COUNT(*) = 1) m "
+        f"WHERE {s}.mailbox_id IS NULL AND {s}.identity_key <> '' "
+        f"AND m.identity_key = {s}.identity_key"
+    )
+    _report_unmatched(
+        stage,
+        ctx,
+        f"SELECT line, CASE WHEN mailbox_key <> '' THEN mailbox_key ELSE identity_key END "
+        f"FROM {s} WHERE mailbox_id IS NULL",
+        "PrimarySmtpAddress",
+        "mailbox '{value}' is not in the inventory (or its Identity matches several mailboxes); "
+        "import Get-Mailbox first or in the same run",
+    )
+    stage.index("mailbox_id")  # the duplicate check and the join to partnerships look it up
+    _report_duplicates(stage, ctx, "mailbox_id", "PrimarySmtpAddress", "the mailbox (inventory id)")
+    ctx.raise_if_problems()
+    for column, (count, line, value) in not_exported.items():
+        ctx.warn(
+            line,
+            column,
+            f"{count} mailboxes have a type name ({value!r}) instead of the list: not exported, "
+            "so what they would say is unchanged; export it with "
+            f"@{{n='{column}';e={{$_.{column} -join ';'}}}}",
+        )
+
+    ids = Stage(connection, "stage_cas_listed", CAS_LISTED_STAGE)
+    ids.load(listed)
+    ids.index("line", "device_key")
+    # Each partnership of an exported mailbox: on the block list, else on the allow list,
+    # else neither; a list that was not exported keeps what the stored value says of it.
+    access = Stage(
+        connection, "stage_cas_access", [("partnership_id", "bigint"), ("personal_access", "text")]
+    )
+    access.execute(
+        f"INSERT INTO {access.name} (partnership_id, personal_access) "
+        f"SELECT p.id, CASE "
+        f"WHEN CASE WHEN c.blocked_known THEN {_listed(ids.name, 'blocked')} "
+        "ELSE p.personal_access = 'blocked' END THEN 'blocked' "
+        f"WHEN CASE WHEN c.allowed_known THEN {_listed(ids.name, 'allowed')} "
+        "ELSE p.personal_access = 'allowed' END THEN 'allowed' "
+        "ELSE '' END "
+        f"FROM devices_partnership p JOIN devices_mobiledevice d ON d.id = p.device_id "
+        f"JOIN {s} c ON c.mailbox_id = p.mailbox_id "
+        "WHERE c.allowed_known OR c.blocked_known"
+    )
+    considered = access.scalar(f"SELECT COUNT(*) FROM {access.name}")
+    updated = access.execute(
+        f"UPDATE devices_partnership SET personal_access = a.personal_access, "
+        f"updated_at = {_now_sql()} FROM {access.name} a "
+        "WHERE devices_partnership.id = a.partnership_id "
+        "AND devices_partnership.personal_access <> a.personal_access"
+    )
+    exported = stage.scalar(f"SELECT COUNT(*) FROM {s} WHERE allowed_known OR blocked_known")
+    return {
+        "rows": total,
+        "mailboxes": {"lists exported": exported, "lists not exported": total - exported},
+        "partnerships": {"updated": updated, "unchanged": considered - updated},
+    }
+
+
+def _rule_text(rule: DeviceAccessRule | None) -> str:
+    return rule.access_level if rule is not None else "none"
+
+
+def write_device_access_rules(rows: Rows, ctx: Context) -> dict[str, Any]:
+    """DeviceAccessRule rows per organisation, keyed by Characteristic and QueryString (any
+    case). A full export replaces the organisation's rules and records that they are known
+    (a header-only file: the organisation has none); --partial only adds and changes rules.
+    Every rule added, changed or removed is a FactChange of the organisation."""
+    orgs = _Organisations(ctx)
+    groups = _by_organisation(rows, orgs)
+    if not groups and ctx.full_export:
+        org = orgs.default(None)
+        if org is not None:
+            groups[org.pk] = []
+
+    def key(row: dict[str, Any]) -> tuple[str, str]:
+        return row["characteristic"], row["query_string"].casefold()
+
+    for pk, items in groups.items():
+        forest = orgs.seen[pk].forest
+        _one_per_organisation(
+            items,
+            ctx,
+            key,
+            "QueryString",
+            lambda r, forest=forest: (
+                f"the rule for {r['characteristic']} {r['query_string']!r} of {forest}"
+            ),
+        )
+    ctx.raise_if_problems()
+    counts = {"created": 0, "updated": 0, "unchanged": 0, "deleted": 0}
+    now = timezone.now()
+
+    def history(org: Organisation, rule: str, old: str, new: str) -> None:
+        FactChange.objects.create(
+            subject=f"Organisation {org.forest}",
+            fact=f"device access rule {rule}",
+            old_value=old,
+            new_value=new,
+            actor_id=ctx.actor_id,
+            via="import",
+        )
+
+    for pk, items in groups.items():
+        org = orgs.seen[pk]
+        existing = {
+            (r.characteristic, r.query_string.casefold()): r
+            for r in DeviceAccessRule.objects.filter(organisation_id=pk)
+        }
+        for _line, row in items:
+            fields = {
+                "name": row["name"] or f"{row['query_string']} ({row['characteristic']})",
+                "query_string": row["query_string"],
+                "access_level": row["access_level"],
+            }
+            label = f"{row['characteristic']} {row['query_string']!r}"
+            rule = existing.pop(key(row), None)
+            if rule is None:
+                DeviceAccessRule.objects.create(
+                    organisation_id=pk, characteristic=row["characteristic"], **fields
+                )
+                history(org, label, _rule_text(None), row["access_level"])
+                counts["created"] += 1
+            elif any(getattr(rule, k) != v for k, v in fields.items()):
+                if rule.access_level != row["access_level"]:
+                    history(org, label, _rule_text(rule), row["access_level"])
+                DeviceAccessRule.objects.filter(pk=rule.pk).update(updated_at=now, **fields)
+                counts["updated"] += 1
+            else:
+                counts["unchanged"] += 1
+        if not ctx.full_export:
+            continue
+        for rule in existing.values():
+            history(org, f"{rule.characteristic} {rule.query_string!r}", _rule_text(rule), "none")
+            rule.delete()
+            counts["deleted"] += 1
+        if org.device_access_rules_imported_at is None:
+            orgs.updated.add(pk)  # its rules were unknown until now
+        # The time of the last full import; not a fact of its own (no FactChange).
+        Organisation.objects.filter(pk=pk).update(device_access_rules_imported_at=now)
+    return {
+        "rows": sum(len(i) for i in groups.values()),
+        "device_access_rules": counts,
+        "organisations": orgs.counts(),
+    }
+
+
 WRITERS: dict[str, Callable[[Rows, Context], dict[str, Any]]] = {
     "servers": write_servers,
     "vdirs": write_vdirs,
     "certificates": write_certificates,
     "mailboxes": write_mailboxes,
     "devices": write_devices,
+    "iis_log": write_iis_log,
+    "wmi_mailboxes": write_wmi_mailboxes,
     "move_requests": write_move_requests,
     "org_settings": write_org_settings,
     "throttling": write_throttling,
     "mailbox_policies": write_mailbox_policies,
     "org_relationships": write_org_relationships,
     "accepted_domains": write_accepted_domains,
+    "device_access_rules": write_device_access_rules,
+    "cas_mailboxes": write_cas_mailboxes,
 }
 # Files given together are imported in this order, so devices find their mailboxes and
 # organisation-level settings find the organisations the servers' forests made.
@@ -1212,8 +1708,12 @@ KIND_ORDER = [
     "mailbox_policies",
     "org_relationships",
     "accepted_domains",
+    "device_access_rules",
     "certificates",
     "mailboxes",
+    "wmi_mailboxes",  # updates mailboxes: after them
     "devices",
+    "iis_log",  # 2003 partnerships: after mailboxes and the device exports
+    "cas_mailboxes",  # after devices: the lists are written onto partnerships
     "move_requests",
 ]

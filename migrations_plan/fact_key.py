@@ -29,6 +29,8 @@ KEY: tuple[KeyPart, ...] = (
     KeyPart("eas_version", "p.eas_version", "text"),
     KeyPart("client_type", "p.client_type", "text"),
     KeyPart("access_state", "p.access_state", "text"),
+    # The mailbox's personal Allow/Block lists (Get-CASMailbox): "allowed", "blocked" or "".
+    KeyPart("personal_access", "p.personal_access", "text"),
     KeyPart("policy_applied", "p.policy_applied", "text"),
     KeyPart("device_type", "d.device_type", "text"),
     KeyPart("model", "d.model", "text"),
@@ -48,6 +50,7 @@ class FactKey:
     eas_version: str
     client_type: str
     access_state: str
+    personal_access: str
     policy_applied: str
     device_type: str
     model: str

@@ -11,7 +11,10 @@ invents a value. Where exsync derives a fact from the inventory, the comment say
   when every client-access server of the site had its directory imported without one;
 - the certificate on a host name: the IIS certificate of the servers answering it;
 - what a client can do (EAS capability, HTTP 451, modern auth, policy compliance): the most
-  specific client profile an admin recorded for its DeviceType / model / OS.
+  specific client profile an admin recorded for its DeviceType / model / OS;
+- whether the target allows or blocks a device: the mailbox's personal lists (Get-CASMailbox,
+  only when the mailbox stays in its organisation) and the target organisation's device access
+  rules (Get-ActiveSyncDeviceAccessRule), in the order Exchange applies them.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ from urllib.parse import urlparse
 from devices.models import (
     Certificate,
     ClientProfile,
+    DeviceAccessRule,
     ExchangeServer,
     Generation,
     MobileDevicePolicy,
     Namespace,
     Organisation,
+    PersonalAccess,
 )
 from exchange.versions import parse_version
 
@@ -57,6 +62,15 @@ ACCESS = {
 }
 # Kinds after which the target mailbox is a new object: it holds none of today's partnerships.
 NEW_MAILBOX_KINDS = {MoveKind.CROSS_FOREST, MoveKind.STAGED_OR_CUTOVER_OR_IMAP}
+# Mailbox servers where Allow/Block/Quarantine decides (Exchange 2010 and later, and EXO).
+ABQ_GENERATIONS = {
+    Generation.EX2010,
+    Generation.EX2013,
+    Generation.EX2016,
+    Generation.EX2019,
+    Generation.SE,
+    Generation.EXO,
+}
 
 
 def _build_key(build: str) -> tuple[int, ...]:
@@ -118,6 +132,7 @@ class Inventory:
         organisations: Iterable[Organisation] = (),
         profiles: Iterable[ClientProfile] = (),
         policies: Iterable[MobileDevicePolicy] = (),
+        access_rules: Iterable[DeviceAccessRule] = (),
     ) -> None:
         self.servers = {s.pk: s for s in servers}
         self.certificates = {c.thumbprint.upper(): c for c in certificates}
@@ -127,6 +142,9 @@ class Inventory:
         self.facts = {pk: self._server_facts(s) for pk, s in self.servers.items()}
         self.namespaces = [self._namespace(n) for n in namespaces]
         self._profile_cache: dict[tuple[str, str, str], ClientProfile | None] = {}
+        self.access_rules: dict[int, list[DeviceAccessRule]] = {}
+        for rule in access_rules:
+            self.access_rules.setdefault(rule.organisation_id, []).append(rule)
 
     @classmethod
     def load(cls) -> Inventory:
@@ -138,6 +156,7 @@ class Inventory:
             organisations=Organisation.objects.all(),
             profiles=ClientProfile.objects.all(),
             policies=MobileDevicePolicy.objects.select_related("organisation"),
+            access_rules=DeviceAccessRule.objects.all(),
         )
 
     # -- servers and sites ---------------------------------------------------------------------
@@ -364,8 +383,64 @@ class Inventory:
             )
         return self._profile_cache[key]
 
-    def device(self, key: FactKey) -> DeviceFacts:
+    def target_access(
+        self, key: FactKey, batch: BatchContext
+    ) -> tuple[bool | None, bool | None, AccessLevel | None]:
+        """(allowed_on_target, blocked_on_target, what blocks it) of a partnership moving as
+        `batch` says.
+
+        Exchange 2010 SP1 and later decide in this order: the user's personal block list, the
+        personal allow list, a matching Block rule, a Quarantine rule, an Allow rule, then the
+        organisation's DefaultAccessLevel (which the planner reads from OrgFacts). [V-3p: the
+        sequence in "Understanding Exchange ActiveSync mobile device access", TechNet ff959225]
+        A Quarantine rule counts as blocked_on_target, as the facts define it. None where the
+        answer is not known: never a guess.
+        """
+        target = self.servers[batch.target_id]
+        if target.generation not in ABQ_GENERATIONS:
+            return None, None, None  # no Allow/Block/Quarantine on the target (or version unknown)
+        target_forest = target.effective_forest
+        source_forest = self.forest_of(key.server_id or None)
+        kind = MoveKind(batch.move_kind) if batch.move_kind else None
+        # The personal lists are attributes of the mailbox's own AD object: they stay behind
+        # when the mailbox moves to another forest or Exchange Online (a new object there).
+        same_org = (
+            bool(source_forest) and source_forest == target_forest and kind not in NEW_MAILBOX_KINDS
+        )
+        personal = key.personal_access if same_org else PersonalAccess.NONE
+        if personal == PersonalAccess.BLOCKED:
+            return None, True, AccessLevel.BLOCK
+        if personal == PersonalAccess.ALLOWED:
+            return True, None, None
+        org = self.organisations.get(target_forest)
+        rules = self.access_rules.get(org.pk, []) if org else []
+        # Rules compare QueryString with the whole DeviceType, DeviceModel or DeviceOS, in any
+        # case (DeviceAccessRule.matches). UserAgent (and XMSWLHeader) rules are ignored: the
+        # user agent is not among the facts a prediction is keyed by (fact_key.KEY).
+        levels = {
+            ACCESS[rule.access_level.lower()]
+            for rule in rules
+            if rule.matches(key.device_type, key.model, key.os)
+        }
+        if levels & {AccessLevel.BLOCK, AccessLevel.QUARANTINE}:
+            # Blocked whatever other rules say (and a partial import shows this one too); only
+            # a personal allow list the export did not show could still let it in.
+            level = AccessLevel.BLOCK if AccessLevel.BLOCK in levels else AccessLevel.QUARANTINE
+            return None, True, level
+        if org is None or org.device_access_rules_imported_at is None:
+            return None, None, None  # rules never imported in full: one may block it
+        if AccessLevel.ALLOW in levels:
+            if any(not r.evaluable and r.access_level != "Allow" for r in rules):
+                # A UserAgent rule that blocks or quarantines would win over this allow, and
+                # exsync cannot tell whether it matches.
+                return None, None, None
+            return True, None, None
+        return None, None, None
+
+    def device(self, key: FactKey, batch: BatchContext | None = None) -> DeviceFacts:
+        """The device's facts; with `batch`, also what the target's access control says."""
         profile = self.profile(key.device_type, key.model, key.os)
+        allowed, blocked, level = self.target_access(key, batch) if batch else (None, None, None)
         return DeviceFacts(
             device_type=key.device_type or None,
             model=key.model or None,
@@ -378,6 +453,9 @@ class Inventory:
             can_comply_with_target_policy=profile.can_comply_with_policy if profile else None,
             endpoint=self.device_endpoint(key.server_id),
             access_state=ACCESS.get(key.access_state.lower()) if key.access_state else None,
+            allowed_on_target=allowed,
+            blocked_on_target=blocked,
+            target_access=level,
         )
 
     def move(self, key: FactKey, batch: BatchContext) -> MoveFacts:
@@ -409,7 +487,7 @@ class Inventory:
         policy = self._target_policy(batch, key.server_id or None)
         return predict_range(
             self.move(key, batch),
-            self.device(key),
+            self.device(key, batch),
             self._org_facts(
                 source_id=key.server_id or None, target_id=batch.target_id, policy=policy
             ),

@@ -244,6 +244,42 @@ def hybrid_relationship(forest: str) -> str:
     )
 
 
+def device_access_rules(forest: str, rules: Sequence[tuple[str, str, str]]) -> str:
+    """Get-ActiveSyncDeviceAccessRule | Export-Csv: (Characteristic, QueryString, AccessLevel).
+    Exchange names a rule "QueryString (Characteristic)"."""
+    rows = []
+    for characteristic, query, level in rules:
+        name = f"{query} ({characteristic})"
+        dn = f"CN={name},CN=Mobile Mailbox Settings,{config_dn(forest)}"
+        rows.append([name, query, characteristic, level, dn, name])
+    return export_csv(
+        ["Name", "QueryString", "Characteristic", "AccessLevel", "DistinguishedName", "Identity"],
+        rows,
+        "Deserialized.Microsoft.Exchange.Data.Directory.SystemConfiguration."
+        "ActiveSyncDeviceAccessRule",
+    )
+
+
+def cas_mailboxes(lists: Sequence[tuple[Mailbox, Sequence[str] | str, Sequence[str] | str]]) -> str:
+    """Get-CASMailbox -ResultSize Unlimited | Select Identity,PrimarySmtpAddress, the two device
+    lists joined with -join ';' | Export-Csv: (mailbox, allowed ids, blocked ids). A str is
+    written as it is: a type name stands for a list that was not joined."""
+
+    def cell(ids: Sequence[str] | str) -> str:
+        return ids if isinstance(ids, str) else ";".join(ids)
+
+    return export_csv(
+        [
+            "Identity",
+            "PrimarySmtpAddress",
+            "ActiveSyncAllowedDeviceIDs",
+            "ActiveSyncBlockedDeviceIDs",
+        ],
+        [[m.identity, m.address, cell(allowed), cell(blocked)] for m, allowed, blocked in lists],
+        "Selected.Microsoft.Exchange.Data.Directory.Management.CASMailbox",
+    )
+
+
 # -- the plan as plan_batch --json prints it ----------------------------------------------------
 
 

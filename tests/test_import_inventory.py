@@ -451,3 +451,389 @@ def test_an_external_url_that_is_not_a_url_rejects_the_file(tmp_path):
     ) in err
     assert not Namespace.objects.exists()
     assert not ExchangeServer.objects.filter(eas_vdir_imported=True).exists()
+
+
+# -- Exchange 2003: the front end's IIS logs and the Exchange_Mailbox WMI export ------------------
+
+IIS_HEADER = (
+    "#Software: Microsoft Internet Information Services 6.0\r\n"
+    "#Version: 1.0\r\n"
+    "#Date: 2009-04-17 00:00:04\r\n"
+    "#Fields: date time s-sitename s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username "
+    "c-ip cs(User-Agent) sc-status sc-substatus sc-win32-status\r\n"
+)
+POCKETPC = "6F24CAD599A5BF1A690246B8C68FAE8D"
+# The example line of formats.md §3 (line 5 of the log).
+IIS_EXAMPLE = (
+    "2009-04-17 07:14:03 W3SVC1 10.1.0.25 POST /Microsoft-Server-ActiveSync "
+    f"User=kakers&DeviceId={POCKETPC}&DeviceType=PocketPC&Cmd=Sync"
+    "&Log=V2TEmSSC:0A0C0D0FS:2A0C0D0SP:1C1I180S200R 443 CONTOSO\\kakers 192.0.2.17 "
+    "MSFT-PPC/5.2.5082 200 0 0\r\n"
+)
+
+
+def eas(time: str, user: str, device: str, *, status: str = "200", day: str = "17") -> str:
+    return (
+        f"2009-04-{day} {time} W3SVC1 10.1.0.25 POST /Microsoft-Server-ActiveSync "
+        f"User={user}&DeviceId={device}&DeviceType=PocketPC&Cmd=Sync 443 - 192.0.2.17 "
+        f"MSFT-PPC/5.2.5082 {status} 0 0\r\n"
+    )
+
+
+# exports.SERVERS and a second Exchange 2003 server to move to.
+SERVERS_2003 = exports.SERVERS + (
+    '"ex2016a.contoso.local","5b1c","False","EX03B","ex03b.contoso.local","None",,'
+    '"Version 6.5 (Build 7638.2: Service Pack 2)","0.0 (6.5.6500.0)","Standard","False"\r\n'
+)
+
+
+def inventory_2003(folder: Path) -> list[Path]:
+    return [
+        exports.write(folder, "servers.csv", SERVERS_2003),
+        exports.write(folder, "mailboxes.csv", exports.MAILBOXES),
+    ]
+
+
+def test_an_iis_log_of_the_2003_front_end_gives_the_mailbox_its_phone(tmp_path):
+    log = exports.write(
+        tmp_path,
+        "ex090417.log",
+        IIS_HEADER + IIS_EXAMPLE + eas("09:30:00", "kakers", POCKETPC, status="503"),
+        encoding="ascii",
+    )
+
+    # Given before the CSVs it needs: imported after the servers and mailboxes all the same.
+    code, out, err = run(log, *inventory_2003(tmp_path))
+
+    assert code == 0, err
+    record = InventoryImport.objects.get(filename="ex090417.log")
+    assert (record.kind, record.rows_total) == ("iis_log", 2)
+    assert record.counts["partnerships"] == {"created": 1, "updated": 0, "unchanged": 0}
+    phone = Partnership.objects.get(device__device_id=POCKETPC)
+    assert phone.mailbox.alias == "kakers" and phone.mailbox.server.name == "EX03"
+    assert (phone.device.device_type, phone.device.user_agent) == ("PocketPC", "MSFT-PPC/5.2.5082")
+    assert (phone.identity, phone.client_type, phone.eas_version) == ("", "EAS", "")
+    assert phone.first_sync_at.isoformat() == "2009-04-17T07:14:03+00:00"
+    assert phone.last_success_sync_at.isoformat() == "2009-04-17T07:14:03+00:00"
+    assert phone.last_sync_attempt_at.isoformat() == "2009-04-17T09:30:00+00:00"
+    assert "ex090417.log: imported iis_log" in out
+
+
+def test_re_importing_an_iis_log_changes_nothing_and_logs_of_several_days_add_up(tmp_path):
+    run(*inventory_2003(tmp_path))
+    day1 = exports.write(tmp_path, "ex090417.log", IIS_HEADER + IIS_EXAMPLE)
+    day2 = exports.write(
+        tmp_path, "ex090418.log", IIS_HEADER + eas("08:00:00", "kakers", POCKETPC, day="18")
+    )
+    run(day1)
+    before = list(Partnership.objects.values_list("pk", "updated_at"))
+
+    code, _, err = run(day1)
+
+    assert code == 0, err
+    assert list(Partnership.objects.values_list("pk", "updated_at")) == before
+    record = InventoryImport.objects.latest("id")
+    assert record.counts["partnerships"] == {"created": 0, "updated": 0, "unchanged": 1}
+    assert record.counts["devices"] == {"created": 0, "updated": 0, "unchanged": 1}
+
+    run(day2)
+    run(day1)  # an older log again: widens nothing
+    phone = Partnership.objects.get()
+    assert phone.first_sync_at.isoformat() == "2009-04-17T07:14:03+00:00"
+    assert phone.last_success_sync_at.isoformat() == "2009-04-18T08:00:00+00:00"
+    assert InventoryImport.objects.latest("id").counts["partnerships"]["unchanged"] == 1
+
+
+def test_an_iis_log_marks_no_partnership_stale(tmp_path):
+    run(*inventory_2003(tmp_path))
+    run(
+        exports.write(
+            tmp_path,
+            "ex090417.log",
+            IIS_HEADER + IIS_EXAMPLE + eas("07:20:00", "tsmith", "SEC1C0E3F4A5B6C7"),
+        )
+    )
+
+    code, _, err = run(exports.write(tmp_path, "ex090418.log", IIS_HEADER + IIS_EXAMPLE))
+
+    assert code == 0, err
+    assert Partnership.objects.count() == 2
+    assert not Partnership.objects.filter(is_stale=True).exists(), "a log covers a time window"
+
+
+def test_an_unknown_user_in_an_iis_log_rejects_it_naming_the_first_line(tmp_path):
+    run(*inventory_2003(tmp_path))
+    log = exports.write(
+        tmp_path,
+        "ex090417.log",
+        IIS_HEADER
+        + IIS_EXAMPLE
+        + eas("07:15:00", "CONTOSO%5Cjdoe", "JD0001")
+        + eas("07:16:00", "jdoe", "JD0002"),
+    )
+
+    code, out, err = run(log)
+
+    assert code == 1
+    assert (
+        "ex090417.log:6: column cs-uri-query: User 'CONTOSO\\jdoe' is not the SamAccountName of "
+        "any mailbox in the inventory; import mailboxes.csv (Get-Mailbox) first or in the same run"
+    ) in err
+    assert ":7:" not in err, "one problem per user, on the first line it appears on"
+    assert "REJECTED" in out
+    assert not Partnership.objects.exists() and not MobileDevice.objects.exists()
+
+
+def test_with_partial_an_unknown_user_is_a_warning_and_the_others_are_imported(tmp_path):
+    run(*inventory_2003(tmp_path))
+    log = exports.write(
+        tmp_path, "ex090417.log", IIS_HEADER + eas("07:00:00", "jdoe", "JD0001") + IIS_EXAMPLE
+    )
+
+    code, _, err = run(log, partial=True)
+
+    assert code == 0, err
+    assert (
+        "warning: ex090417.log:5: column cs-uri-query: User 'jdoe' is not the SamAccountName of "
+        "any mailbox in the inventory; import mailboxes.csv (Get-Mailbox) first or in the same "
+        "run; its devices were skipped (--partial)"
+    ) in err
+    assert list(Partnership.objects.values_list("device__device_id", flat=True)) == [POCKETPC]
+    record = InventoryImport.objects.latest("id")
+    assert (record.counts["skipped_users"], record.counts["skipped_rows"]) == (1, 1)
+
+
+def test_a_user_two_mailboxes_answer_to_is_reported_not_guessed(tmp_path):
+    run(*inventory_2003(tmp_path))
+    Mailbox.objects.filter(alias="tsmith").update(sam_account_name="KAKERS")
+
+    code, _, err = run(exports.write(tmp_path, "ex090417.log", IIS_HEADER + IIS_EXAMPLE))
+
+    assert code == 1
+    assert "ex090417.log:5: column cs-uri-query: User 'kakers' is the SamAccountName of 2" in err
+
+
+def test_a_cut_off_iis_log_is_rejected_with_its_line(tmp_path):
+    run(*inventory_2003(tmp_path))
+    cut = IIS_HEADER + IIS_EXAMPLE + "2009-04-17 07:20:00 W3SVC1 10.1.0.25 POST"
+
+    code, _, err = run(exports.write(tmp_path, "ex090417.log", cut))
+
+    assert code == 1
+    assert "ex090417.log:6: 5 values, but the #Fields line (line 4) names 14 fields" in err
+    assert not Partnership.objects.exists()
+
+
+def test_a_2003_to_2003_move_of_the_mailbox_repartners_its_imported_pocketpc(tmp_path):
+    from django.core.management import call_command
+
+    run(
+        *inventory_2003(tmp_path), exports.write(tmp_path, "ex090417.log", IIS_HEADER + IIS_EXAMPLE)
+    )
+    batch_csv = exports.write(tmp_path, "batch.csv", "EmailAddress\r\nkim.akers@contoso.com\r\n")
+    call_command(
+        "create_batch",
+        "2003 wave",
+        "--target-server",
+        "EX03B",
+        "--start",
+        "2026-12-05T22:00",
+        "--mailboxes-csv",
+        str(batch_csv),
+        stdout=StringIO(),
+        stderr=StringIO(),
+    )
+    out = StringIO()
+
+    call_command("plan_batch", "2003 wave", "--json", stdout=out)
+
+    document = json.loads(out.getvalue())
+    [item] = document["items"]
+    [device] = item["devices"]
+    assert (item["mailbox"], device["device_id"], device["outcome"]) == (
+        "kim.akers@contoso.com",
+        POCKETPC,
+        "repartner",
+    )
+    assert "M-2003-2003" in [reason["rule"] for reason in device["reasons"]]
+
+
+# Get-Mailbox with LegacyExchangeDN; Kim's mailbox (2003) came without Database and ServerName.
+MAILBOXES_2003 = (
+    '"Identity","DisplayName","Alias","PrimarySmtpAddress","SamAccountName","ExchangeGuid",'
+    '"Database","ServerName","RecipientTypeDetails","LegacyExchangeDN"\r\n'
+    '"contoso.local/Users/Kim Akers","Kim Akers","kakers","kim.akers@contoso.com","kakers",'
+    '"0b7e4d21-93c6-4f0a-8b15-2e9d6c4a7f38",,,"LegacyMailbox",'
+    '"/o=Contoso/ou=First Administrative Group/cn=Recipients/cn=kakers"\r\n'
+    '"contoso.local/Users/Ann Beebe","Ann Beebe","abeebe","ann.beebe@contoso.com","abeebe",'
+    '"3c9d2e10-7a4b-4c5d-9e6f-0a1b2c3d4e5f","EX03\\First Storage Group\\Mailbox Store (EX03)",'
+    '"ex03","LegacyMailbox","/o=Contoso/ou=First Administrative Group/cn=Recipients/cn=abeebe"\r\n'
+)
+# The #TYPE line, header and row of formats.md §3, as written there.
+WMI_HEADER = (
+    "#TYPE System.Management.ManagementObject#root\\MicrosoftExchangeV2\\Exchange_Mailbox\r\n"
+    '"__GENUS","__CLASS","__SUPERCLASS","__DYNASTY","__RELPATH","__PROPERTY_COUNT",'
+    '"__DERIVATION","__SERVER","__NAMESPACE","__PATH","AssocContentCount",'
+    '"DateDiscoveredAbsentInDS","DeletedMessageSizeExtended","LastLoggedOnUserAccount",'
+    '"LastLogoffTime","LastLogonTime","LegacyDN","MailboxDisplayName","MailboxGUID","ServerName",'
+    '"Size","StorageGroupName","StorageLimitInfo","StoreName","TotalItems","Scope","Path",'
+    '"Options","ClassPath","Properties","SystemProperties","Qualifiers","Site","Container"\r\n'
+)
+WMI_KIM = (
+    '"2","Exchange_Mailbox","CIM_LogicalElement","CIM_ManagedSystemElement",'
+    '"Exchange_Mailbox.LegacyDN=""/O=CONTOSO/OU=FIRST ADMINISTRATIVE GROUP/CN=RECIPIENTS/CN=KAKERS"",…",'
+    '"…","System.String[]","EX03","root\\MicrosoftExchangeV2",'
+    '"\\\\EX03\\root\\MicrosoftExchangeV2:Exchange_Mailbox.…","312",,"1048576","CONTOSO\\kakers",'
+    '"20090416171502.000000+000","20090417071203.000000+000",'
+    '"/O=CONTOSO/OU=FIRST ADMINISTRATIVE GROUP/CN=RECIPIENTS/CN=KAKERS","Kim Akers",'
+    '"{0B7E4D21-93C6-4F0A-8B15-2E9D6C4A7F38}","EX03","184320","First Storage Group","1",'
+    '"Mailbox Store (EX03)","5210","System.Management.ManagementScope","\\\\EX03\\root\\…",'
+    '"System.Management.ObjectGetOptions","…","System.Management.PropertyDataCollection",'
+    '"System.Management.PropertyDataCollection","System.Management.QualifierDataCollection",,\r\n'
+)
+
+
+def wmi_row(*, name: str, guid: str, dn: str, server: str = "EX03", absent: str = "") -> str:
+    """A row like WMI_KIM for another mailbox."""
+    row = (
+        WMI_KIM.replace("Kim Akers", name)
+        .replace("{0B7E4D21-93C6-4F0A-8B15-2E9D6C4A7F38}", guid)
+        .replace(
+            ',"/O=CONTOSO/OU=FIRST ADMINISTRATIVE GROUP/CN=RECIPIENTS/CN=KAKERS",', f',"{dn}",'
+        )
+        .replace('"EX03","184320"', f'"{server}","184320"')
+    )
+    return row.replace('"312",,', f'"312","{absent}",') if absent else row
+
+
+def test_the_wmi_example_row_sets_the_2003_server_and_database_of_the_mailbox(tmp_path):
+    run(exports.write(tmp_path, "servers.csv", SERVERS_2003))
+    run(exports.write(tmp_path, "mailboxes.csv", MAILBOXES_2003))
+    assert Mailbox.objects.get(alias="kakers").server is None
+
+    code, _, err = run(exports.write(tmp_path, "wmi.csv", WMI_HEADER + WMI_KIM))
+
+    assert code == 0, err
+    kim = Mailbox.objects.get(alias="kakers")
+    assert (kim.server.name, kim.database) == (
+        "EX03",
+        "EX03\\First Storage Group\\Mailbox Store (EX03)",
+    )
+    record = InventoryImport.objects.get(filename="wmi.csv")
+    assert record.kind == "wmi_mailboxes"
+    assert record.counts == {
+        "rows": 1,
+        "mailboxes": {"updated": 1, "unchanged": 0},
+        "skipped_disconnected": 0,
+    }
+    assert Mailbox.objects.count() == 2, "never a new mailbox"
+
+    run(exports.write(tmp_path, "wmi.csv", WMI_HEADER + WMI_KIM))
+    assert InventoryImport.objects.latest("id").counts["mailboxes"] == {
+        "updated": 0,
+        "unchanged": 1,
+    }
+
+
+def test_wmi_rows_match_by_guid_in_braces_else_by_legacy_dn_and_skip_disconnected_ones(tmp_path):
+    run(exports.write(tmp_path, "servers.csv", SERVERS_2003))
+    run(exports.write(tmp_path, "mailboxes.csv", MAILBOXES_2003))
+    rows = (
+        # Ann moved to EX03B; her LegacyDN is not in this row, her GUID (braces, any case) is.
+        wmi_row(
+            name="Ann Beebe", guid="{3c9d2e10-7A4B-4C5D-9E6F-0A1B2C3D4E5F}", dn="", server="EX03B"
+        )
+        # Kim: a GUID no mailbox has, but her LegacyDN (upper case).
+        + wmi_row(
+            name="Kim Akers",
+            guid="{11111111-2222-4333-8444-555555555555}",
+            dn="/O=CONTOSO/OU=FIRST ADMINISTRATIVE GROUP/CN=RECIPIENTS/CN=KAKERS",
+        )
+        # A disconnected mailbox nobody owns any more.
+        + wmi_row(
+            name="Former User",
+            guid="{99999999-2222-4333-8444-555555555555}",
+            dn="/O=CONTOSO/OU=FIRST ADMINISTRATIVE GROUP/CN=RECIPIENTS/CN=FORMER",
+            absent="20090301120000.000000+000",
+        )
+    )
+
+    code, _, err = run(exports.write(tmp_path, "wmi.csv", WMI_HEADER + rows))
+
+    assert code == 0, err
+    servers = dict(Mailbox.objects.values_list("alias", "server__name"))
+    assert servers == {"abeebe": "EX03B", "kakers": "EX03"}
+    ann = Mailbox.objects.get(alias="abeebe")
+    assert ann.database == "EX03B\\First Storage Group\\Mailbox Store (EX03)"
+    counts = InventoryImport.objects.latest("id").counts
+    assert counts["skipped_disconnected"] == 1 and counts["rows"] == 3
+    assert Mailbox.objects.count() == 2
+
+
+def test_a_wmi_mailbox_not_in_the_inventory_rejects_the_file_naming_its_line(tmp_path):
+    run(exports.write(tmp_path, "servers.csv", SERVERS_2003))
+    run(exports.write(tmp_path, "mailboxes.csv", MAILBOXES_2003))
+    ghost = wmi_row(
+        name="Former User",
+        guid="{99999999-2222-4333-8444-555555555555}",
+        dn="/O=CONTOSO/OU=FIRST ADMINISTRATIVE GROUP/CN=RECIPIENTS/CN=FORMER",
+    )
+
+    code, _, err = run(exports.write(tmp_path, "wmi.csv", WMI_HEADER + WMI_KIM + ghost))
+
+    assert code == 1
+    assert (
+        "wmi.csv:4: column MailboxGUID: mailbox 'Former User' is not in the inventory (no "
+        "ExchangeGuid or LegacyExchangeDN like it); import mailboxes.csv (Get-Mailbox) first or "
+        "in the same run"
+    ) in err
+    assert Mailbox.objects.count() == 2
+    assert Mailbox.objects.get(alias="kakers").server is None, "whole file or nothing"
+
+
+def test_a_wmi_row_whose_guid_and_legacy_dn_name_two_mailboxes_is_refused(tmp_path):
+    run(exports.write(tmp_path, "servers.csv", SERVERS_2003))
+    run(exports.write(tmp_path, "mailboxes.csv", MAILBOXES_2003))
+    crossed = wmi_row(
+        name="Kim Akers",
+        guid="{3C9D2E10-7A4B-4C5D-9E6F-0A1B2C3D4E5F}",  # Ann's ExchangeGuid
+        dn="/O=CONTOSO/OU=FIRST ADMINISTRATIVE GROUP/CN=RECIPIENTS/CN=KAKERS",
+    )
+
+    code, _, err = run(exports.write(tmp_path, "wmi.csv", WMI_HEADER + crossed))
+
+    assert code == 1
+    assert (
+        "wmi.csv:3: column LegacyDN: MailboxGUID is the ExchangeGuid of ann.beebe@contoso.com, "
+        "but LegacyDN is the LegacyExchangeDN of kim.akers@contoso.com"
+    ) in err
+
+
+def test_a_full_device_export_leaves_the_2003_phones_of_iis_logs_alone(tmp_path):
+    # Get-ActiveSyncDeviceStatistics cannot see partnerships of mailboxes still on 2003.
+    run(*inventory_2003(tmp_path))
+    run(exports.write(tmp_path, "ex090417.log", IIS_HEADER + IIS_EXAMPLE))
+    assert Partnership.objects.filter(is_stale=False).count() == 1
+
+    code, _, err = run(exports.write(tmp_path, "devices.csv", exports.DEVICES))
+
+    assert code == 0, err
+    assert (
+        Partnership.objects.get(device__device_id="6F24CAD599A5BF1A690246B8C68FAE8D").is_stale
+        is False
+    )
+
+
+def test_a_move_request_export_keyed_by_exchange_guid_alone_is_imported(tmp_path):
+    run(*exports.inventory(tmp_path))
+    moves = exports.write(
+        tmp_path,
+        "moves.csv",
+        '"ExchangeGuid","Status","TargetDatabase"\r\n'
+        '"5f0c9a3e-2b7d-4c11-9e8a-7d4b1c6e0f92","Completed","DB2016-01"\r\n',
+    )
+
+    code, _, err = run(moves)
+
+    assert code == 0, err
+    assert MoveRequest.objects.get().status == "Completed"

@@ -375,6 +375,38 @@ def _is_accepted_domains(h: frozenset[str]) -> bool:
     return "domaintype" in h and ("domainname" in h or "default" in h)
 
 
+# -- device access: personal lists (Get-CASMailbox) and organisation rules ----------------------
+
+
+def _is_cas_mailboxes(h: frozenset[str]) -> bool:
+    return "activesyncalloweddeviceids" in h or "activesyncblockeddeviceids" in h
+
+
+def _is_device_access_rules(h: frozenset[str]) -> bool:
+    return "querystring" in h and "characteristic" in h
+
+
+def _device_list(row: dict[str, Any], ctx: RowContext, key: str) -> list[str] | None:
+    """A personal device list; None = not exported: no column, or a type name (§1.7)."""
+    if key not in ctx.names:
+        return None
+    raw = row[key]
+    if raw is None:
+        return []  # joined by the admin (-join ';') and empty: nothing on the list
+    return values.multi_valued(raw)
+
+
+def _finish_cas_mailbox(row: dict[str, Any], ctx: RowContext) -> None:
+    row["present"] = frozenset(ctx.names)
+    row["allowed"] = _device_list(row, ctx, "allowed_ids")
+    row["blocked"] = _device_list(row, ctx, "blocked_ids")
+    if row["primary_smtp"] is None and row["identity"] is None:
+        ctx.problem(
+            "primary_smtp" if "primary_smtp" in ctx.names else "identity",
+            "empty, but the lists need their mailbox (PrimarySmtpAddress or Identity)",
+        )
+
+
 # -- the kinds --------------------------------------------------------------------------------
 
 SERVERS = Kind(
@@ -556,6 +588,54 @@ MIGRATION_BATCH = Kind(
     signature=_is_batch,
 )
 
+# -- Exchange 2003 through WMI (formats.md §3): Get-WmiObject -Namespace root\MicrosoftExchangeV2
+# -Class Exchange_Mailbox | Export-Csv. The __ columns (WMI system properties) and the trailing
+# Scope ... Container columns (PowerShell's WMI adapter) are not Exchange data: never read. ---------
+
+
+def _is_wmi_mailboxes(h: frozenset[str]) -> bool:
+    return "legacydn" in h and bool(h & {"mailboxguid", "storagegroupname", "storename"})
+
+
+def _finish_wmi_mailbox(row: dict[str, Any], ctx: RowContext) -> None:
+    if row["mailbox_guid"] is None and row["legacy_dn"] is None:
+        ctx.problem(
+            "mailbox_guid" if "mailbox_guid" in ctx.names else "legacy_dn",
+            "empty, and so is LegacyDN: cannot tell which mailbox this is",
+        )
+    # A disconnected mailbox: the store still holds it, but no AD user owns it any more.
+    row["disconnected"] = row["absent_since"] is not None
+    if row["server_name"] and row["storage_group"] and row["store"]:
+        # Get-Mailbox prints a 2003 mailbox's Database as SERVER\Storage Group\Store.
+        row["database"] = f"{row['server_name']}\\{row['storage_group']}\\{row['store']}"
+
+
+WMI_MAILBOXES = Kind(
+    name="wmi_mailboxes",
+    cmdlets="Get-WmiObject -Namespace root\\MicrosoftExchangeV2 -Class Exchange_Mailbox",
+    # The #TYPE line's last dotted part (the WMI path follows the '#').
+    type_names=frozenset({"managementobject#root\\microsoftexchangev2\\exchange_mailbox"}),
+    columns=(
+        # No cheaper first-pass check: _finish_wmi_mailbox needs to see whether it is empty.
+        col("mailbox_guid", "MailboxGUID", convert=values.guid),
+        col("legacy_dn", "LegacyDN"),
+        col("display_name", "MailboxDisplayName", name_like=True),
+        col("server_name", "ServerName"),
+        col("storage_group", "StorageGroupName"),
+        col("store", "StoreName"),
+        col("absent_since", "DateDiscoveredAbsentInDS"),  # only whether it is set matters
+    ),
+    required=(("MailboxGUID", "LegacyDN"), ("ServerName",), ("StorageGroupName",), ("StoreName",)),
+    needs=(
+        ("server_name", "a 2003 mailbox is on a server"),
+        ("storage_group", "a 2003 mailbox is in a storage group"),
+        ("store", "a 2003 mailbox is in a store"),
+    ),
+    derived=("disconnected", "database"),
+    finish=_finish_wmi_mailbox,
+    signature=_is_wmi_mailboxes,
+)
+
 # -- organisation-level kinds: the organisation is the forest of the DistinguishedName, else the
 # import's --organisation option (writers decide) ------------------------------------------------
 
@@ -663,6 +743,48 @@ ACCEPTED_DOMAINS = Kind(
     signature=_is_accepted_domains,
 )
 
+# Get-CASMailbox -ResultSize Unlimited | Select Identity,PrimarySmtpAddress,
+#   @{n='ActiveSyncAllowedDeviceIDs';e={$_.ActiveSyncAllowedDeviceIDs -join ';'}},
+#   @{n='ActiveSyncBlockedDeviceIDs';e={$_.ActiveSyncBlockedDeviceIDs -join ';'}}
+CAS_MAILBOXES = Kind(
+    name="cas_mailboxes",
+    cmdlets="Get-CASMailbox (ActiveSyncAllowedDeviceIDs / ActiveSyncBlockedDeviceIDs)",
+    type_names=frozenset({"casmailbox"}),
+    columns=(
+        col("identity", "Identity", name_like=True),
+        col("primary_smtp", "PrimarySmtpAddress", convert=values.smtp_address),
+        # Text: an empty cell is an empty joined list, a type name is "not exported".
+        col("allowed_ids", "ActiveSyncAllowedDeviceIDs"),
+        col("blocked_ids", "ActiveSyncBlockedDeviceIDs"),
+    ),
+    required=(
+        ("PrimarySmtpAddress", "Identity"),
+        ("ActiveSyncAllowedDeviceIDs", "ActiveSyncBlockedDeviceIDs"),
+    ),
+    derived=("present", "allowed", "blocked"),
+    finish=_finish_cas_mailbox,
+    signature=_is_cas_mailboxes,
+)
+
+DEVICE_ACCESS_RULES = Kind(
+    name="device_access_rules",
+    cmdlets="Get-ActiveSyncDeviceAccessRule",
+    type_names=frozenset({"activesyncdeviceaccessrule"}),
+    columns=_where(
+        col("name", "Name"),
+        col("query_string", "QueryString"),
+        col("characteristic", "Characteristic", convert=values.device_characteristic),
+        col("access_level", "AccessLevel", convert=values.access_level),
+    ),
+    required=(("QueryString",), ("Characteristic",), ("AccessLevel",)),
+    needs=(
+        ("query_string", "a device access rule needs its QueryString"),
+        ("characteristic", "a device access rule has a Characteristic"),
+        ("access_level", "a device access rule has an AccessLevel"),
+    ),
+    signature=_is_device_access_rules,
+)
+
 # Detection order: the most specific signature first (a device export may carry a calculated
 # PrimarySmtpAddress column; a move request has Alias and ExchangeGuid like a mailbox).
 KINDS: tuple[Kind, ...] = (
@@ -673,10 +795,13 @@ KINDS: tuple[Kind, ...] = (
     MAILBOX_POLICIES,
     ORG_RELATIONSHIPS,
     ACCEPTED_DOMAINS,
+    DEVICE_ACCESS_RULES,
+    CAS_MAILBOXES,  # before MAILBOXES: it has Identity and PrimarySmtpAddress too
     VDIRS,
     CERTIFICATES,
     SERVERS,
     MAILBOXES,
+    WMI_MAILBOXES,
     MIGRATION_BATCH,
 )
 KINDS_BY_NAME: dict[str, Kind] = {kind.name: kind for kind in KINDS}

@@ -33,10 +33,12 @@ def guid(value: str) -> uuid.UUID:
 _GUID = re.compile(r"\{?[0-9A-Fa-f]{8}-?(?:[0-9A-Fa-f]{4}-?){3}[0-9A-Fa-f]{12}\}?")
 
 
-def check_guid(value: str) -> None:
-    """Raise BadValue unless ``value`` is a GUID (cheaper than building the UUID)."""
+def check_guid(value: str) -> str:
+    """Raise BadValue unless ``value`` is a GUID (cheaper than building the UUID). Returns the
+    text, so a first-pass row still shows that the column has a value."""
     if _GUID.fullmatch(value.strip()) is None:
         guid(value)  # raises with the message
+    return value.strip()
 
 
 _TYPE_NAME = re.compile(r"(?:System|Microsoft)\.[\w.`\[\],+ ]+")
@@ -145,6 +147,15 @@ THROTTLING_SCOPES = ("Global", "Organization", "Regular")
 def access_level(value: str) -> str:
     """DefaultAccessLevel of Get-ActiveSyncOrganizationSettings."""
     return _choice(value, ACCESS_LEVELS, "an access level")
+
+
+# XMSWLHeader is a 2013+ characteristic (the X-MS-WL header); exsync stores it, matches it never.
+DEVICE_CHARACTERISTICS = ("DeviceType", "DeviceModel", "DeviceOS", "UserAgent", "XMSWLHeader")
+
+
+def device_characteristic(value: str) -> str:
+    """Characteristic of Get-ActiveSyncDeviceAccessRule."""
+    return _choice(value, DEVICE_CHARACTERISTICS, "a device access rule characteristic")
 
 
 def domain_type(value: str) -> str:

@@ -117,7 +117,7 @@ class DeviceFacts:
     access_state: the device's current Allow/Block/Quarantine state (Exchange's own spellings,
         "Allowed", "Quarantined", "Blocked", are accepted as well).
     allowed_on_target / blocked_on_target: whether a personal list or device access rule on the
-        target allows, or blocks/quarantines, this device.
+        target allows, or blocks/quarantines, this device (target_access says which).
     """
 
     device_id: str | None = None
@@ -133,6 +133,9 @@ class DeviceFacts:
     access_state: AccessLevel | None = None
     allowed_on_target: bool | None = None
     blocked_on_target: bool | None = None
+    # What keeps it out on the target when blocked_on_target: BLOCK (a personal block or a
+    # Block rule) or QUARANTINE (a Quarantine rule); None = not told.
+    target_access: AccessLevel | None = None
     can_comply_with_target_policy: bool | None = None
 
 

@@ -961,7 +961,26 @@ def _x_abq(ctx: _Ctx, matrix: Sequence[Reason]) -> list[Reason]:
             )
         ]
     if device.blocked_on_target is True and device.allowed_on_target is not True:
-        return [_reason("X-ABQ", "A device access rule or personal block matches it.")]
+        if device.target_access is AccessLevel.QUARANTINE:
+            return [
+                _reason(
+                    "X-ABQ",
+                    "A device access rule of the target quarantines it: it syncs once an "
+                    "administrator approves it.",
+                    user_action="Wait for approval; a quarantine notice is sent by e-mail.",
+                )
+            ]
+        return [
+            _reason(
+                "X-ABQ",
+                "A personal block or a device access rule of the target blocks it.",
+                user_action="Contact IT: this phone is blocked from company mail on the new "
+                "server; waiting will not change that.",
+                admin_action="Decide whether this device may sync; if so, allow it (Set-CASMailbox "
+                "-ActiveSyncAllowedDeviceIDs) or change the matching device access rule before "
+                "the move.",
+            )
+        ]
     if ctx.tgt_gen not in ABQ_TARGETS:
         return []
     fresh = ctx.src_gen in (G.EX2003, G.EX2007) or ctx.kind in NEW_ACCESS_CONTEXT

@@ -122,8 +122,12 @@ _Q = (
         "device-allowed",
         "whether the device is already allowed on the target",
         "imports",
-        "Pre-approve the device (ActiveSyncAllowedDeviceIDs or an allow rule) and import the "
-        "device statistics again.",
+        "Import Get-CASMailbox with ActiveSyncAllowedDeviceIDs and ActiveSyncBlockedDeviceIDs "
+        "joined (@{n='ActiveSyncAllowedDeviceIDs';e={$_.ActiveSyncAllowedDeviceIDs -join ';'}}, "
+        "the same for Blocked) for a move within the organisation, and "
+        "Get-ActiveSyncDeviceAccessRule of the target organisation; if neither allows the device, "
+        "pre-approve it (Set-CASMailbox -ActiveSyncAllowedDeviceIDs, or an allow rule) and "
+        "import again.",
     ),
     Question(
         "policy-compliance",

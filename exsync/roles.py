@@ -17,7 +17,7 @@ def can_schedule(user: AbstractBaseUser | AnonymousUser) -> bool:
     return bool(user.is_authenticated and user.has_perm(SCHEDULE_PERMISSION))
 
 
-APPS = ("devices", "migrations_plan", "exsync")
+APPS = ("devices", "migrations_plan", "helpdesk", "exsync")
 
 
 def ensure_roles(group_model=None, permission_model=None) -> None:

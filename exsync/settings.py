@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "exsync",
     "devices",
     "migrations_plan",
+    "helpdesk",
 ]
 
 MIDDLEWARE = [

@@ -16,5 +16,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("inventory/", include("devices.urls")),
     path("batches/", include("migrations_plan.urls")),
+    path("people/", include("helpdesk.urls")),
     path("admin/", admin.site.urls),
 ]

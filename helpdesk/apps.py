@@ -1,0 +1,9 @@
+"""App config of the helpdesk pages."""
+
+from django.apps import AppConfig
+
+
+class HelpdeskConfig(AppConfig):
+    name = "helpdesk"
+    verbose_name = "Helpdesk"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,12 @@
+"""URLs of the helpdesk pages."""
+
+from django.urls import path
+
+from .views import affected, person, search
+
+app_name = "helpdesk"
+urlpatterns = [
+    path("", search.page, name="search"),
+    path("affected/", affected.page, name="affected"),
+    path("<int:pk>/", person.page, name="person"),
+]

@@ -1,0 +1,1 @@
+"""Views of the helpdesk pages, one module per page."""

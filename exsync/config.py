@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,9 @@ def database_config(env: Mapping[str, str], *, base_dir: Path) -> dict[str, Any]
     if config["ENGINE"] == "django.db.backends.postgresql":
         config.setdefault("CONN_MAX_AGE", 60)
         config["CONN_HEALTH_CHECKS"] = True
+        # exsync's page queries are short; PostgreSQL's JIT only adds compile time to them
+        # (measured: 450 ms of compiling for a 91 ms query on the affected-people list).
+        config.setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
     return config
 
 
@@ -116,3 +120,75 @@ def secret_key(env: Mapping[str, str], *, debug: bool) -> str:
         "SECRET_KEY is required when DEBUG is off. Set SECRET_KEY to a long random string "
         "(python -c 'import secrets; print(secrets.token_urlsafe(50))'), or DEBUG=true locally."
     )
+
+
+def env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r}: expected {minimum} or more")
+    return value
+
+
+def proxy_ssl_header(env: Mapping[str, str]) -> tuple[str, str] | None:
+    """SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO (or X-Forwarded-Proto, or NAME=value).
+
+    None unless set: trusting the header is only safe when a proxy in front of exsync always
+    sets it (overwriting what the client sent); without one, any client could claim HTTPS.
+    """
+    raw = env.get("SECURE_PROXY_SSL_HEADER", "").strip()
+    if not raw:
+        return None
+    name, _, value = raw.partition("=")
+    name = name.strip().upper().replace("-", "_")
+    if not name.startswith("HTTP_"):
+        name = f"HTTP_{name}"
+    value = value.strip() or "https"
+    if not re.fullmatch(r"HTTP_[A-Z0-9_]+", name) or not re.fullmatch(r"[A-Za-z0-9._-]+", value):
+        raise ConfigError(
+            f"SECURE_PROXY_SSL_HEADER={raw!r}: expected a header name such as "
+            "HTTP_X_FORWARDED_PROTO, optionally followed by =VALUE (default https)"
+        )
+    return name, value
+
+
+def tls_config(env: Mapping[str, str], *, production: bool) -> dict[str, Any]:
+    """HTTPS settings for running behind a TLS proxy: on by default in production (DEBUG off).
+
+    Each can be turned off on its own; SECURE_COOKIES is an older switch for both cookie flags.
+    """
+    hsts_seconds = env_int(env, "SECURE_HSTS_SECONDS", 31_536_000 if production else 0)
+    cookies = env_bool(env, "SECURE_COOKIES", production)
+    return {
+        "SECURE_SSL_REDIRECT": env_bool(env, "SECURE_SSL_REDIRECT", production),
+        "SECURE_HSTS_SECONDS": hsts_seconds,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": env_bool(
+            env, "SECURE_HSTS_INCLUDE_SUBDOMAINS", production
+        ),
+        "SECURE_HSTS_PRELOAD": env_bool(env, "SECURE_HSTS_PRELOAD", production),
+        "SESSION_COOKIE_SECURE": env_bool(env, "SESSION_COOKIE_SECURE", cookies),
+        "CSRF_COOKIE_SECURE": env_bool(env, "CSRF_COOKIE_SECURE", cookies),
+        "SECURE_PROXY_SSL_HEADER": proxy_ssl_header(env),
+    }
+
+
+def client_ip(request: Any, *, trusted_proxies: int) -> str | None:
+    """The address a request came from, for django-axes' failed-login counts.
+
+    With no trusted proxy that is REMOTE_ADDR. Behind `trusted_proxies` proxies that each append
+    the address they were connected from to X-Forwarded-For, the client is the entry that many
+    places from the right; anything further left was written by the client and may be forged.
+    """
+    remote = request.META.get("REMOTE_ADDR") or None
+    if trusted_proxies <= 0:
+        return remote
+    forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    forwarded = [a for a in forwarded if a]
+    if len(forwarded) < trusted_proxies:
+        return remote  # not through the proxies we were told about
+    return forwarded[-trusted_proxies]

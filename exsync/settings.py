@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from . import config
@@ -16,6 +18,8 @@ ENV = os.environ
 TESTING = "pytest" in sys.modules or ENV.get("EXSYNC_TESTING") == "1"
 
 DEBUG = config.env_bool(ENV, "DEBUG", False)
+# Production is DEBUG off outside the test suite: there, HTTPS-only settings default to on.
+PRODUCTION = not (DEBUG or TESTING)
 SECRET_KEY = config.secret_key(ENV, debug=DEBUG or TESTING)
 ALLOWED_HOSTS = config.env_list(ENV, "ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = config.env_list(ENV, "CSRF_TRUSTED_ORIGINS", [])
@@ -29,7 +33,9 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django.contrib.postgres",  # OpClass in migrations (trigram indexes); no-op on SQLite
     "django_filters",
+    "axes",
     "exsync",
     "devices",
     "migrations_plan",
@@ -48,6 +54,8 @@ MIDDLEWARE = [
     "exsync.middleware.RoleRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "exsync.urls"
@@ -85,6 +93,20 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 if TESTING:
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# django-axes first: it refuses a locked-out user name before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Failed logins: LOGIN_FAILURE_LIMIT failures of one user name from one address lock that pair
+# for LOGIN_LOCKOUT_MINUTES. Keyed by both, so one guesser neither locks the whole office behind
+# a NAT nor locks a user out everywhere. Admins unlock in /admin/ (Axes) or `manage.py axes_reset`.
+AXES_FAILURE_LIMIT = config.env_int(ENV, "LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=config.env_int(ENV, "LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "exsync.views.login_locked_out"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
@@ -157,9 +179,22 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-if not DEBUG and not TESTING:
-    SESSION_COOKIE_SECURE = config.env_bool(ENV, "SECURE_COOKIES", True)
-    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# HTTPS behind a TLS proxy, each from the environment (README "Configuration"): on by default in
+# production, off for `make run` and the tests, which serve plain HTTP.
+_tls = config.tls_config(ENV, production=PRODUCTION)
+SECURE_SSL_REDIRECT = _tls["SECURE_SSL_REDIRECT"]
+SECURE_HSTS_SECONDS = _tls["SECURE_HSTS_SECONDS"]
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _tls["SECURE_HSTS_INCLUDE_SUBDOMAINS"]
+SECURE_HSTS_PRELOAD = _tls["SECURE_HSTS_PRELOAD"]
+SESSION_COOKIE_SECURE = _tls["SESSION_COOKIE_SECURE"]
+CSRF_COOKIE_SECURE = _tls["CSRF_COOKIE_SECURE"]
+# Only when set: trusting X-Forwarded-Proto without a proxy that overwrites it lets any client
+# claim HTTPS.
+SECURE_PROXY_SSL_HEADER = _tls["SECURE_PROXY_SSL_HEADER"]
+# How many proxies append to X-Forwarded-For in front of exsync; failed logins are counted per
+# the client address they forwarded. One by default behind a proxy that sets the SSL header.
+TRUSTED_PROXIES = config.env_int(ENV, "TRUSTED_PROXIES", 1 if SECURE_PROXY_SSL_HEADER else 0)
+AXES_CLIENT_IP_CALLABLE = partial(config.client_ip, trusted_proxies=TRUSTED_PROXIES)
 
 LOGGING = {
     "version": 1,

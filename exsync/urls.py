@@ -11,7 +11,8 @@ urlpatterns = [
     path("outbox/", views.outbox, name="outbox"),
     path("outbox/<int:pk>/", views.outbox_message, name="outbox_message"),
     # Only log in and out: no self-service password reset, whose e-mail would land in the
-    # outbox that every signed-in user can read. Admins set passwords in /admin/.
+    # outbox (only Exchange admins read it, but a reset link belongs in no shared place).
+    # Admins set passwords in /admin/.
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("inventory/", include("devices.urls")),

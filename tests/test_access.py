@@ -31,8 +31,10 @@ def test_login_page_itself_is_public(client):
     assert client.get(reverse("login")).status_code == 200
 
 
-@pytest.mark.parametrize("name", PAGES)
+@pytest.mark.parametrize("name", [p for p in PAGES if p != "outbox"])
 def test_helpdesk_can_read_every_page(client, helpdesk_user, name):
+    # The whole outbox is for Exchange admins (tests/test_security.py); helpdesk reads one
+    # person's notices on that person's page.
     client.force_login(helpdesk_user)
     assert client.get(reverse(name)).status_code == 200
 

@@ -13,14 +13,14 @@ OUTBOX = override_settings(EMAIL_BACKEND="migrations_plan.outbox.DatabaseEmailBa
 
 
 @OUTBOX
-def test_sent_mail_lands_in_the_outbox_and_on_its_page(client, helpdesk_user):
+def test_sent_mail_lands_in_the_outbox_and_on_its_page(client, admin_user):
     mail.send_mail(
         "Your phone and the move", "Nothing to do.", "exsync@localhost", ["kim@contoso.com"]
     )
 
     message = OutboxMessage.objects.get()
     assert (message.to, message.subject) == ("kim@contoso.com", "Your phone and the move")
-    client.force_login(helpdesk_user)
+    client.force_login(admin_user)
     page = client.get(reverse("outbox_message", args=[message.pk]))
     assert b"Nothing to do." in page.content
 

@@ -434,7 +434,11 @@ class Mailbox(models.Model):
     class Meta:
         ordering = ["display_name"]
         verbose_name_plural = "mailboxes"
-        indexes = [models.Index(fields=["server", "database"])]
+        indexes = [
+            models.Index(fields=["server", "database"]),
+            # The affected-people list pages by (name, id): read in index order, not sorted.
+            models.Index(fields=["display_name", "id"], name="mailbox_name_order"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.display_name} <{self.primary_smtp_address}>"
@@ -457,11 +461,15 @@ class MobileDevice(models.Model):
     user_agent = models.CharField(max_length=255, blank=True)
     friendly_name = models.CharField(max_length=255, blank=True)
     imei = models.CharField("IMEI", max_length=32, blank=True)
+    # DevicePhoneNumber; the IIS-log import's INSERT does not name it, hence db_default.
+    phone_number = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        # The searched columns have trigram (gin_trgm_ops) indexes on PostgreSQL only:
+        # migration 0007, helpdesk/search.py.
         ordering = ["device_id"]
         constraints = [models.UniqueConstraint(fields=["device_id"], name="one_device_per_id")]
 

@@ -14,7 +14,7 @@ from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from . import selectors
 from .forms import (
@@ -37,6 +37,7 @@ from .services import (
 from .tasks import inventory_import_group
 
 
+@require_safe
 def server_list(request: HttpRequest) -> HttpResponse:
     return render(request, "devices/server_list.html", {"servers": selectors.server_list()})
 
@@ -80,6 +81,7 @@ def _server_page(
     return render(request, "devices/server_detail.html", context, status=status)
 
 
+@require_safe
 def server_detail(request: HttpRequest, pk: int) -> HttpResponse:
     server = _server_or_404(pk)
     # The form edits a copy: a bound ModelForm writes into its instance while validating.
@@ -132,6 +134,7 @@ def import_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+@require_safe
 def import_group(request: HttpRequest, group: uuid.UUID) -> HttpResponse:
     records = list(
         InventoryImport.objects.filter(group=group).select_related("created_by").order_by("id")
@@ -146,6 +149,7 @@ def import_group(request: HttpRequest, group: uuid.UUID) -> HttpResponse:
     )
 
 
+@require_safe
 def organisation(request: HttpRequest) -> HttpResponse:
     """Every fact the planner reads that an export may not carry, and who changed which."""
     history = Paginator(selectors.fact_history(), 25).get_page(request.GET.get("page"))

@@ -25,9 +25,11 @@ from .models import (
     DeviceAccessRule,
     ExchangeServer,
     FactChange,
+    MobileDevice,
     MobileDevicePolicy,
     Namespace,
     Organisation,
+    Partnership,
     exchange_online_server,
 )
 from .staging import Stage, upsert
@@ -554,6 +556,7 @@ DEVICE_STAGE = [
     ("user_agent", "text"),
     ("friendly_name", "text"),
     ("imei", "text"),
+    ("phone_number", "text"),
     ("identity", "text"),
     ("client_type", "text"),
     ("eas_version", "text"),
@@ -566,7 +569,15 @@ DEVICE_STAGE = [
     ("policy_status", "text"),
     ("mailbox_id", "bigint"),
 ]
-DEVICE_COLUMNS = ["device_type", "model", "os", "user_agent", "friendly_name", "imei"]
+DEVICE_COLUMNS = [
+    "device_type",
+    "model",
+    "os",
+    "user_agent",
+    "friendly_name",
+    "imei",
+    "phone_number",
+]
 PARTNERSHIP_COLUMNS = [
     "identity",
     "client_type",
@@ -580,6 +591,46 @@ PARTNERSHIP_COLUMNS = [
     "policy_status",
     "is_stale",
 ]
+
+
+# Staged text column -> (model field, the header an admin sees): device values are untrusted
+# and may be longer than the inventory keeps; such a row is a line-precise problem, not a crash.
+DEVICE_LIMITS = {
+    "device_id": ("device_id", "DeviceID"),
+    "device_type": ("device_type", "DeviceType"),
+    "model": ("model", "DeviceModel"),
+    "os": ("os", "DeviceOS"),
+    "user_agent": ("user_agent", "DeviceUserAgent"),
+    "friendly_name": ("friendly_name", "DeviceFriendlyName"),
+    "imei": ("imei", "DeviceImei"),
+    "phone_number": ("phone_number", "DevicePhoneNumber"),
+}
+PARTNERSHIP_LIMITS = {
+    "identity": ("identity", "Identity"),
+    "client_type": ("client_type", "ClientType"),
+    "eas_version": ("eas_version", "ClientVersion"),
+    "access_state": ("access_state", "DeviceAccessState"),
+    "access_state_reason": ("access_state_reason", "DeviceAccessStateReason"),
+    "policy_applied": ("policy_applied", "DevicePolicyApplied"),
+    "policy_status": ("policy_status", "Status"),
+}
+
+
+def _report_too_long(
+    stage: Stage, ctx: Context, model: type, limits: dict[str, tuple[str, str]]
+) -> None:
+    """One scan of the staged rows for values longer than the model's columns."""
+    maxima = {
+        col: (model._meta.get_field(f).max_length, header) for col, (f, header) in limits.items()
+    }
+    cols = ", ".join(f"LENGTH({c})" for c in maxima)
+    where = " OR ".join(f"LENGTH({c}) > {n}" for c, (n, _) in maxima.items())
+    for line, *lengths in stage.rows(
+        f"SELECT line, {cols} FROM {stage.name} WHERE {where} ORDER BY line LIMIT {MAX_PROBLEMS}"
+    ):
+        for (n, header), length in zip(maxima.values(), lengths, strict=True):
+            if length and length > n:
+                ctx.problem(line, header, f"{length} characters; exsync keeps at most {n}")
 
 
 def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
@@ -599,6 +650,7 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
                 _text(row["user_agent"]),
                 _text(row["friendly_name"]),
                 _text(row["imei"]),
+                _text(row["phone_number"]),
                 _text(row["identity"]),
                 _text(row["client_type"]),
                 _text(row["eas_version"]),
@@ -614,6 +666,9 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
 
     total = stage.load(staged())
     s = stage.name
+    _report_too_long(stage, ctx, MobileDevice, DEVICE_LIMITS)
+    _report_too_long(stage, ctx, Partnership, PARTNERSHIP_LIMITS)
+    ctx.raise_if_problems()
     # An explicit Mailbox/User/PrimarySmtpAddress column wins over the Identity path.
     stage.index("mailbox_key")
     stage.execute(

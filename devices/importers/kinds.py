@@ -484,6 +484,7 @@ DEVICES = Kind(
         col("user_agent", "DeviceUserAgent"),
         col("friendly_name", "DeviceFriendlyName", "FriendlyName", name_like=True),
         col("imei", "DeviceImei"),
+        col("phone_number", "DevicePhoneNumber"),
         col("eas_version", "ClientVersion", "DeviceActiveSyncVersion"),
         col("first_sync", "FirstSyncTime", date=True),
         col("last_success_sync", "LastSuccessSync", date=True),

@@ -1,7 +1,28 @@
-"""Placeholder until the search page lands (replaced in this change)."""
+"""The people search page: /people/?q=..., reached from the search box in the top bar."""
 
-from django.http import Http404, HttpRequest, HttpResponse
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_safe
+
+from helpdesk import search
+
+RESULTS = 50
 
 
-def page(request: HttpRequest, **kwargs) -> HttpResponse:
-    raise Http404("not built yet")
+@require_safe
+def page(request: HttpRequest) -> HttpResponse:
+    """Both roles search; the middleware sends anonymous users to log in first."""
+    query = search.normalise(request.GET.get("q", ""))
+    results = search.people(query, limit=RESULTS) if query else None
+    return render(
+        request,
+        "helpdesk/search.html",
+        {
+            "query": query,
+            "results": results,
+            "limit": RESULTS,
+            "min_partial": search.MIN_PARTIAL_LENGTH,
+        },
+    )

@@ -556,6 +556,7 @@ def test_device_row():
         "user_agent": "Apple-iPhone9C1/1602.92",
         "friendly_name": 'Kim\'s iPhone, "work"',
         "imei": "356938035643809",
+        "phone_number": None,
         "eas_version": "14.1",
         "eas_version_parsed": (14, 1),
         "first_sync": datetime(2019, 3, 14, 9, 12, 44),

@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import chain, repeat
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.core.cache import cache
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
 
-from .models import BatchMailbox, Explanation, MemberState, MoveBatch, Outcome, Prediction
+from devices.models import Mailbox, Partnership
+
+from .models import (
+    ACTIVE_BATCH_STATES,
+    BatchMailbox,
+    Explanation,
+    MemberState,
+    MoveBatch,
+    Outcome,
+    Prediction,
+)
 
 OUTCOME_ORDER = [o.value for o in Outcome]  # worst first
 # Members a batch page and plan_batch show: all but removed ones, so a completed or
@@ -86,7 +115,14 @@ def batch_plan_document(*, batch: MoveBatch) -> dict[str, Any]:
 
 
 def batch_list() -> QuerySet[MoveBatch]:
-    """Batches with their mailbox and per-outcome device counts, in one query."""
+    """Batches with their mailbox and per-outcome device counts, in one query.
+
+    People are counted too: `n_people` have at least one phone, and `n_people_<outcome>` is
+    how many of them have that outcome as their worst (so these add up to n_people). A
+    person's worst outcome is an aggregate of an aggregate; counting instead the people with a
+    phone at least as bad as each outcome (one DISTINCT count each, in the same pass over the
+    predictions) gives it by difference.
+    """
     active = Q(members__state__in=SHOWN_STATES)
     counts = {
         f"n_{o}": Count(
@@ -94,96 +130,30 @@ def batch_list() -> QuerySet[MoveBatch]:
         )
         for o in OUTCOME_ORDER
     }
+    at_least = {
+        f"_people_at_least_{o}": Count(
+            "members",
+            filter=active & Q(members__predictions__outcome__in=OUTCOME_ORDER[: i + 1]),
+            distinct=True,
+        )
+        for i, o in enumerate(OUTCOME_ORDER)
+    }
+    people = {
+        f"n_people_{o}": F(f"_people_at_least_{o}")
+        - (F(f"_people_at_least_{OUTCOME_ORDER[i - 1]}") if i else Value(0))
+        for i, o in enumerate(OUTCOME_ORDER)
+    }
     return (
         MoveBatch.objects.select_related("target_server", "created_by")
         .annotate(n_mailboxes=Count("members", filter=active, distinct=True), **counts)
+        .alias(**at_least)
+        .annotate(n_people=F(f"_people_at_least_{OUTCOME_ORDER[-1]}"), **people)
         .order_by("-start_at", "name")
     )
 
 
-SORTS = {
-    "mailbox": ("member__mailbox__primary_smtp_address", "partnership__device__device_id"),
-    "outcome": ("outcome_rank", "member__mailbox__primary_smtp_address"),
-    "device": ("partnership__device__device_id",),
-    "model": ("partnership__device__model", "member__mailbox__primary_smtp_address"),
-    "last_sync": ("-partnership__last_success_sync_at",),
-}
-
-
-def prediction_rows(
-    *, batch: MoveBatch, outcome: str = "", query: str = "", rule: str = "", sort: str = "outcome"
-):
-    """The per-device table of a batch: one row per partnership, joined in one query."""
-    from django.db.models import Case, IntegerField, Value, When
-
-    rank = Case(
-        *[When(outcome=o, then=Value(i)) for i, o in enumerate(OUTCOME_ORDER)],
-        output_field=IntegerField(),
-    )
-    rows = (
-        Prediction.objects.filter(member__batch=batch, member__state__in=SHOWN_STATES)
-        .select_related("member__mailbox", "member__source_server", "partnership__device")
-        .only(
-            "outcome",
-            "explanation_id",
-            "member__mailbox__primary_smtp_address",
-            "member__mailbox__display_name",
-            "member__mailbox__id",
-            "member__source_server__name",
-            "member__state",
-            "partnership__eas_version",
-            "partnership__last_success_sync_at",
-            "partnership__device__device_id",
-            "partnership__device__model",
-            "partnership__device__device_type",
-            "partnership__device__friendly_name",
-        )
-        .annotate(outcome_rank=rank)
-    )
-    if outcome:
-        rows = rows.filter(outcome=outcome)
-    if query:
-        rows = rows.filter(
-            Q(member__mailbox__primary_smtp_address__icontains=query)
-            | Q(member__mailbox__display_name__icontains=query)
-            | Q(partnership__device__device_id__icontains=query)
-            | Q(partnership__device__model__icontains=query)
-        )
-    if rule:
-        ids = [
-            e.pk
-            for e in Explanation.objects.filter(pk__in=_batch_explanation_ids(batch))
-            if rule_in(e, rule)
-        ]
-        rows = rows.filter(explanation_id__in=ids)
-    return rows.order_by(*SORTS.get(sort, SORTS["outcome"]))
-
-
 def rule_in(explanation: Explanation, rule: str) -> bool:
     return any(r["rule"].lower() == rule.lower() for r in explanation.reasons)
-
-
-def _batch_explanation_ids(batch: MoveBatch) -> list[int]:
-    return list(
-        Prediction.objects.filter(member__batch=batch, member__state__in=SHOWN_STATES)
-        .order_by()
-        .values_list("explanation_id", flat=True)
-        .distinct()
-    )
-
-
-def explanations_for(predictions) -> dict[int, Explanation]:
-    ids = {p.explanation_id for p in predictions}
-    return {e.pk: e for e in Explanation.objects.filter(pk__in=ids)}
-
-
-def outcome_chart(summary: dict[str, int]) -> list[dict[str, Any]]:
-    """Bars for the server-rendered SVG chart: no chart library, no CDN."""
-    top = max(summary.values(), default=0) or 1
-    return [
-        {"outcome": outcome, "count": n, "width": round(100 * n / top, 1), "y": i * 30}
-        for i, (outcome, n) in enumerate(summary.items())
-    ]
 
 
 def blocking_fixes(*, batch: MoveBatch) -> list[dict[str, Any]]:
@@ -197,8 +167,17 @@ def blocking_fixes(*, batch: MoveBatch) -> list[dict[str, Any]]:
         .annotate(n=Count("outcome"))
         .values_list("explanation_id", "n")
     )
+    return fixes_from(counts=counts, explanations=Explanation.objects.filter(pk__in=list(counts)))
+
+
+def fixes_from(
+    *, counts: dict[int, int], explanations: Iterable[Explanation]
+) -> list[dict[str, Any]]:
+    """blocking_fixes() from blocked devices counted per explanation (no query of its own)."""
     fixes: dict[tuple[str, str], dict[str, Any]] = {}
-    for explanation in Explanation.objects.filter(pk__in=list(counts)):
+    for explanation in explanations:
+        if explanation.pk not in counts:
+            continue
         for reason in explanation.reasons:
             if reason["outcome"] != Outcome.BLOCKED or reason.get("is_warning"):
                 continue
@@ -214,25 +193,6 @@ def blocking_fixes(*, batch: MoveBatch) -> list[dict[str, Any]]:
             )
             fix["devices"] += counts[explanation.pk]
     return sorted(fixes.values(), key=lambda f: -f["devices"])
-
-
-def member_counts(*, batch: MoveBatch) -> dict[str, int]:
-    return dict(
-        BatchMailbox.objects.filter(batch=batch)
-        .values_list("state")
-        .annotate(n=Count("pk"))
-        .values_list("state", "n")
-    )
-
-
-def member_rows(*, batch: MoveBatch) -> QuerySet[BatchMailbox]:
-    return (
-        BatchMailbox.objects.filter(batch=batch)
-        .exclude(state="removed")
-        .select_related("mailbox", "source_server")
-        .annotate(devices=Count("predictions__outcome"))
-        .order_by("mailbox__primary_smtp_address")
-    )
 
 
 # Where each kind of question is answered: a URL name and a fragment of the page.
@@ -253,18 +213,29 @@ def open_questions(*, batch: MoveBatch) -> list[dict[str, Any]]:
     Two queries whatever the batch size: predictions counted per explanation, then the
     distinct explanations (each lists the questions its reasons name).
     """
-    from django.urls import NoReverseMatch, reverse
-
-    from .planner.questions import QUESTIONS
-
     counts = dict(
         Prediction.objects.filter(member__batch=batch, member__state=MemberState.PENDING)
         .values_list("explanation_id")
         .annotate(n=Count("outcome"))
         .values_list("explanation_id", "n")
     )
+    return questions_from(
+        counts=counts, explanations=Explanation.objects.filter(pk__in=list(counts))
+    )
+
+
+def questions_from(
+    *, counts: dict[int, int], explanations: Iterable[Explanation]
+) -> list[dict[str, Any]]:
+    """open_questions() from pending devices counted per explanation (no query of its own)."""
+    from django.urls import NoReverseMatch, reverse
+
+    from .planner.questions import QUESTIONS
+
     found: dict[tuple[str, str], dict[str, Any]] = {}
-    for explanation in Explanation.objects.filter(pk__in=list(counts)):
+    for explanation in explanations:
+        if explanation.pk not in counts:
+            continue
         n = counts[explanation.pk]
         deciding = set(explanation.depends_on)
         for reason in explanation.reasons:
@@ -311,7 +282,348 @@ def batch_unsupported_paths(*, batch: MoveBatch) -> list:
     """Source servers of this batch's mailboxes that cannot coexist with its target."""
     from .services import unsupported_paths
 
-    source_ids = BatchMailbox.objects.filter(batch=batch, state__in=SHOWN_STATES).values_list(
-        "source_server_id", flat=True
+    per_server = (
+        BatchMailbox.objects.filter(batch=batch, state__in=SHOWN_STATES)
+        .order_by()
+        .values_list("source_server_id")
+        .annotate(n=Count("pk"))
+        .values_list("source_server_id", "n")
     )
-    return unsupported_paths(source_ids=list(source_ids), target=batch.target_server)
+    # unsupported_paths() counts the ids it is given: a row per server, not one per mailbox.
+    source_ids = chain.from_iterable(repeat(pk, n) for pk, n in per_server)
+    return unsupported_paths(source_ids=source_ids, target=batch.target_server)
+
+
+# -- A batch's people: a person is a mailbox of the batch, with every phone it syncs ------------
+#
+# The batch page lists people, not devices, worst outcome first, and counts people next to
+# devices; the dashboard counts the people of each coming batch who must act. Ranking 20,000
+# people by the worst outcome of their phones is an aggregate over the whole batch (~50 ms on
+# PostgreSQL), so it is computed once per plan: BatchImpact holds the ranking and the counts,
+# cached under a key that changes with every plan and every change of membership.
+
+NO_PHONE = len(OUTCOME_ORDER)  # the rank of a person without a phone: after every outcome
+IMPACT_CACHE_SECONDS = 6 * 60 * 60  # a safety net only: the key changes when the data does
+PHONE_SORTS = ("device", "model", "last_sync")  # orders by a fact of a person's phones
+
+
+def outcome_rank(field: str = "outcome") -> Case:
+    """An outcome as its place in OUTCOME_ORDER (0 = blocked, the worst), for MIN and ORDER BY."""
+    return Case(
+        *[When(**{field: o}, then=Value(i)) for i, o in enumerate(OUTCOME_ORDER)],
+        output_field=IntegerField(),
+    )
+
+
+@dataclass(frozen=True)
+class BatchImpact:
+    """What a batch's plan does to its people and devices, counted in two queries.
+
+    `people`: the member ids of everyone the page lists (all members but removed ones), the
+    worst outcome first, then by name; `ranks`: each one's worst outcome in the same order, as
+    an index into OUTCOME_ORDER (NO_PHONE: no phone syncs with the mailbox); `by_name`: the
+    same ids by name. `devices`: devices per outcome. `explanation_counts`: (explanation id,
+    member state, devices), from which the fixes and open questions are read. `key`: its cache
+    key, under which the orders by a phone's fact are cached too.
+    """
+
+    people: tuple[int, ...]
+    ranks: bytes
+    by_name: tuple[int, ...]
+    devices: dict[str, int]
+    explanation_counts: tuple[tuple[int, str, int], ...]
+    key: str = ""
+
+    def people_per_outcome(self) -> dict[str, int]:
+        """People per worst outcome: each person counts once, under their worst phone."""
+        counts = Counter(self.ranks)
+        return {o: counts.get(i, 0) for i, o in enumerate(OUTCOME_ORDER)}
+
+    def people_without_phone(self) -> int:
+        return self.ranks.count(NO_PHONE)
+
+    def needing_action(self) -> dict[str, int]:
+        """People whose worst phone does not simply continue, per outcome someone has."""
+        return {o: n for o, n in self.people_per_outcome().items() if o != Outcome.CONTINUES and n}
+
+    def explanation_devices(self, *, states: Iterable[str]) -> dict[int, int]:
+        wanted = set(states)
+        counts: Counter[int] = Counter()
+        for explanation_id, state, n in self.explanation_counts:
+            if state in wanted:
+                counts[explanation_id] += n
+        return dict(counts)
+
+
+def batch_memberships(*, batch_ids: Iterable[int]) -> dict[int, dict[str, tuple[int, int]]]:
+    """Per batch and member state: (members, sum of their ids). One query.
+
+    The counts are shown; with the id sums they also fingerprint who is in which state, so a
+    removal, a move recorded or a mailbox added changes the key of the cached BatchImpact.
+    """
+    tally: dict[int, dict[str, tuple[int, int]]] = defaultdict(dict)
+    rows = (
+        BatchMailbox.objects.filter(batch_id__in=list(batch_ids))
+        .values_list("batch_id", "state")
+        .annotate(n=Count("pk"), ids=Sum("pk"))
+        .order_by()
+    )
+    for batch_id, state, n, ids in rows:
+        tally[batch_id][state] = (n, ids or 0)
+    return tally
+
+
+def _impact_key(batch: MoveBatch, membership: dict[str, tuple[int, int]]) -> str:
+    # A plan rewrites predictions and then sets planned_at; everything else that changes what
+    # the page counts changes the membership. created_at tells apart batches that reuse an id.
+    fingerprint = (
+        batch.pk,
+        batch.created_at.isoformat(),
+        batch.planned_at.isoformat() if batch.planned_at else "",
+        sorted(membership.items()),
+    )
+    digest = hashlib.sha256(repr(fingerprint).encode()).hexdigest()[:32]
+    return f"exsync:batch-impact:1:{digest}"
+
+
+def batch_impacts(
+    *, batches: Sequence[MoveBatch], memberships: dict[int, dict[str, tuple[int, int]]]
+) -> dict[int, BatchImpact]:
+    """BatchImpact of each batch, from the cache; those missing are built together (two
+    queries whatever their number) and cached."""
+    keys = {batch.pk: _impact_key(batch, memberships.get(batch.pk, {})) for batch in batches}
+    found = cache.get_many(list(keys.values())) if keys else {}
+    impacts = {pk: found[key] for pk, key in keys.items() if key in found}
+    missing = [pk for pk in keys if pk not in impacts]
+    if missing:
+        built = _build_impacts(keys={pk: keys[pk] for pk in missing})
+        cache.set_many({keys[pk]: built[pk] for pk in missing}, IMPACT_CACHE_SECONDS)
+        impacts.update(built)
+    return impacts
+
+
+def _build_impacts(*, keys: dict[int, str]) -> dict[int, BatchImpact]:
+    batch_ids = list(keys)
+    # Sorted here rather than by the database: both orders from one unordered query, and names
+    # compared without case whatever the database's collation.
+    found: dict[int, list[tuple[str, str, int, int]]] = {pk: [] for pk in batch_ids}
+    ranked = (
+        BatchMailbox.objects.filter(batch_id__in=batch_ids, state__in=SHOWN_STATES)
+        .annotate(worst=Min(outcome_rank("predictions__outcome")))
+        .order_by()
+        .values_list(
+            "batch_id", "pk", "worst", "mailbox__display_name", "mailbox__primary_smtp_address"
+        )
+    )
+    for batch_id, member_id, worst, name, address in ranked:
+        rank = NO_PHONE if worst is None else worst
+        found[batch_id].append((name.casefold(), address, member_id, rank))
+    people: dict[int, list[tuple[str, str, int, int]]] = {}
+    by_name: dict[int, tuple[int, ...]] = {}
+    for pk, rows in found.items():
+        rows.sort()
+        by_name[pk] = tuple(row[2] for row in rows)
+        people[pk] = sorted(rows, key=lambda row: row[3])  # stable: by name within an outcome
+    devices: dict[int, Counter[str]] = {pk: Counter() for pk in batch_ids}
+    explained: dict[int, list[tuple[int, str, int]]] = {pk: [] for pk in batch_ids}
+    counted = (
+        Prediction.objects.filter(member__batch_id__in=batch_ids, member__state__in=SHOWN_STATES)
+        .values_list("member__batch_id", "explanation_id", "member__state", "outcome")
+        .annotate(n=Count("outcome"))
+        .order_by()
+    )
+    for batch_id, explanation_id, state, outcome, n in counted:
+        devices[batch_id][outcome] += n
+        explained[batch_id].append((explanation_id, state, n))
+    return {
+        pk: BatchImpact(
+            people=tuple(row[2] for row in people[pk]),
+            ranks=bytes(row[3] for row in people[pk]),
+            by_name=by_name[pk],
+            key=keys[pk],
+            devices={o: devices[pk].get(o, 0) for o in OUTCOME_ORDER},
+            explanation_counts=tuple(sorted(explained[pk])),
+        )
+        for pk in batch_ids
+    }
+
+
+def batch_impact(*, batch: MoveBatch, membership: dict[str, tuple[int, int]]) -> BatchImpact:
+    return batch_impacts(batches=[batch], memberships={batch.pk: membership})[batch.pk]
+
+
+def batch_people(
+    *,
+    batch: MoveBatch,
+    impact: BatchImpact,
+    outcome: str = "",
+    query: str = "",
+    rule: str = "",
+    sort: str = "outcome",
+) -> list[int]:
+    """Member ids of the people the batch page lists, in order; the page shows 25 of them.
+
+    A person matches `outcome` when it is the worst outcome of their phones (what they count
+    under), `query` when it is in their name or address or in a phone's id, model or name,
+    `rule` when one of their phones' predictions cites it. The orders come from the impact
+    or the cache beside it; the text filters take one query.
+    """
+    ids = list(_people_order(batch, impact, sort))
+    if query or rule:
+        matching = set(_people_matching(batch, query, rule).values_list("pk", flat=True))
+        ids = [pk for pk in ids if pk in matching]
+    if outcome in OUTCOME_ORDER:
+        wanted = OUTCOME_ORDER.index(outcome)
+        rank_of = dict(zip(impact.people, impact.ranks, strict=True))
+        ids = [pk for pk in ids if rank_of.get(pk) == wanted]
+    return ids
+
+
+def _people_matching(batch: MoveBatch, query: str, rule: str) -> QuerySet[BatchMailbox]:
+    members = BatchMailbox.objects.filter(batch=batch, state__in=SHOWN_STATES)
+    if query:
+        # Matched in the mailbox and device tables (each searched once, through the trigram
+        # indexes on PostgreSQL), not once per member of a 20,000-mailbox batch.
+        named = Mailbox.objects.filter(
+            Q(display_name__icontains=query)
+            | Q(primary_smtp_address__icontains=query)
+            | Q(alias__icontains=query)
+        ).values("pk")
+        with_phone = Partnership.objects.filter(
+            Q(device__device_id__icontains=query)
+            | Q(device__model__icontains=query)
+            | Q(device__friendly_name__icontains=query)
+        ).values("mailbox_id")
+        members = members.filter(Q(mailbox_id__in=named) | Q(mailbox_id__in=with_phone))
+    if rule:
+        # The text match narrows the explanations in the database; rule_in() checks the id.
+        cited = [
+            e.pk for e in Explanation.objects.filter(reasons__icontains=rule) if rule_in(e, rule)
+        ]
+        members = members.filter(
+            Exists(Prediction.objects.filter(member=OuterRef("pk"), explanation_id__in=cited))
+        )
+    return members
+
+
+def _people_order(batch: MoveBatch, impact: BatchImpact, sort: str) -> Sequence[int]:
+    """Everyone the page lists, in the order `sort` names: worst first and by name from the
+    impact; by a fact of their phones (an aggregate over the batch, like the impact) computed
+    the first time it is asked for and cached with it."""
+    if sort == "mailbox":
+        return impact.by_name
+    if sort not in PHONE_SORTS:
+        return impact.people
+    key = f"{impact.key}:{sort}"
+    order = cache.get(key) if impact.key else None
+    if order is None:
+        members = BatchMailbox.objects.filter(batch=batch, state__in=SHOWN_STATES)
+        order = tuple(_people_sorted(members, sort))
+        if impact.key:
+            cache.set(key, order, IMPACT_CACHE_SECONDS)
+    return order
+
+
+def _people_sorted(members: QuerySet[BatchMailbox], sort: str) -> QuerySet:
+    """The ids of `members` by a fact of their phones: the first device id or model, or the
+    latest successful sync (most recent first); people without a phone last."""
+    by_name = ("mailbox__display_name", "mailbox__primary_smtp_address", "pk")
+    if sort == "last_sync":
+        members = members.annotate(key=Max("predictions__partnership__last_success_sync_at"))
+        order = (F("key").desc(nulls_last=True), *by_name)
+    else:
+        field = "device_id" if sort == "device" else "model"
+        members = members.annotate(key=Min(f"predictions__partnership__device__{field}"))
+        order = (F("key").asc(nulls_last=True), *by_name)
+    return members.order_by(*order).values_list("pk", flat=True)
+
+
+def people_with_phones(*, member_ids: Sequence[int]) -> list[BatchMailbox]:
+    """The members `member_ids` names, in that order, each with `phones`: its predictions
+    (worst first) with their partnership and device. Two queries; batch_report() attaches
+    the predictions' explanations."""
+    members = BatchMailbox.objects.filter(pk__in=list(member_ids)).select_related(
+        "mailbox", "source_server"
+    )
+    by_id = {m.pk: m for m in members}
+    for member in by_id.values():
+        member.phones = []
+    phones = (
+        Prediction.objects.filter(member_id__in=list(member_ids))
+        .select_related("partnership__device")
+        .only(
+            "member_id",
+            "outcome",
+            "explanation_id",
+            "partnership__eas_version",
+            "partnership__last_success_sync_at",
+            "partnership__device__device_id",
+            "partnership__device__model",
+            "partnership__device__device_type",
+            "partnership__device__friendly_name",
+            "partnership__device__os",
+        )
+        .annotate(rank=outcome_rank())
+        .order_by("member_id", "rank", "partnership__device__device_id")
+    )
+    for phone in phones:
+        by_id[phone.member_id].phones.append(phone)
+    return [by_id[pk] for pk in member_ids if pk in by_id]
+
+
+def batch_report(*, impact: BatchImpact, people: Sequence[BatchMailbox]) -> dict[str, Any]:
+    """The batch page's counts, fixes and open questions, and the explanations of the listed
+    phones attached to them (phone.explanation): one query for all explanations."""
+    ids = {explanation_id for explanation_id, _, _ in impact.explanation_counts}
+    ids.update(phone.explanation_id for person in people for phone in person.phones)
+    explanations = {e.pk: e for e in Explanation.objects.filter(pk__in=ids).order_by("pk")}
+    for person in people:
+        for phone in person.phones:
+            phone.explanation = explanations.get(phone.explanation_id)
+    blocked = {
+        pk: n
+        for pk, n in impact.explanation_devices(states=SHOWN_STATES).items()
+        if pk in explanations and explanations[pk].outcome == Outcome.BLOCKED
+    }
+    per_person = impact.people_per_outcome()
+    top = max(per_person.values(), default=0) or 1
+    return {
+        "outcomes": [
+            {
+                "outcome": o,
+                "people": per_person[o],
+                "devices": impact.devices[o],
+                "width": round(100 * per_person[o] / top),  # an SVG width: no locale
+            }
+            for o in OUTCOME_ORDER
+        ],
+        "people": len(impact.people),
+        "people_with_phones": len(impact.people) - impact.people_without_phone(),
+        "people_without_phone": impact.people_without_phone(),
+        "needing_action": sum(impact.needing_action().values()),
+        "devices": sum(impact.devices.values()),
+        "fixes": fixes_from(counts=blocked, explanations=explanations.values()),
+        "questions": questions_from(
+            counts=impact.explanation_devices(states=[MemberState.PENDING]),
+            explanations=explanations.values(),
+        ),
+    }
+
+
+def batches_ahead(*, limit: int = 10) -> list[MoveBatch]:
+    """Draft, scheduled and running batches, the next to start first, each with `people`
+    (everyone listed on its page) and `needing_action` ({outcome: people whose worst phone
+    has it}, continues left out). A fixed number of queries whatever the batches' sizes."""
+    batches = list(
+        MoveBatch.objects.filter(state__in=ACTIVE_BATCH_STATES)
+        .select_related("target_server")
+        .order_by("start_at", "name")[:limit]
+    )
+    memberships = batch_memberships(batch_ids=[b.pk for b in batches])
+    impacts = batch_impacts(batches=batches, memberships=memberships)
+    for batch in batches:
+        impact = impacts[batch.pk]
+        batch.people = len(impact.people)
+        batch.needing_action = impact.needing_action()
+        batch.needing_action_total = sum(batch.needing_action.values())
+    return batches

@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from devices.models import Mailbox
 from exsync.roles import can_schedule
@@ -43,6 +43,7 @@ def schedulers_only(view):
 
 
 PLANNING = (PlanState.QUEUED, PlanState.RUNNING)
+PEOPLE_PER_PAGE = 25  # the batch page lists people (each with all their phones), 25 at a time
 
 
 def _plan_status(batches: Iterable[MoveBatch], *, names: bool) -> dict[str, object]:
@@ -63,6 +64,7 @@ def _plan_status(batches: Iterable[MoveBatch], *, names: bool) -> dict[str, obje
     }
 
 
+@require_safe
 def batch_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(selectors.batch_list(), 25).get_page(request.GET.get("page"))
     planning = [b for b in page.object_list if b.plan_state in (*PLANNING, PlanState.FAILED)]
@@ -131,42 +133,44 @@ def batch_create(request: HttpRequest) -> HttpResponse:
     return render(request, "migrations_plan/batch_form.html", {"form": form})
 
 
+@require_safe
 def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(
-        MoveBatch.objects.select_related("target_server", "created_by"), pk=pk
+        MoveBatch.objects.select_related("target_server", "target_policy", "created_by"), pk=pk
     )
-    filters = PredictionFilterForm(request.GET or None)
+    # Always bound, worst first unless asked: the sort box then shows the order the page has.
+    data = request.GET.copy()
+    data.setdefault("sort", "outcome")
+    filters = PredictionFilterForm(data)
     filters.is_valid()
-    wanted = filters.cleaned_data if filters.is_bound else {}
-    rows = selectors.prediction_rows(
+    wanted = filters.cleaned_data
+    membership = selectors.batch_memberships(batch_ids=[batch.pk])[batch.pk]
+    impact = selectors.batch_impact(batch=batch, membership=membership)
+    listed = selectors.batch_people(
         batch=batch,
+        impact=impact,
         outcome=wanted.get("outcome") or "",
         query=wanted.get("q") or "",
         rule=wanted.get("rule") or "",
         sort=wanted.get("sort") or "outcome",
     )
-    page = Paginator(rows, 50).get_page(request.GET.get("page"))
-    explanations = selectors.explanations_for(page.object_list)
-    summary = selectors.outcome_summary(batch=batch)
+    page = Paginator(listed, PEOPLE_PER_PAGE).get_page(request.GET.get("page"))
+    people = selectors.people_with_phones(member_ids=page.object_list)
     query = request.GET.copy()
     query.pop("page", None)
-    members = Paginator(selectors.member_rows(batch=batch), 50).get_page(request.GET.get("mpage"))
     return render(
         request,
         "migrations_plan/batch_detail.html",
         {
             "batch": batch,
-            "summary": summary,
-            "chart": selectors.outcome_chart(summary),
-            "fixes": selectors.blocking_fixes(batch=batch),
-            "questions": selectors.open_questions(batch=batch),
+            "report": selectors.batch_report(impact=impact, people=people),
             "unsupported": selectors.batch_unsupported_paths(batch=batch),
             "page": page,
-            "explanations": explanations,
+            "people": people,
+            "filtered": any(wanted.get(f) for f in ("outcome", "q", "rule")),
             "filters": filters,
             "querystring": query.urlencode(),
-            "member_counts": selectors.member_counts(batch=batch),
-            "members": members,
+            "member_counts": {state: n for state, (n, _) in membership.items()},
             "audit": batch.audit.select_related("actor")[:50],
             "add_form": AddMailboxesForm(),
             "editable": batch.state in services.EDITABLE_STATES,

@@ -121,7 +121,7 @@ def test_admin_creates_a_batch_from_a_migration_batch_csv_and_sees_the_preview(
 
     body = client.get(reverse("migrations_plan:batch_detail", args=[batch.pk])).content.decode()
     assert "Planned at" in body and 'http-equiv="refresh"' not in body
-    assert "Devices per outcome" in body and "M-2010-2013P" in body
+    assert "People and devices per outcome" in body and "M-2010-2013P" in body
 
 
 def test_unknown_addresses_are_listed_and_no_batch_is_created(client, admin_user, org):
@@ -310,11 +310,7 @@ def test_filters_narrow_the_device_table(client, helpdesk_user, org):
     assert quarantined.device.device_id in body
     assert body.count("Remove mailbox") == 0
     assert (
-        sum(
-            1
-            for m in mailboxes[1:]
-            if m.primary_smtp_address in body.split('id="members-title"')[0]
-        )
+        sum(1 for m in mailboxes[1:] if m.primary_smtp_address in body.split('id="audit-title"')[0])
         == 0
     )
 

@@ -92,8 +92,8 @@ def test_an_admin_answers_the_open_question_and_the_range_becomes_an_answer(
             # -- the admin: the range and the question that decides it --------------------
             page = open_as(admin)
             page.goto(batch_url)
-            devices = page.get_by_role("region", name="Devices", exact=True)
-            device_rows = devices.get_by_role("row").filter(has_text="@")
+            devices = page.get_by_role("region", name="People and their phones")
+            device_rows = devices.locator("tr.phone")
             expect(device_rows).to_have_count(3)
             for n in range(3):
                 row = device_rows.nth(n)

@@ -990,6 +990,16 @@ def _x_abq(ctx: _Ctx, matrix: Sequence[Reason]) -> list[Reason]:
     default = _level(ctx.org.default_access_level) if ctx.org else None
     if default in (AccessLevel.QUARANTINE, AccessLevel.BLOCK):
         if allowed is False:
+            if default is AccessLevel.BLOCK:
+                return [
+                    _reason(
+                        "X-ABQ",
+                        "The target's DefaultAccessLevel is 'block' and nothing allows this "
+                        "device there.",
+                        user_action="Contact IT: this phone will be blocked from company mail on "
+                        "the new server; waiting will not change that.",
+                    )
+                ]
             return [_reason("X-ABQ", f"The target's DefaultAccessLevel is '{default}'.")]
         if allowed is None:
             return [

@@ -229,3 +229,13 @@ def test_one_server_of_unknown_forest_is_a_question_not_a_same_forest_guess() ->
     assert prediction.outcome is Outcome.UNKNOWN
     assert set(prediction.possible) == {Outcome.REPARTNER, Outcome.CONTINUES}
     assert prediction.depends_on == ("forest",)
+
+
+def test_a_target_that_blocks_unknown_devices_does_not_tell_the_user_to_wait() -> None:
+    prediction = predict_range(
+        mv(srv(E2016), srv(E2019), kind=MoveKind.CROSS_FOREST),
+        dev(cas2016, allowed_on_target=False),
+        org(default_access_level=AccessLevel.BLOCK),
+    )
+    assert prediction.outcome is Outcome.BLOCKED
+    assert "wait" not in prediction.user_text.lower().replace("waiting will not", "")

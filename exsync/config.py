@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -191,4 +192,13 @@ def client_ip(request: Any, *, trusted_proxies: int) -> str | None:
     forwarded = [a for a in forwarded if a]
     if len(forwarded) < trusted_proxies:
         return remote  # not through the proxies we were told about
-    return forwarded[-trusted_proxies]
+    candidate = forwarded[-trusted_proxies]
+    try:
+        # A proxy may write "address:port" or "[v6]:port"; anything else is not an address.
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        host = candidate.rsplit(":", 1)[0].strip("[]") if ":" in candidate else candidate
+        try:
+            return str(ipaddress.ip_address(host))
+        except ValueError:
+            return remote

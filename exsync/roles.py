@@ -33,4 +33,10 @@ def ensure_roles(group_model=None, permission_model=None) -> None:
     admins, _ = group_model.objects.get_or_create(name=ADMINS)
     admins.permissions.set(ours)
     helpdesk, _ = group_model.objects.get_or_create(name=HELPDESK)
-    helpdesk.permissions.set(ours.filter(codename__startswith="view_"))
+    # Helpdesk reads everything a caller needs, but not the e-mail outbox or the notice log
+    # as a whole (one person's notices are on that person's page).
+    helpdesk.permissions.set(
+        ours.filter(codename__startswith="view_").exclude(
+            codename__in=["view_outboxmessage", "view_notice"]
+        )
+    )

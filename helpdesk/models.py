@@ -103,6 +103,10 @@ def needed_actions(outcome: str, reasons: Iterable[Mapping]) -> list[str]:
         for r in checked
     ):
         found.add(Action.WAIT_FOR_APPROVAL.value)
-    if not found and outcome in ("continues", "redirect", "full_resync"):
+    # "Nothing to do" only when no checked reason asks the user anything: a redirect that
+    # wants a new sign-in, or a resync prompt, is told by the sentence itself, not by a
+    # generic step that would contradict it.
+    quiet = not any(_asks_user(r) for r in checked if r.get("outcome") == outcome)
+    if not found and quiet and outcome in ("continues", "redirect", "full_resync"):
         found.add(Action.NOTHING.value)
     return [a for a in ACTION_ORDER if a in found]

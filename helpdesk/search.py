@@ -201,6 +201,8 @@ def _current_memberships(mailbox_ids: list[int]) -> dict[int, dict]:
     )
     rows = (
         BatchMailbox.objects.filter(mailbox_id__in=mailbox_ids, state__in=SHOWN_STATES)
+        # A cancelled batch moved nobody: it is not the batch a caller is in.
+        .exclude(batch__state=BatchState.CANCELLED)
         .values(
             "id",
             "mailbox_id",

@@ -13,6 +13,7 @@ from django.db.models import F, QuerySet
 from devices.models import Mailbox, Partnership
 from migrations_plan.models import (
     BatchMailbox,
+    BatchState,
     Explanation,
     MemberState,
     Notice,
@@ -70,7 +71,12 @@ def _focus(memberships: list[BatchMailbox]) -> BatchMailbox | None:
     active = [m for m in memberships if m.is_active]
     if active:
         return active[0]
-    kept = [m for m in memberships if m.state != MemberState.REMOVED]
+    # A cancelled batch never moved anyone: its plan must not be what the caller is told.
+    kept = [
+        m
+        for m in memberships
+        if m.state != MemberState.REMOVED and m.batch.state != BatchState.CANCELLED
+    ]
     return kept[0] if kept else None
 
 

@@ -376,10 +376,14 @@ def batch_memberships(*, batch_ids: Iterable[int]) -> dict[int, dict[str, tuple[
 def _impact_key(batch: MoveBatch, membership: dict[str, tuple[int, int]]) -> str:
     # A plan rewrites predictions and then sets planned_at; everything else that changes what
     # the page counts changes the membership. created_at tells apart batches that reuse an id.
+    # A mailbox removed and added back leaves the membership as it was, but its predictions
+    # went with the removal and a plan was requested: the request time tells them apart.
     fingerprint = (
         batch.pk,
         batch.created_at.isoformat(),
         batch.planned_at.isoformat() if batch.planned_at else "",
+        batch.plan_requested_at.isoformat() if batch.plan_requested_at else "",
+        batch.plan_state,
         sorted(membership.items()),
     )
     digest = hashlib.sha256(repr(fingerprint).encode()).hexdigest()[:32]

@@ -137,6 +137,12 @@ CERT_SERVER_SIDE = reason(
     admin_action="Renew the certificate.",
 )
 CERT_WARNING = reason("X-CERT", "continues", text="Not checked.", warning=True)
+SIGN_IN_AGAIN = reason(
+    "M-HYB-ON-451",
+    "redirect",
+    user_action="Sign in again with modern authentication when prompted.",
+)
+NOTHING = reason("M-2013P-2013P", "continues")
 QUARANTINE = reason(
     "X-ABQ",
     "blocked",
@@ -174,6 +180,9 @@ UNDECIDED = reason("M-2010-2016", "unknown", text="Cannot decide: the namespace 
         ("unknown", [UNDECIDED, CERT_WARNING], []),
         ("full_resync", [], ["nothing"]),
         ("redirect", [], ["nothing"]),
+        # The sentence asks the user to sign in again: no "nothing to do" step beside it.
+        ("redirect", [SIGN_IN_AGAIN], []),
+        ("continues", [NOTHING], ["nothing"]),
     ],
 )
 def test_the_action_a_user_needs_comes_from_the_prediction(outcome, reasons, actions):
@@ -654,3 +663,38 @@ def test_exchange_admins_edit_instructions_in_the_admin_and_helpdesk_only_reads_
     assert response.status_code == 302
     text.refresh_from_db()
     assert text.title == "Ask IT for the certificate file"
+
+
+def test_a_cancelled_batch_is_not_the_one_the_caller_is_told_about(client, helpdesk_user):
+    from devices.models import Mailbox
+    from helpdesk.search import people
+    from migrations_plan.services import batch_create, batch_transition
+    from tests.factories import ExchangeServerFactory, MailboxFactory, PartnershipFactory
+
+    source, target = ExchangeServerFactory(name="EX2016A"), ExchangeServerFactory(name="EX2019A")
+    kim = MailboxFactory(server=source, display_name="Kim Jensen")
+    PartnershipFactory(mailbox=kim)
+    done = batch_create(
+        name="Done",
+        target_server=target,
+        start_at=timezone.now() - timedelta(days=30),
+        mailboxes=[kim],
+        actor=None,
+    )
+    for action in ("schedule", "start", "complete"):
+        batch_transition(batch=done, action=action, actor=None)
+    dropped = batch_create(
+        name="Dropped",
+        target_server=source,
+        start_at=timezone.now() - timedelta(days=5),
+        mailboxes=[Mailbox.objects.get(pk=kim.pk)],
+        actor=None,
+    )
+    batch_transition(batch=dropped, action="cancel", actor=None)
+
+    client.force_login(helpdesk_user)
+    page = client.get(reverse("helpdesk:person", args=[kim.pk])).content.decode()
+
+    assert [row.batch_name for row in people("Kim Jensen")] == ["Done"]
+    assert "What happens is said for batch" in page
+    assert ">Done</a> (completed)" in page and "Dropped" in page  # both listed, Done described

@@ -162,3 +162,30 @@ def test_the_admin_login_is_throttled_too(client, admin_user):
 
     assert response.status_code == 429
     assert LOCKED in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "expected"),
+    [
+        ("203.0.113.9", "203.0.113.9"),
+        ("203.0.113.9:5555", "203.0.113.9"),
+        ("[2001:db8::1]:443", "2001:db8::1"),
+        ("not-an-address", "10.0.0.2"),
+    ],
+)
+def test_the_forwarded_client_address_is_an_address_or_the_proxys(forwarded, expected):
+    from types import SimpleNamespace
+
+    from exsync.config import client_ip
+
+    request = SimpleNamespace(
+        META={"REMOTE_ADDR": "10.0.0.2", "HTTP_X_FORWARDED_FOR": f"198.51.100.7, {forwarded}"}
+    )
+    assert client_ip(request, trusted_proxies=1) == expected
+
+
+@pytest.mark.django_db
+def test_helpdesk_holds_no_permission_on_the_outbox_or_the_notice_log(helpdesk_user):
+    assert not helpdesk_user.has_perm("migrations_plan.view_outboxmessage")
+    assert not helpdesk_user.has_perm("migrations_plan.view_notice")
+    assert helpdesk_user.has_perm("migrations_plan.view_movebatch")

@@ -713,3 +713,19 @@ def test_batch_list_counts_people_by_their_worst_outcome(helpdesk, world):
     page = helpdesk.get(reverse("migrations_plan:batch_list")).content.decode()
     assert f"{URL}?batch={soon.pk}" in page
     assert "1 person" in page and "People" in page
+
+
+@pytest.mark.postgres
+def test_a_page_walks_without_parallel_workers_and_puts_the_setting_back(helpdesk, world):
+    def setting() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW max_parallel_workers_per_gather")
+            return cursor.fetchone()[0]
+
+    before = setting()
+    with CaptureQueriesContext(connection) as captured:
+        assert names(get(helpdesk, outcome="blocked", sort="outcome"))
+    sql = [q["sql"] for q in captured.captured_queries]
+    assert sql.count("SET max_parallel_workers_per_gather = 0") == 1
+    assert sql.count("RESET max_parallel_workers_per_gather") == 1
+    assert setting() == before

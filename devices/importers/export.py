@@ -13,7 +13,7 @@ from typing import Any
 
 from .dates import Culture, DateColumn, culture_named
 from .kinds import KINDS, KINDS_BY_NAME, Kind, RowContext, RowParser, detect, missing_columns
-from .problems import MAX_REPORTED, ExportWarning, Findings, Problem
+from .problems import MAX_REPORTED, Findings, Problem, ReportsFindings
 from .reader import CsvFile, Source
 
 PROGRESS_EVERY = 10_000
@@ -41,7 +41,7 @@ def _columns_found(header: list[str]) -> str:
     return ", ".join(header) if header else "none"
 
 
-class Export:
+class Export(ReportsFindings):
     """One export file after its first pass: kind, problems, warnings, counts, then rows()."""
 
     def __init__(
@@ -82,27 +82,6 @@ class Export:
     @property
     def encoding(self) -> str:
         return self._file.encoding
-
-    @property
-    def problems(self) -> list[Problem]:
-        """Every problem (the first MAX_REPORTED, then an "and N more" note), in line order."""
-        return self._problems.as_list()
-
-    @property
-    def warnings(self) -> list[ExportWarning]:
-        return self._warnings.as_list()  # type: ignore[return-value]
-
-    @property
-    def problem_count(self) -> int:
-        return self._problems.count
-
-    @property
-    def warning_count(self) -> int:
-        return self._warnings.count
-
-    @property
-    def ok(self) -> bool:
-        return self._problems.count == 0
 
     def __repr__(self) -> str:
         return (

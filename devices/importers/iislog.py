@@ -18,7 +18,7 @@ from typing import IO, Any
 from urllib.parse import unquote, unquote_plus
 
 from .export import ExportHasProblems
-from .problems import MAX_REPORTED, ExportWarning, Findings, Problem
+from .problems import MAX_REPORTED, Findings, ReportsFindings
 from .reader import _Opener, _read_head
 
 KIND = "iis_log"
@@ -90,7 +90,7 @@ class _Device:
         self.last_success: datetime | None = None
 
 
-class IisLog:
+class IisLog(ReportsFindings):
     """One log after its pass: problems, warnings, request counts, then rows()."""
 
     kind = KIND
@@ -103,26 +103,6 @@ class IisLog:
         self._devices: dict[tuple[str, str], _Device] = {}
         self.row_count = 0  # log records (request lines) read
         self.requests = {"eas": 0, "other": 0, "without_device": 0, "base64": 0}
-
-    @property
-    def problems(self) -> list[Problem]:
-        return self._problems.as_list()
-
-    @property
-    def warnings(self) -> list[ExportWarning]:
-        return self._warnings.as_list()  # type: ignore[return-value]
-
-    @property
-    def problem_count(self) -> int:
-        return self._problems.count
-
-    @property
-    def warning_count(self) -> int:
-        return self._warnings.count
-
-    @property
-    def ok(self) -> bool:
-        return self._problems.count == 0
 
     @property
     def device_count(self) -> int:

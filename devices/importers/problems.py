@@ -66,3 +66,33 @@ class Findings:
             noun = "warnings" if self._kind is ExportWarning else "problems"
             items.append(self._kind(self.file, None, None, f"and {hidden} more {noun} not shown"))
         return items
+
+
+class ReportsFindings:
+    """What an export or log being read tells about itself: its problems and warnings.
+
+    Expects `_problems` and `_warnings` (Findings) on the instance."""
+
+    _problems: Findings
+    _warnings: Findings
+
+    @property
+    def problems(self) -> list[Problem]:
+        """Every problem (the first MAX_REPORTED, then an "and N more" note), in line order."""
+        return self._problems.as_list()
+
+    @property
+    def warnings(self) -> list[ExportWarning]:
+        return self._warnings.as_list()  # type: ignore[return-value]
+
+    @property
+    def problem_count(self) -> int:
+        return self._problems.count
+
+    @property
+    def warning_count(self) -> int:
+        return self._warnings.count
+
+    @property
+    def ok(self) -> bool:
+        return self._problems.count == 0

@@ -9,6 +9,7 @@ from django import forms
 
 from .importers import CULTURES
 from .models import ClientProfile, ExchangeServer, Namespace, Organisation
+from .timezones import iana_names, zone_name
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -172,17 +173,49 @@ class ServerFactsForm(ChangedOnly, forms.ModelForm):
 
 
 class OrganisationFactsForm(ChangedOnly, forms.ModelForm):
-    """What Get-ActiveSyncOrganizationSettings, throttling and hybrid settings would say."""
+    """What Get-ActiveSyncOrganizationSettings, throttling and hybrid settings would say, and
+    the time zone move times are told in to people whose mailbox has none."""
 
     hybrid_configured = tri_state("Hybrid configured")
 
     class Meta:
         model = Organisation
-        fields = ["name", "default_access_level", "eas_max_devices", "hybrid_configured"]
+        fields = [
+            "name",
+            "default_access_level",
+            "eas_max_devices",
+            "hybrid_configured",
+            "time_zone",
+        ]
         help_texts = {
             "eas_max_devices": "Partnerships one user may hold; empty = unknown.",
             "default_access_level": "What a device no rule matches gets.",
+            "time_zone": "For people whose mailbox has no time zone of its own: an IANA name "
+            "(Europe/Berlin) or a Windows one as Exchange prints it (W. Europe Standard Time); "
+            "empty = unknown.",
         }
+        widgets = {
+            "time_zone": forms.TextInput(
+                attrs={"list": "time-zones", "autocomplete": "off", "spellcheck": "false"}
+            )
+        }
+
+    def clean_time_zone(self) -> str:
+        value = self.cleaned_data["time_zone"].strip()
+        if not value:
+            return ""
+        name = zone_name(value)
+        if name is None:
+            raise forms.ValidationError(
+                f"'{value}' is not a time zone name; expected an IANA name such as Europe/Berlin "
+                "or a Windows one such as W. Europe Standard Time."
+            )
+        return name
+
+    @property
+    def time_zone_names(self) -> list[str]:
+        """Suggestions for the time zone field (the template's datalist)."""
+        return iana_names()
 
 
 class NamespaceForm(ChangedOnly, forms.ModelForm):

@@ -64,6 +64,15 @@ class Organisation(models.Model):
     device_access_rules_imported_at = models.DateTimeField(
         "device access rules imported", null=True, blank=True
     )
+    time_zone = models.CharField(
+        "time zone",
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="IANA name, e.g. Europe/Berlin; empty = unknown. Move times are given in it "
+        "to people whose mailbox has no time zone of its own.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -427,6 +436,16 @@ class Mailbox(models.Model):
     organizational_unit = models.CharField("OU", max_length=512, blank=True)
     recipient_type = models.CharField(max_length=64, blank=True)
     legacy_dn = models.CharField("LegacyExchangeDN", max_length=512, blank=True)
+    # db_default: the import writers insert mailboxes with SQL that does not name this column.
+    time_zone = models.CharField(
+        "time zone",
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="IANA name from Get-MailboxRegionalConfiguration TimeZone, e.g. "
+        "Europe/Berlin; empty = unknown.",
+    )
 
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)

@@ -36,6 +36,7 @@ from .models import (
 )
 from .selectors import subject_of
 from .signals import inventory_changed
+from .timezones import zone_name
 from .writers import KIND_ORDER, WRITERS, Context, ImportRejected
 
 ProgressHook = Callable[[InventoryImport], None]
@@ -398,7 +399,13 @@ def _write_changed(
         setattr(instance, field, getattr(current, field))
 
 
-ORGANISATION_FACTS = ("name", "default_access_level", "eas_max_devices", "hybrid_configured")
+ORGANISATION_FACTS = (
+    "name",
+    "default_access_level",
+    "eas_max_devices",
+    "hybrid_configured",
+    "time_zone",
+)
 
 
 @transaction.atomic
@@ -409,10 +416,11 @@ def organisation_record_facts(
     via: str = "web",
     **facts: object,
 ) -> Organisation:
-    """Record an organisation's DefaultAccessLevel, EasMaxDevices, hybrid state or name.
+    """Record an organisation's DefaultAccessLevel, EasMaxDevices, hybrid state, name or time
+    zone (an IANA or Windows name, stored as the IANA name).
 
-    `default_access_level=""` and `eas_max_devices=None` record "unknown"; facts left out keep
-    what is recorded. Returns `organisation` with the new values.
+    `default_access_level=""`, `eas_max_devices=None` and `time_zone=""` record "unknown";
+    facts left out keep what is recorded. Returns `organisation` with the new values.
     """
     _only(facts, ORGANISATION_FACTS, "An organisation")
     clean: dict[str, object] = {}
@@ -432,6 +440,12 @@ def organisation_record_facts(
             if value is not None and value < 0:
                 raise ValueError("EasMaxDevices cannot be negative.")
             clean[field] = value
+        elif field == "time_zone":
+            given = str(value or "").strip()
+            zone = zone_name(given) if given else ""
+            if zone is None:
+                raise ValueError(f"'{given}' is not an IANA or Windows time zone name.")
+            clean[field] = zone
         else:
             clean[field] = _tri_state(field, value)
     _write_changed(organisation, clean, actor=actor, via=via)

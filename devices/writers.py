@@ -1736,6 +1736,95 @@ def write_device_access_rules(rows: Rows, ctx: Context) -> dict[str, Any]:
     }
 
 
+# -- time zones of mailboxes (Get-MailboxRegionalConfiguration) ---------------------------------
+
+REGIONAL_STAGE = [
+    ("line", "integer"),
+    ("mailbox_key", "text"),  # PrimarySmtpAddress, lower case; '' when not given
+    ("identity_key", "text"),
+    ("time_zone", "text"),  # IANA name; '' when the mailbox's owner never chose one
+    ("mailbox_id", "bigint"),
+]
+
+
+def write_regional_configurations(rows: Rows, ctx: Context) -> dict[str, Any]:
+    """Mailbox.time_zone from TimeZone, converted to an IANA name by the importer; an empty
+    TimeZone (never chosen) makes it unknown again. Mailboxes are matched as Get-CASMailbox
+    rows are: by PrimarySmtpAddress, else by Identity when exactly one mailbox has it, else by
+    an Identity that is an address. Mailboxes the export leaves out keep their zone."""
+
+    def staged() -> Iterator[tuple]:
+        for line, row in rows:
+            yield (
+                line,
+                row["primary_smtp"] or "",
+                _text(row["identity"]).lower(),
+                row["time_zone"] or "",
+                None,
+            )
+
+    stage = Stage(connection, "stage_regional", REGIONAL_STAGE)
+    total = stage.load(staged())
+    s = stage.name
+    stage.index("mailbox_key")
+    stage.execute(
+        f"UPDATE {s} SET mailbox_id = m.id FROM devices_mailbox m "
+        f"WHERE {s}.mailbox_key <> '' AND m.primary_smtp_address = {s}.mailbox_key"
+    )
+    stage.execute(
+        f"UPDATE {s} SET mailbox_id = m.id FROM (SELECT identity_key, MIN(id) AS id "
+        f"FROM devices_mailbox GROUP BY identity_key HAVING COUNT(*) = 1) m "
+        f"WHERE {s}.mailbox_id IS NULL AND {s}.identity_key <> '' "
+        f"AND m.identity_key = {s}.identity_key"
+    )
+    # Scripts that call Get-MailboxRegionalConfiguration -Identity <address> print the address.
+    stage.execute(
+        f"UPDATE {s} SET mailbox_id = m.id FROM devices_mailbox m "
+        f"WHERE {s}.mailbox_id IS NULL AND {s}.identity_key LIKE %s "
+        f"AND m.primary_smtp_address = {s}.identity_key",
+        ["%@%"],
+    )
+    _report_unmatched(
+        stage,
+        ctx,
+        f"SELECT line, mailbox_key FROM {s} WHERE mailbox_id IS NULL AND mailbox_key <> ''",
+        "PrimarySmtpAddress",
+        "mailbox '{value}' is not in the inventory; import Get-Mailbox first or in the same run",
+    )
+    _report_unmatched(
+        stage,
+        ctx,
+        f"SELECT line, identity_key FROM {s} WHERE mailbox_id IS NULL AND mailbox_key = ''",
+        "Identity",
+        "mailbox '{value}' is not in the inventory, or several mailboxes have this Identity; "
+        "import Get-Mailbox first or in the same run, or export PrimarySmtpAddress too",
+    )
+    stage.index("mailbox_id")
+    duplicates = stage.rows(
+        f"SELECT s.line, s.mailbox_key, s.identity_key, MIN(o.line) FROM {s} s "
+        f"JOIN {s} o ON o.mailbox_id = s.mailbox_id AND o.line < s.line "
+        f"GROUP BY s.line, s.mailbox_key, s.identity_key ORDER BY s.line LIMIT {MAX_PROBLEMS}"
+    )
+    for line, address, identity, first in duplicates:
+        ctx.problem(
+            line,
+            "PrimarySmtpAddress" if address else "Identity",
+            f"mailbox '{address or identity}' is also on line {first}; each mailbox may appear once",
+        )
+    ctx.raise_if_problems()
+    updated = stage.execute(
+        f"UPDATE devices_mailbox SET time_zone = {s}.time_zone, updated_at = {_now_sql()} "
+        f"FROM {s} WHERE devices_mailbox.id = {s}.mailbox_id "
+        f"AND devices_mailbox.time_zone <> {s}.time_zone"
+    )
+    unset = stage.scalar(f"SELECT COUNT(*) FROM {s} WHERE time_zone = ''")
+    return {
+        "rows": total,
+        "mailboxes": {"updated": updated, "unchanged": total - updated},
+        "time zones": {"known": total - unset, "not chosen": unset},
+    }
+
+
 WRITERS: dict[str, Callable[[Rows, Context], dict[str, Any]]] = {
     "servers": write_servers,
     "vdirs": write_vdirs,
@@ -1752,6 +1841,7 @@ WRITERS: dict[str, Callable[[Rows, Context], dict[str, Any]]] = {
     "accepted_domains": write_accepted_domains,
     "device_access_rules": write_device_access_rules,
     "cas_mailboxes": write_cas_mailboxes,
+    "regional_configurations": write_regional_configurations,
 }
 # Files given together are imported in this order, so devices find their mailboxes and
 # organisation-level settings find the organisations the servers' forests made.
@@ -1770,5 +1860,6 @@ KIND_ORDER = [
     "devices",
     "iis_log",  # 2003 partnerships: after mailboxes and the device exports
     "cas_mailboxes",  # after devices: the lists are written onto partnerships
+    "regional_configurations",  # after mailboxes: sets their time zones
     "move_requests",
 ]

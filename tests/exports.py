@@ -161,3 +161,13 @@ ACCEPTED_DOMAINS = (
     '"contoso.mail.onmicrosoft.com","contoso.mail.onmicrosoft.com","Authoritative","False","True","False",'
     f'"CN=contoso.mail.onmicrosoft.com,CN=Accepted Domains,CN=Transport Settings,{CONTOSO_CONFIG}","contoso.mail.onmicrosoft.com"\r\n'
 )
+
+# Get-Mailbox | Get-MailboxRegionalConfiguration through a remote session (the mailboxes of
+# MAILBOXES): TimeZone is the Windows time zone id; Kim never chose one (all four $null).
+REGIONAL_CONFIGURATIONS = (
+    "#TYPE Deserialized.Microsoft.Exchange.Data.Storage.Management.MailboxRegionalConfiguration\r\n"
+    '"PSComputerName","RunspaceId","PSShowComputerName","DateFormat","Language","DefaultFolderNameMatchingUserLanguage","TimeFormat","TimeZone","Identity","IsValid","ObjectState"\r\n'
+    '"ex2016a.contoso.local","5b1c","False","dd/MM/yyyy","en-GB","False","HH:mm","GMT Standard Time","contoso.local/Europe/London/Tony Smith","True","Unchanged"\r\n'
+    '"ex2016a.contoso.local","5b1c","False","dd.MM.yyyy","de-DE","True","HH:mm","W. Europe Standard Time","contoso.local/Europe/Munich/Björn Größer","True","Unchanged"\r\n'
+    '"ex2016a.contoso.local","5b1c","False",,,"False",,,"contoso.local/Users/Kim Akers","True","Unchanged"\r\n'
+)

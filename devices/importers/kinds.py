@@ -767,6 +767,41 @@ CAS_MAILBOXES = Kind(
     signature=_is_cas_mailboxes,
 )
 
+
+# Get-Mailbox -ResultSize Unlimited | Get-MailboxRegionalConfiguration | Export-Csv; the admin
+# may join the address in: Get-Mailbox … | ForEach-Object { Get-MailboxRegionalConfiguration
+#   $_.Identity | Select Identity,@{n='PrimarySmtpAddress';e={…}},Language,…,TimeZone }.
+# TimeZone is the Windows time zone id the mailbox's owner chose (empty: never chosen).
+def _is_regional_configurations(h: frozenset[str]) -> bool:
+    return "timezone" in h and bool(h & {"identity", "primarysmtpaddress"})
+
+
+def _finish_regional(row: dict[str, Any], ctx: RowContext) -> None:
+    if row["identity"] is not None or row["primary_smtp"] is not None:
+        return
+    if "identity" in ctx.names and "primary_smtp" in ctx.names:
+        ctx.problem("identity", "empty, and so is PrimarySmtpAddress: cannot tell which mailbox")
+    else:
+        ctx.problem(
+            "identity" if "identity" in ctx.names else "primary_smtp",
+            "empty, but it names the mailbox",
+        )
+
+
+REGIONAL_CONFIGURATIONS = Kind(
+    name="regional_configurations",
+    cmdlets="Get-MailboxRegionalConfiguration (TimeZone)",
+    type_names=frozenset({"mailboxregionalconfiguration"}),
+    columns=(
+        col("identity", "Identity", name_like=True),
+        col("primary_smtp", "PrimarySmtpAddress", convert=values.smtp_address),
+        col("time_zone", "TimeZone", convert=values.time_zone),
+    ),
+    required=(("PrimarySmtpAddress", "Identity"), ("TimeZone",)),
+    finish=_finish_regional,
+    signature=_is_regional_configurations,
+)
+
 DEVICE_ACCESS_RULES = Kind(
     name="device_access_rules",
     cmdlets="Get-ActiveSyncDeviceAccessRule",
@@ -798,6 +833,7 @@ KINDS: tuple[Kind, ...] = (
     ACCEPTED_DOMAINS,
     DEVICE_ACCESS_RULES,
     CAS_MAILBOXES,  # before MAILBOXES: it has Identity and PrimarySmtpAddress too
+    REGIONAL_CONFIGURATIONS,  # before MAILBOXES for the same reason
     VDIRS,
     CERTIFICATES,
     SERVERS,

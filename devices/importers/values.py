@@ -6,6 +6,8 @@ import re
 import uuid
 from urllib.parse import urlsplit
 
+from ..timezones import zone_name
+
 
 class BadValue(ValueError):
     """A cell that cannot be what its column holds; the message says what was expected."""
@@ -125,6 +127,19 @@ _DAMAGE = re.compile(r"[^\W\d_]\?+[^\W\d_]|(?:^|\s)\?+(?:[^\W\d_]|\s|$)")
 def looks_ascii_damaged(value: str) -> bool:
     """True for ``Bj?rn Gr??er`` or ``??? ??``: an ASCII export replaced letters by '?'."""
     return "?" in value and _DAMAGE.search(value) is not None
+
+
+def time_zone(value: str) -> str:
+    """Get-MailboxRegionalConfiguration TimeZone (a Windows time zone id, as Exchange keeps it)
+    or an IANA name -> the IANA name, e.g. ``W. Europe Standard Time`` -> ``Europe/Berlin``."""
+    name = zone_name(value)
+    if name is None:
+        raise BadValue(
+            f"{value!r} is not a time zone exsync knows; expected a Windows time zone name as "
+            "Exchange prints it (e.g. 'W. Europe Standard Time') or an IANA name "
+            "(e.g. 'Europe/Berlin')"
+        )
+    return name
 
 
 # -- organisation-level values ------------------------------------------------------------------

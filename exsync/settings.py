@@ -138,6 +138,32 @@ EMAIL_BACKEND = _email.pop("EMAIL_BACKEND")
 for _key, _value in _email.items():
     globals()[_key] = _value
 DEFAULT_FROM_EMAIL = ENV.get("DEFAULT_FROM_EMAIL", "exsync <exsync@localhost>")
+# An SMTP server that stops answering must not hold a worker for ever.
+EMAIL_TIMEOUT = config.env_int(ENV, "EMAIL_TIMEOUT", 30, minimum=1)
+
+# Notices to people and batch reports (migrations_plan/notices, README "Notices").
+NOTICE_FROM_EMAIL = ENV.get("NOTICE_FROM_EMAIL", "").strip() or DEFAULT_FROM_EMAIL
+NOTICE_REPLY_TO = config.env_list(ENV, "NOTICE_REPLY_TO", [])
+NOTICE_HELPDESK_CONTACT = ENV.get(
+    "NOTICE_HELPDESK_CONTACT", "Reply to this message or call your IT helpdesk."
+).strip()
+NOTICE_MESSAGE_ID_DOMAIN = ENV.get("NOTICE_MESSAGE_ID_DOMAIN", "").strip()
+# Messages per minute per worker (Celery's rate_limit); 0 = as fast as the server takes them.
+NOTICE_RATE_PER_MINUTE = config.env_int(ENV, "NOTICE_RATE_PER_MINUTE", 0)
+NOTICE_MAX_ATTEMPTS = config.env_int(ENV, "NOTICE_MAX_ATTEMPTS", 8, minimum=1)
+# Backoff after a temporary SMTP failure: base, 2x, 4x ... up to the maximum.
+NOTICE_RETRY_SECONDS = config.env_int(ENV, "NOTICE_RETRY_SECONDS", 60, minimum=1)
+NOTICE_RETRY_MAX_SECONDS = config.env_int(ENV, "NOTICE_RETRY_MAX_SECONDS", 3600, minimum=1)
+# A retry sooner than this goes back to the broker with a countdown; a later one waits for
+# beat (a far-future ETA would sit unacknowledged past Redis' visibility timeout).
+NOTICE_COUNTDOWN_MAX_SECONDS = 300
+# A claim not confirmed within this is a worker that died: the sweeper sends it again.
+NOTICE_CLAIM_TIMEOUT_SECONDS = config.env_int(ENV, "NOTICE_CLAIM_TIMEOUT_SECONDS", 600, minimum=1)
+# An id handed to the broker and not claimed within this was lost: handed out again.
+NOTICE_REQUEUE_SECONDS = config.env_int(ENV, "NOTICE_REQUEUE_SECONDS", 300, minimum=1)
+NOTICE_DISPATCH_SECONDS = config.env_int(ENV, "NOTICE_DISPATCH_SECONDS", 30, minimum=1)
+# Where exsync is reached, for links in reports (e.g. https://exsync.example.org); empty: none.
+SITE_URL = ENV.get("SITE_URL", "").strip()
 
 # Celery: Redis when REDIS_URL is set, else an embedded filesystem broker.
 # The test suite keeps its messages in a folder of its own, never in the demo's queue.
@@ -173,7 +199,13 @@ CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "exsync.tasks.heartbeat", "schedule": 60.0},
     "sweep-queued-imports": {"task": "devices.tasks.sweep_queued_imports", "schedule": 300.0},
     "sweep-batch-plans": {"task": "migrations_plan.tasks.sweep_batch_plans", "schedule": 300.0},
+    "notices-dispatch": {
+        "task": "migrations_plan.tasks.notices_dispatch",
+        "schedule": float(NOTICE_DISPATCH_SECONDS),
+    },
 }
+# Short tasks (a notice is one SMTP send): a few messages per process in hand keep it busy.
+CELERY_WORKER_PREFETCH_MULTIPLIER = config.env_int(ENV, "CELERY_PREFETCH_MULTIPLIER", 4, minimum=1)
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True

@@ -12,12 +12,12 @@ from django.db.models import F, QuerySet
 
 from devices.models import Mailbox, Partnership
 from migrations_plan.models import (
+    PERSON_KINDS,
     BatchMailbox,
     BatchState,
     Explanation,
     MemberState,
     Notice,
-    NoticeKind,
     Prediction,
 )
 
@@ -80,24 +80,28 @@ def _focus(memberships: list[BatchMailbox]) -> BatchMailbox | None:
     return kept[0] if kept else None
 
 
-def person_page(*, mailbox: Mailbox) -> PersonPage:
-    """Everything the person's page shows, in at most five queries after the mailbox."""
-    memberships = list(
-        BatchMailbox.objects.filter(mailbox=mailbox)
-        .select_related("batch", "batch__target_server", "source_server")
-        .order_by("-batch__start_at", "-pk")
-    )
-    focus = _focus(memberships)
+def device_rows(
+    *, mailbox: Mailbox, member: BatchMailbox | None, current_only: bool = False
+) -> list[DeviceRow]:
+    """Each phone of the mailbox with its prediction in `member`'s batch and the steps the
+    user needs, in three queries (four when some phone needs steps).
+
+    The person's page and the e-mails (migrations_plan/notices) tell the same thing from
+    here. `current_only` leaves out partnerships a full export no longer listed.
+    """
+    partnerships = Partnership.objects.filter(mailbox=mailbox)
+    if current_only:
+        partnerships = partnerships.filter(is_stale=False)
     partnerships = list(
-        Partnership.objects.filter(mailbox=mailbox)
-        .select_related("device")
-        .order_by("is_stale", F("last_success_sync_at").desc(nulls_last=True), "device__device_id")
+        partnerships.select_related("device").order_by(
+            "is_stale", F("last_success_sync_at").desc(nulls_last=True), "device__device_id"
+        )
     )
     predictions: dict[int, Prediction] = {}
-    if focus is not None and partnerships:
+    if member is not None and partnerships:
         predictions = {
             p.partnership_id: p
-            for p in Prediction.objects.filter(member=focus).select_related("explanation")
+            for p in Prediction.objects.filter(member=member).select_related("explanation")
         }
 
     rows = []
@@ -136,10 +140,20 @@ def person_page(*, mailbox: Mailbox) -> PersonPage:
             text = pick_instruction(texts, platform=row.platform, action=action)
             body = text.body_for(address=mailbox.primary_smtp_address) if text else ""
             row.steps.append(Step(action=action, label=labels[action], instruction=text, body=body))
+    return rows
 
+
+def person_page(*, mailbox: Mailbox) -> PersonPage:
+    """Everything the person's page shows, in at most five queries after the mailbox."""
+    memberships = list(
+        BatchMailbox.objects.filter(mailbox=mailbox)
+        .select_related("batch", "batch__target_server", "source_server")
+        .order_by("-batch__start_at", "-pk")
+    )
+    focus = _focus(memberships)
+    devices = device_rows(mailbox=mailbox, member=focus)
     notices = list(
-        Notice.objects.filter(mailbox=mailbox)
-        .exclude(kind=NoticeKind.REPORT)
+        Notice.objects.filter(mailbox=mailbox, kind__in=PERSON_KINDS)
         .select_related("batch")
         .order_by("-due_at", "-pk")
     )
@@ -147,6 +161,6 @@ def person_page(*, mailbox: Mailbox) -> PersonPage:
         mailbox=mailbox,
         memberships=memberships,
         focus=focus,
-        devices=rows,
+        devices=devices,
         notices=notices,
     )

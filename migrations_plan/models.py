@@ -70,6 +70,12 @@ class MoveBatch(models.Model):
         blank=True, help_text="Report recipients, comma separated (like NotificationEmails)."
     )
     notice_leads_minutes = models.JSONField(default=default_notice_leads)
+    notify_unaffected = models.BooleanField(
+        "short notice when all phones continue",
+        default=True,
+        help_text="People whose phones all keep syncing get one short notice (at the first "
+        "lead time); off: they get none.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -245,10 +251,25 @@ class Prediction(models.Model):
 
 class NoticeKind(models.TextChoices):
     BEFORE_MOVE = "before", "Before the move"
-    REMINDER = "reminder", "Reminder"
     AFTER_MOVE = "after", "After the move"
+    CORRECTION = "correction", "Correction"
     CHASE = "chase", "Not synced since the move"
-    REPORT = "report", "Batch report"
+    REPORT_SCHEDULED = "report_scheduled", "Report: batch scheduled"
+    REPORT_STARTED = "report_started", "Report: batch started"
+    REPORT_COMPLETED = "report_completed", "Report: batch completed"
+
+
+PERSON_KINDS = (
+    NoticeKind.BEFORE_MOVE,
+    NoticeKind.AFTER_MOVE,
+    NoticeKind.CORRECTION,
+    NoticeKind.CHASE,
+)
+REPORT_KINDS = (
+    NoticeKind.REPORT_SCHEDULED,
+    NoticeKind.REPORT_STARTED,
+    NoticeKind.REPORT_COMPLETED,
+)
 
 
 class NoticeState(models.TextChoices):
@@ -256,37 +277,127 @@ class NoticeState(models.TextChoices):
     SENDING = "sending", "Sending"
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
+    SKIPPED = "skipped", "Not needed"
+    CANCELLED = "cancelled", "Withdrawn"
 
 
 class Notice(models.Model):
-    """The log of notices: one row per (batch, mailbox, kind), claimed before it is sent."""
+    """One e-mail exsync owes somebody, and the log of what became of it.
+
+    The row is the message's idempotency key: (batch, recipient, kind, lead time, revision) is
+    unique in the database, so queueing twice queues once. A worker sends only the row it
+    claimed with a conditional UPDATE (pending -> sending, `claimed_at`); a claim nobody
+    confirmed is released by the sweeper (notices/delivery.py). `revision` is 0 except for
+    corrections and resends, which are deliberate second messages.
+    """
 
     batch = models.ForeignKey(MoveBatch, on_delete=models.CASCADE, related_name="notices")
-    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="notices")
+    # Empty for the batch reports, which go to the batch's report recipients.
+    mailbox = models.ForeignKey(
+        Mailbox, null=True, blank=True, on_delete=models.CASCADE, related_name="notices"
+    )
+    # The person's place in the batch (one row per batch and mailbox), read with the notice.
+    member = models.ForeignKey(
+        BatchMailbox, null=True, blank=True, on_delete=models.CASCADE, related_name="notices"
+    )
     kind = models.CharField(max_length=16, choices=NoticeKind.choices)
+    lead_minutes = models.PositiveIntegerField(
+        default=0, help_text="Minutes before the start (notices before the move); else 0."
+    )
+    revision = models.PositiveSmallIntegerField(
+        default=0, help_text="0, or the number of the correction / resend."
+    )
     due_at = models.DateTimeField()
     state = models.CharField(
         max_length=16, choices=NoticeState.choices, default=NoticeState.PENDING
     )
+    # Lower-case address; part of the key, so a report recipient listed twice gets one.
     recipient = models.CharField(max_length=320)
-    subject = models.CharField(max_length=255, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its id was last handed to the broker."
+    )
+    next_try_at = models.DateTimeField(
+        null=True, blank=True, help_text="After a temporary failure: not before this time."
+    )
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    reason = models.CharField(
+        max_length=255, blank=True, help_text="Why it was not needed, or withdrawn."
+    )
+    # What was (or was to be) sent, kept whole for the log.
+    subject = models.CharField(max_length=998, blank=True)
+    body_text = models.TextField(blank=True)
+    body_html = models.TextField(blank=True)
+    message_id = models.CharField(max_length=255, blank=True)
+    # What it told the person (devices, outcomes, steps, the time): a later plan that
+    # differs from it is a correction (notices/corrections.py).
+    said_digest = models.CharField(max_length=64, blank=True)
+    undecided = models.PositiveSmallIntegerField(
+        default=0, help_text="Devices it called undecided (outcome unknown)."
+    )
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
-        ordering = ["due_at"]
+        ordering = ["due_at", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["batch", "mailbox", "kind"], name="one_notice_per_kind"
+                fields=["batch", "recipient", "kind", "lead_minutes", "revision"],
+                name="one_notice_per_key",
             ),
         ]
-        indexes = [models.Index(fields=["state", "due_at"])]
+        indexes = [
+            # What beat looks for: due pending rows, and claims nobody confirmed.
+            models.Index(
+                fields=["due_at"], condition=Q(state="pending"), name="notice_pending_due"
+            ),
+            models.Index(
+                fields=["claimed_at"], condition=Q(state="sending"), name="notice_sending_claim"
+            ),
+            models.Index(fields=["batch", "state"], name="notice_batch_state"),
+            models.Index(fields=["mailbox", "batch"], name="notice_mailbox_batch"),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.kind} to {self.recipient}"
+        return f"{self.get_kind_display()} to {self.recipient}"
+
+    @property
+    def is_report(self) -> bool:
+        return self.kind in REPORT_KINDS
+
+
+class TemplateName(models.TextChoices):
+    """The wordings an admin can edit; the three reports share one."""
+
+    BEFORE = "before", "Before the move"
+    AFTER = "after", "After the move"
+    CORRECTION = "correction", "Correction"
+    CHASE = "chase", "Not synced since the move"
+    REPORT = "report", "Batch report"
+
+
+class NoticeTemplate(models.Model):
+    """An admin's own wording for one kind of notice; without a row the default files apply.
+
+    Subject, plain-text and HTML parts are Django templates rendered with plain values only
+    (notices/templates.py); the HTML part is autoescaped, the subject made one safe line.
+    """
+
+    name = models.CharField(max_length=16, choices=TemplateName.choices, unique=True)
+    subject = models.TextField()
+    body_text = models.TextField("plain-text part")
+    body_html = models.TextField("HTML part")
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.get_name_display()
 
 
 class AuditEntry(models.Model):

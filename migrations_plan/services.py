@@ -46,10 +46,11 @@ from .models import (
     MoveBatch,
     Notice,
     NoticeKind,
-    NoticeState,
     PlanState,
     Prediction,
 )
+from .notices import corrections as notice_corrections
+from .notices import queue as notice_queue
 from .planner.rules import unsupported_path
 
 
@@ -136,6 +137,7 @@ def batch_create(
     move_kind: str = "",
     target_policy: MobileDevicePolicy | None = None,
     allow_unsupported: bool = False,
+    notify_unaffected: bool = True,
 ) -> MoveBatch:
     """Create a draft batch with its mailboxes and plan it: at once (plan="now", the command
     line) or in the worker after commit (plan="queue", the web page; see batch_plan_request).
@@ -176,7 +178,8 @@ def batch_create(
         target_policy=target_policy,
     )
     if notice_leads_minutes is not None:
-        batch.notice_leads_minutes = notice_leads_minutes
+        batch.notice_leads_minutes = clean_notice_leads(notice_leads_minutes)
+    batch.notify_unaffected = notify_unaffected
     try:
         with transaction.atomic():
             batch.save()
@@ -508,6 +511,7 @@ def batches_replan_active(*, reason: str = "inventory changed") -> int:
 def _plan(batch: MoveBatch, plan: Literal["now", "queue"], *, reason: str) -> None:
     if plan == "now":
         batch_plan(batch=batch)
+        _corrections_after_plan(batch)
     else:
         # The caller's own audit entry ("created", "mailboxes_added") names the admin.
         batch_plan_request(batch=batch, reason=reason)
@@ -611,7 +615,29 @@ def batch_plan_run(*, batch_id: int) -> str:
         _plan_end(batch_id, started, PlanState.FAILED, error=f"{type(error).__name__}: {error}")
         raise
     _plan_end(batch_id, started, PlanState.IDLE)
-    return f"planned {result.partnerships} devices in {result.seconds:.1f} s"
+    corrections = _corrections_after_plan(batch)
+    return f"planned {result.partnerships} devices in {result.seconds:.1f} s" + (
+        f"; {corrections} corrections queued" if corrections else ""
+    )
+
+
+def _corrections_after_plan(batch: MoveBatch) -> int:
+    """People told something before this plan that it no longer says get a correction."""
+    batch.refresh_from_db(fields=["state", "start_at"])
+    if batch.state != BatchState.SCHEDULED:
+        return 0
+    queued = notice_corrections.corrections_queue(batch=batch)
+    if queued:
+        notices_dispatch_soon()
+    return queued
+
+
+def notices_dispatch_soon() -> None:
+    """Notices due now (reports, after-move notices, corrections, resends) go at once rather
+    than at beat's next run: ask for a dispatch when the transaction commits."""
+    from .tasks import notices_dispatch  # the tasks module imports this one
+
+    transaction.on_commit(lambda: notices_dispatch.delay(), robust=True)
 
 
 PROGRESS_SECONDS = 3600
@@ -684,7 +710,6 @@ TRANSITIONS = {
         BatchState.CANCELLED,
     ),
 }
-NOTICE_KINDS = (NoticeKind.BEFORE_MOVE, NoticeKind.REMINDER)
 
 
 def _locked(batch: MoveBatch) -> MoveBatch:
@@ -700,33 +725,6 @@ def _require_editable(batch: MoveBatch) -> None:
         )
 
 
-def _notices_for(batch: MoveBatch, mailbox_ids: Sequence[int] | None = None) -> int:
-    """Pending notices (before the move, reminder) for the active members of a scheduled batch."""
-    members = batch.members.filter(is_active=True)
-    if mailbox_ids is not None:
-        members = members.filter(mailbox_id__in=mailbox_ids)
-    leads = sorted(batch.notice_leads_minutes, reverse=True)[: len(NOTICE_KINDS)]
-    rows = [
-        Notice(
-            batch=batch,
-            mailbox_id=mailbox_id,
-            kind=kind,
-            due_at=batch.start_at - timedelta(minutes=lead),
-            recipient=address,
-        )
-        for mailbox_id, address in members.values_list(
-            "mailbox_id", "mailbox__primary_smtp_address"
-        )
-        for kind, lead in zip(NOTICE_KINDS, leads, strict=False)
-    ]
-    # Rows that exist already (a mailbox removed and added back) are refreshed below.
-    Notice.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
-    Notice.objects.filter(
-        batch=batch, state__in=[NoticeState.PENDING, NoticeState.CANCELLED], kind__in=NOTICE_KINDS
-    ).filter(mailbox_id__in=[r.mailbox_id for r in rows]).update(state=NoticeState.PENDING)
-    return len(rows)
-
-
 @transaction.atomic
 def batch_transition(*, batch: MoveBatch, action: str, actor: AbstractBaseUser | None) -> MoveBatch:
     """Move a batch along draft -> scheduled -> in progress -> completed, or cancel it.
@@ -737,6 +735,7 @@ def batch_transition(*, batch: MoveBatch, action: str, actor: AbstractBaseUser |
         raise BatchError(f"Unknown action '{action}'.")
     allowed_from, to = TRANSITIONS[action]
     batch = _locked(batch)
+    batch.notice_counts = {}
     if batch.state == to:
         return batch
     if batch.state not in allowed_from:
@@ -748,14 +747,45 @@ def batch_transition(*, batch: MoveBatch, action: str, actor: AbstractBaseUser |
     before = batch.state
     batch.state = to
     batch.save(update_fields=["state", "updated_at"])
-    if action == "schedule":
-        _notices_for(batch)
+    counts = _notices_on_transition(batch, to)
     if to in (BatchState.COMPLETED, BatchState.CANCELLED):
-        # The mailboxes are free for another batch; notices not yet sent are dropped.
+        # The mailboxes are free for another batch.
         batch.members.filter(is_active=True).update(is_active=False)
-        batch.notices.filter(state=NoticeState.PENDING).update(state=NoticeState.CANCELLED)
-    audit(batch=batch, actor=actor, action=action, before=before, after=to)
+    audit(batch=batch, actor=actor, action=action, before=before, after=to, **counts)
+    batch.notice_counts = counts
     return batch
+
+
+REPORT_ON = {
+    BatchState.SCHEDULED: NoticeKind.REPORT_SCHEDULED,
+    BatchState.IN_PROGRESS: NoticeKind.REPORT_STARTED,
+    BatchState.COMPLETED: NoticeKind.REPORT_COMPLETED,
+}
+
+
+def _notices_on_transition(batch: MoveBatch, to: str) -> dict[str, int]:
+    """The notices a change of state queues or withdraws, counted for the audit and the page."""
+    now = timezone.now()
+    counts: dict[str, int] = {}
+    if to == BatchState.SCHEDULED:
+        counts["notices_queued"] = notice_queue.before_notices_queue(batch=batch)
+    if to == BatchState.IN_PROGRESS:
+        # Before-the-move notices not yet sent would speak of a move under way.
+        counts["notices_withdrawn"] = notice_queue.notices_withdraw(
+            batch=batch, reason="the move started", kinds=[NoticeKind.BEFORE_MOVE]
+        )
+    if to in (BatchState.COMPLETED, BatchState.CANCELLED):
+        counts["notices_withdrawn"] = notice_queue.notices_withdraw(
+            batch=batch, reason=f"the batch was {to.label.lower()}"
+        )
+    if to == BatchState.CANCELLED:
+        counts["corrections_queued"] = notice_corrections.corrections_queue(batch=batch)
+    if to in REPORT_ON:
+        counts["reports_queued"] = notice_queue.report_queue(
+            batch=batch, kind=REPORT_ON[to], now=now
+        )
+    notices_dispatch_soon()
+    return counts
 
 
 @transaction.atomic
@@ -772,7 +802,7 @@ def batch_add_mailboxes(
     _require_editable(batch)
     added = _add_members(batch, mailboxes)
     if batch.state == BatchState.SCHEDULED:
-        _notices_for(batch, [m.pk for m in mailboxes])
+        notice_queue.before_notices_queue(batch=batch, mailbox_ids=[m.pk for m in mailboxes])
     audit(
         batch=batch,
         actor=actor,
@@ -795,9 +825,11 @@ def batch_remove_mailboxes(
     addresses = list(members.values_list("mailbox__primary_smtp_address", flat=True))
     Prediction.objects.filter(member__in=members).delete()
     removed = members.update(is_active=False, state=MemberState.REMOVED)
-    batch.notices.filter(mailbox_id__in=list(mailbox_ids), state=NoticeState.PENDING).update(
-        state=NoticeState.CANCELLED
+    notice_queue.notices_withdraw(
+        batch=batch, mailbox_ids=mailbox_ids, reason="the person was taken out of the batch"
     )
+    if removed and notice_corrections.corrections_queue(batch=batch):
+        notices_dispatch_soon()  # people already told get "your move is off"
     if removed:
         audit(
             batch=batch,
@@ -807,6 +839,95 @@ def batch_remove_mailboxes(
             mailboxes=addresses[:50],
         )
     return removed
+
+
+@transaction.atomic
+def batch_reschedule(
+    *,
+    batch: MoveBatch,
+    start_at: datetime,
+    complete_by: datetime | None,
+    notice_leads_minutes: list[int] | None = None,
+    notify_unaffected: bool | None = None,
+    actor: AbstractBaseUser | None,
+) -> MoveBatch:
+    """Move a draft or scheduled batch to another time (and change when people hear of it).
+
+    Pending notices follow the new start; people already told the old time get a correction.
+    Saving the same values again changes nothing and records nothing.
+    """
+    batch = _locked(batch)
+    batch.notice_counts = {}
+    if batch.state not in EDITABLE_STATES:
+        raise BatchError(
+            f"Batch '{batch.name}' is {batch.get_state_display().lower()}: its time can be "
+            "changed only before it starts."
+        )
+    if complete_by is not None and complete_by < start_at:
+        raise BatchError("The completion time must be after the start.")
+    leads = (
+        clean_notice_leads(notice_leads_minutes)
+        if notice_leads_minutes is not None
+        else batch.notice_leads_minutes
+    )
+    notify = batch.notify_unaffected if notify_unaffected is None else notify_unaffected
+    before = {
+        "start_at": batch.start_at.isoformat(),
+        "complete_by": batch.complete_by.isoformat() if batch.complete_by else None,
+        "notice_leads_minutes": batch.notice_leads_minutes,
+        "notify_unaffected": batch.notify_unaffected,
+    }
+    batch.start_at, batch.complete_by = start_at, complete_by
+    batch.notice_leads_minutes, batch.notify_unaffected = leads, notify
+    after = {
+        "start_at": start_at.isoformat(),
+        "complete_by": complete_by.isoformat() if complete_by else None,
+        "notice_leads_minutes": leads,
+        "notify_unaffected": notify,
+    }
+    if before == after:
+        return batch
+    batch.save(
+        update_fields=[
+            "start_at",
+            "complete_by",
+            "notice_leads_minutes",
+            "notify_unaffected",
+            "updated_at",
+        ]
+    )
+    counts: dict[str, int] = {}
+    if batch.state == BatchState.SCHEDULED:
+        if before["notice_leads_minutes"] != leads:
+            # Lead times that are gone are withdrawn; new ones are queued.
+            counts["notices_withdrawn"] = (
+                batch.notices.filter(kind=NoticeKind.BEFORE_MOVE, state="pending")
+                .exclude(lead_minutes__in=notice_queue.leads_of(batch))
+                .update(state="cancelled", reason="its lead time was removed from the batch")
+            )
+            notice_queue.before_notices_queue(batch=batch)
+        counts["notices_moved"] = notice_queue.before_notices_move(batch=batch)
+        counts["corrections_queued"] = notice_corrections.corrections_queue(batch=batch)
+        notices_dispatch_soon()
+    audit(batch=batch, actor=actor, action="rescheduled", before=before, after=after, **counts)
+    batch.notice_counts = counts
+    return batch
+
+
+def clean_notice_leads(leads: Iterable[int]) -> list[int]:
+    """Lead times in minutes, largest first; BatchError for a value that is not one."""
+    cleaned = set()
+    for lead in leads:
+        try:
+            value = int(lead)
+        except (TypeError, ValueError):
+            raise BatchError(f"'{lead}' is not a number of minutes before the start.") from None
+        if value <= 0 or value > 60 * 24 * 60:
+            raise BatchError(
+                f"A notice lead time must be between 1 minute and 60 days before the start, not {value} minutes."
+            )
+        cleaned.add(value)
+    return sorted(cleaned, reverse=True)
 
 
 @transaction.atomic
@@ -838,9 +959,11 @@ def batch_mark_moves(
         )
         counts[str(state)] = changed
     counts["unchanged"] = len(outcomes) - counts["moved"] - counts["failed"]
+    counts["after_notices"] = 0
     if batch.state == BatchState.SCHEDULED and counts["moved"] + counts["failed"]:
         batch.state = BatchState.IN_PROGRESS
         batch.save(update_fields=["state", "updated_at"])
+        started = _notices_on_transition(batch, BatchState.IN_PROGRESS)
         audit(
             batch=batch,
             actor=actor,
@@ -848,7 +971,14 @@ def batch_mark_moves(
             before="scheduled",
             after="in_progress",
             via=via,
+            **started,
         )
+    moved_ids = [m for m, s in outcomes.items() if s == MemberState.MOVED]
+    if counts["moved"]:
+        counts["after_notices"] = notice_queue.after_notices_queue(
+            batch=batch, mailbox_ids=moved_ids, now=now
+        )
+        notices_dispatch_soon()
     if counts["moved"] or counts["failed"]:
         audit(batch=batch, actor=actor, action="moves_recorded", via=via, **counts)
     return counts
@@ -880,3 +1010,28 @@ def replan_after_import(sender: object, *, kinds: set[str], **kwargs: object) ->
     the plans are queued, so neither waits for them.
     """
     return batches_replan_active(reason=f"inventory changed: {', '.join(sorted(kinds))}")
+
+
+@transaction.atomic
+def notice_resend(
+    *, notice: Notice, expected_revision: int, actor: AbstractBaseUser | None
+) -> Notice:
+    """Send a sent or failed notice again, as a new message built from the plan as it is now.
+
+    Raises notice_queue.ResendRefused (a BatchError would be wrong: the batch is unchanged)
+    for a notice still waiting to go out. A double click makes one copy.
+    """
+    copy = notice_queue.notice_resend(
+        notice=notice, expected_revision=expected_revision, actor=actor
+    )
+    audit(
+        batch=notice.batch,
+        actor=actor,
+        action="notice_resent",
+        notice=notice.pk,
+        copy=copy.pk,
+        kind=notice.kind,
+        recipient=notice.recipient,
+    )
+    notices_dispatch_soon()
+    return copy

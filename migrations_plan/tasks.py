@@ -1,10 +1,14 @@
-"""Celery tasks of move planning: a batch's plan runs in the worker, not in the web request."""
+"""Celery tasks of move planning: plans, and the notices (one task sends one message)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from celery import shared_task
+from django.conf import settings
 
 from . import services
+from .notices import delivery
 
 
 @shared_task(name="migrations_plan.tasks.batch_plan_task", acks_late=True)
@@ -20,3 +24,35 @@ def sweep_batch_plans(queued_minutes: int = 10, running_minutes: int = 30) -> in
     return services.batch_plans_sweep(
         queued_minutes=queued_minutes, running_minutes=running_minutes
     )
+
+
+@shared_task(
+    name="migrations_plan.tasks.notice_send",
+    # Acknowledged after it ran, and given back if the worker process dies: the row's claim
+    # makes a second delivery of the same id harmless (delivery.notice_deliver).
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    rate_limit=f"{settings.NOTICE_RATE_PER_MINUTE}/m" if settings.NOTICE_RATE_PER_MINUTE else None,
+)
+def notice_send(notice_id: int) -> str:
+    """Send one notice. A temporary failure comes back after its backoff, never later than
+    NOTICE_COUNTDOWN_MAX_SECONDS (Redis re-delivers a message held unacknowledged longer than
+    its visibility timeout); beat's dispatch finds anything later by its `next_try_at`."""
+    result = delivery.notice_deliver(notice_id=notice_id)
+    if result.retry_in is not None and result.retry_in <= settings.NOTICE_COUNTDOWN_MAX_SECONDS:
+        notice_send.apply_async((notice_id,), countdown=result.retry_in)
+    return result.state
+
+
+def notice_send_many(ids: Sequence[int]) -> None:
+    """Hand ids to the broker over one producer connection (10,000 ids in about a second)."""
+    with notice_send.app.producer_or_acquire() as producer:
+        for notice_id in ids:
+            notice_send.apply_async((notice_id,), producer=producer)
+
+
+@shared_task(name="migrations_plan.tasks.notices_dispatch", ignore_result=True)
+def notices_dispatch() -> int:
+    """Beat, every NOTICE_DISPATCH_SECONDS: release stale claims, send what is due."""
+    return len(delivery.notices_dispatch(enqueue=notice_send_many).enqueued)

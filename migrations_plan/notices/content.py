@@ -1,0 +1,163 @@
+"""What a notice says: the person's phones, what the move does to each, and what to do.
+
+Read from the stored plan when the notice is sent, never when it was queued, so a re-import or
+a recorded fact between scheduling and sending is already in it. A phone whose outcome is
+`unknown` gets no steps at all: "IT is checking, a follow-up will come" is never wrong, a guess
+could be (issue 13, point 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.conf import settings
+from django.utils import timezone
+
+from devices.models import Mailbox, Organisation
+from helpdesk.selectors import DeviceRow, device_rows
+
+from ..models import BatchMailbox, MoveBatch
+
+# What the move does to a phone, in the user's words (the closed vocabulary of eas-moves.md).
+OUTCOME_FOR_USER = {
+    "continues": "keeps syncing",
+    "full_resync": "keeps its account but downloads your mail again",
+    "redirect": "is pointed to the new server by itself",
+    "repartner": "needs its mail account set up again",
+    "blocked": "will not sync until IT fixes something on the server side",
+    "unknown": "is still being checked by IT",
+}
+UNDECIDED_TEXT = (
+    "IT is still checking what the move does to this phone. You will get another e-mail as "
+    "soon as we know; until then there is nothing to do."
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    title: str
+    lines: list[str]
+
+
+@dataclass
+class Phone:
+    """One phone as the e-mail describes it: only plain strings (device data is untrusted)."""
+
+    name: str
+    model: str
+    platform: str
+    outcome: str
+    what_happens: str
+    explanation: str
+    undecided: bool
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def continues(self) -> bool:
+        return self.outcome == "continues"
+
+
+@dataclass
+class PersonContent:
+    """Everything a person's notice may say, and the digest of it (for corrections)."""
+
+    name: str
+    address: str
+    time_zone: str
+    move_at: datetime
+    phones: list[Phone]
+    digest: str
+
+    @property
+    def undecided(self) -> int:
+        return sum(1 for p in self.phones if p.undecided)
+
+    @property
+    def needs_action(self) -> bool:
+        return any(not p.continues for p in self.phones)
+
+
+def _phone(row: DeviceRow) -> Phone:
+    device = row.partnership.device
+    name = device.friendly_name or device.model or device.device_type or "Your phone"
+    outcome = row.prediction.outcome if row.prediction is not None else "unknown"
+    undecided = outcome == "unknown"
+    steps = []
+    if not undecided:
+        for step in row.steps:
+            if step.action == "nothing":
+                continue
+            title = step.instruction.title if step.instruction else step.label
+            lines = [line.strip() for line in step.body.splitlines() if line.strip()]
+            steps.append(Step(title=title, lines=lines))
+    explanation = ""
+    if row.explanation is not None and not undecided:
+        explanation = row.explanation.user_text
+    return Phone(
+        name=name,
+        model=device.model,
+        platform=row.platform_label,
+        outcome=outcome,
+        what_happens=OUTCOME_FOR_USER.get(outcome, OUTCOME_FOR_USER["unknown"]),
+        explanation=explanation,
+        undecided=undecided,
+        steps=steps,
+    )
+
+
+def zone_of(mailbox: Mailbox) -> str:
+    """The person's own time zone, else their organisation's, else the deployment's."""
+    server = mailbox.server
+    forest = (server.forest_recorded or server.forest) if server is not None else ""
+    candidates = [mailbox.time_zone]
+    if not mailbox.time_zone and forest:
+        candidates += Organisation.objects.filter(forest=forest).values_list("time_zone", flat=True)
+    for candidate in [*candidates, settings.TIME_ZONE]:
+        if candidate:
+            try:
+                ZoneInfo(candidate)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+            return candidate
+    return "UTC"
+
+
+def digest_of(*, move_at: datetime | None, phones: list[tuple[int, str, tuple[str, ...]]]) -> str:
+    """What a notice told, as a hash: the move time and each phone's outcome and steps."""
+    said = {
+        "at": move_at.isoformat() if move_at else None,
+        "phones": sorted([pk, outcome, list(actions)] for pk, outcome, actions in phones),
+    }
+    return hashlib.sha256(json.dumps(said, sort_keys=True).encode()).hexdigest()
+
+
+def person_content(*, batch: MoveBatch, member: BatchMailbox) -> PersonContent:
+    """The person's phones in this batch's plan, in the person's time zone."""
+    mailbox = member.mailbox
+    # The phones a current export lists; one a full export no longer lists is not told about.
+    rows = device_rows(mailbox=mailbox, member=member, current_only=True)
+    zone = zone_of(mailbox)
+    phones = [_phone(row) for row in rows]
+    digest = digest_of(
+        move_at=batch.start_at,
+        phones=[
+            (
+                row.partnership.pk,
+                phone.outcome,
+                tuple(s.action for s in row.steps) if not phone.undecided else (),
+            )
+            for row, phone in zip(rows, phones, strict=True)
+        ],
+    )
+    return PersonContent(
+        name=mailbox.display_name or mailbox.primary_smtp_address,
+        address=mailbox.primary_smtp_address,
+        time_zone=zone,
+        move_at=timezone.localtime(batch.start_at, ZoneInfo(zone)),
+        phones=phones,
+        digest=digest,
+    )

@@ -1,0 +1,555 @@
+"""Notices: which ones a batch owes, what each says, and how one is sent exactly once.
+
+Driven one step at a time in this process (the dispatch, then each send), against the
+database outbox (pytest-django swaps in the locmem backend: django.core.mail.outbox).
+tests/test_notice_delivery_real.py does the same through Redis, a worker and an SMTP server.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from datetime import timedelta
+from email import message_from_string
+
+import pytest
+import time_machine
+from django.core import mail
+from django.utils import timezone
+
+from devices.models import Generation
+from migrations_plan import services
+from migrations_plan.models import (
+    AuditEntry,
+    MemberState,
+    Notice,
+    NoticeKind,
+    NoticeState,
+    NoticeTemplate,
+    Prediction,
+)
+from migrations_plan.notices import delivery
+from migrations_plan.notices.corrections import corrections_queue
+from migrations_plan.notices.wording import one_line
+from tests.factories import (
+    ExchangeServerFactory,
+    MailboxFactory,
+    MobileDeviceFactory,
+    NamespaceFactory,
+    OrganisationFactory,
+    PartnershipFactory,
+)
+
+pytestmark = pytest.mark.django_db
+DAY = timedelta(days=1)
+
+
+@pytest.fixture
+def lab():
+    """Three people moving from Exchange 2003 to a 2007 RTM server (re-partner), one moving
+    from 2010 to 2016 behind the same namespace (continues), one from a server of unknown
+    version (unknown)."""
+    ex2003 = ExchangeServerFactory(
+        name="EX2003",
+        generation=Generation.EX2003,
+        build="6.5.7638.1",
+        admin_display_version="Version 6.5 (Build 7638.2: Service Pack 2)",
+        eas_external_url="",
+    )
+    ex2007 = ExchangeServerFactory(
+        name="EX2007RTM",
+        generation=Generation.EX2007,
+        build="8.0.685.25",
+        admin_display_version="Version 8.0 (Build 685.25)",
+    )
+    return {"source": ex2003, "target": ex2007}
+
+
+def person(server, name: str, *, phones: int = 1, friendly: str = "Kim's iPhone"):
+    mailbox = MailboxFactory(
+        server=server,
+        display_name=name,
+        primary_smtp_address=f"{name.split()[0].lower()}@contoso.com",
+    )
+    for _ in range(phones):
+        PartnershipFactory(mailbox=mailbox, device=MobileDeviceFactory(friendly_name=friendly))
+    return mailbox
+
+
+def scheduled(target, mailboxes, *, start=None, leads=(72 * 60, 2 * 60), **extra):
+    batch = services.batch_create(
+        name=extra.pop("name", "Wave 1"),
+        target_server=target,
+        start_at=start or timezone.now() + 10 * DAY,
+        mailboxes=mailboxes,
+        actor=None,
+        notice_leads_minutes=list(leads),
+        notification_emails=extra.pop("notification_emails", ""),
+        **extra,
+    )
+    return services.batch_transition(batch=batch, action="schedule", actor=None)
+
+
+def send_due(now=None) -> list[str]:
+    """What beat and the worker do: dispatch, then send each id handed out."""
+    handed: list[int] = []
+    with time_machine.travel(now or timezone.now(), tick=False):
+        result = delivery.notices_dispatch(enqueue=handed.extend)
+    # on_commit runs at once outside a transaction (the test's atomic block is not one here)
+    states = []
+    with time_machine.travel(now or timezone.now(), tick=False):
+        for notice_id in result.enqueued:
+            states.append(delivery.notice_deliver(notice_id=notice_id).state)
+    return states
+
+
+def test_scheduling_queues_one_notice_per_person_and_lead_and_says_how_many(lab):
+    people = [person(lab["source"], f"P{n} Person") for n in range(3)]
+
+    batch = scheduled(
+        lab["target"], people, leads=(4320, 1440, 120), notification_emails="ops@contoso.com"
+    )
+
+    rows = Notice.objects.filter(batch=batch, kind=NoticeKind.BEFORE_MOVE)
+    assert rows.count() == 9
+    assert sorted({n.lead_minutes for n in rows}) == [120, 1440, 4320]
+    assert all(n.due_at == batch.start_at - timedelta(minutes=n.lead_minutes) for n in rows)
+    assert batch.notice_counts == {"notices_queued": 9, "reports_queued": 1}
+    entry = AuditEntry.objects.get(batch=batch, action="schedule")
+    assert entry.detail["notices_queued"] == 9
+
+
+def test_a_due_notice_names_each_phone_what_happens_and_the_platform_steps(lab):
+    kim = person(lab["source"], "Kim Akers", friendly="Kim's <b>iPhone</b>")
+    start = timezone.now() + 10 * DAY
+    scheduled(lab["target"], [kim], start=start)
+
+    states = send_due(start - timedelta(hours=71))
+
+    assert states == [NoticeState.SENT]
+    (email,) = mail.outbox
+    assert email.to == ["Kim Akers <kim@contoso.com>"]
+    assert email.subject.startswith("Action needed: your mailbox moves on")
+    assert "Kim's <b>iPhone</b>" in email.body  # plain text: shown as written
+    assert "needs its mail account set up again" in email.body
+    assert "After the move: Delete the Exchange account on the iPhone" in email.body
+    html = email.alternatives[0][0]
+    assert "Kim&#x27;s &lt;b&gt;iPhone&lt;/b&gt;" in html and "<b>iPhone" not in html
+    notice = Notice.objects.get(state=NoticeState.SENT)
+    assert notice.body_text == email.body and notice.subject == email.subject
+    assert email.extra_headers["Message-ID"] == notice.message_id
+    assert notice.sent_at is not None and notice.attempts == 1
+
+
+def test_the_move_time_is_given_in_the_persons_time_zone_else_the_organisations(lab):
+    OrganisationFactory(forest="contoso.local", time_zone="Asia/Tokyo")
+    lab["source"].forest = "contoso.local"
+    lab["source"].save()
+    kim = person(lab["source"], "Kim Akers")
+    lee = person(lab["source"], "Lee Park")
+    lee.time_zone = "America/New_York"
+    lee.save()
+    start = timezone.now().replace(microsecond=0) + 10 * DAY
+    scheduled(lab["target"], [kim, lee], start=start, leads=(60,))
+
+    send_due(start - timedelta(minutes=30))
+
+    by_person = {m.to[0]: m.body for m in mail.outbox}
+    tokyo = timezone.localtime(start, timezone=__import__("zoneinfo").ZoneInfo("Asia/Tokyo"))
+    new_york = timezone.localtime(
+        start, timezone=__import__("zoneinfo").ZoneInfo("America/New_York")
+    )
+    assert f"at {tokyo:%H:%M} (Asia/Tokyo)" in by_person["Kim Akers <kim@contoso.com>"]
+    assert f"at {new_york:%H:%M} (America/New_York)" in by_person["Lee Park <lee@contoso.com>"]
+
+
+def test_an_undecided_phone_gets_no_instruction_only_that_it_is_being_checked(lab):
+    unknown = ExchangeServerFactory(name="UNK", generation="", build="", admin_display_version="")
+    sam = person(unknown, "Sam Lee")
+    NamespaceFactory(host="mail.contoso.com", servers=[lab["target"]])
+    start = timezone.now() + 10 * DAY
+    scheduled(lab["target"], [sam], start=start, leads=(60,))
+    assert Prediction.objects.get().outcome == "unknown"
+
+    send_due(start - timedelta(minutes=30))
+
+    (email,) = mail.outbox
+    assert "IT is still checking" in email.body
+    assert "After the move:" not in email.body and "Re-create" not in email.body
+    assert "Action needed" not in email.subject
+    assert Notice.objects.get(state=NoticeState.SENT).undecided == 1
+
+
+def test_people_whose_phones_all_continue_get_one_short_notice_or_none(lab):
+    ex2010 = ExchangeServerFactory(name="EX2010A", ex2010=True)
+    ex2016 = ExchangeServerFactory(name="EX2016A")
+    NamespaceFactory(host="mail.contoso.com", servers=[ex2016])
+    ann = person(ex2010, "Ann Beck")
+    bob = person(ex2010, "Bob Dell")
+    start = timezone.now() + 10 * DAY
+    scheduled(ex2016, [ann], start=start, name="Short")
+    scheduled(ex2016, [bob], start=start, name="Quiet", notify_unaffected=False)
+
+    first = send_due(start - timedelta(hours=71))
+    second = send_due(start - timedelta(hours=1))
+
+    assert sorted(first) == [NoticeState.SENT, NoticeState.SKIPPED]
+    assert second == [NoticeState.SKIPPED, NoticeState.SKIPPED]
+    (email,) = mail.outbox
+    assert email.to == ["Ann Beck <ann@contoso.com>"]
+    assert "keep syncing" in email.subject and "nothing for you to do" in email.body
+    reasons = set(Notice.objects.filter(state=NoticeState.SKIPPED).values_list("reason", flat=True))
+    assert "all phones keep syncing; the short notice went already" in reasons
+    assert "all phones keep syncing; this batch sends no notice then" in reasons
+
+
+def test_when_several_leads_are_due_at_once_only_the_latest_goes(lab):
+    kim = person(lab["source"], "Kim Akers")
+    start = timezone.now() + 10 * DAY
+    scheduled(lab["target"], [kim], start=start)
+
+    states = send_due(start - timedelta(minutes=30))  # both 72 h and 2 h are due
+
+    assert sorted(states) == [NoticeState.SENT, NoticeState.SKIPPED]
+    sent = Notice.objects.get(state=NoticeState.SENT)
+    assert sent.lead_minutes == 120 and len(mail.outbox) == 1
+
+
+def test_a_notice_is_claimed_by_one_sender_only(lab):
+    kim = person(lab["source"], "Kim Akers")
+    start = timezone.now() + 10 * DAY
+    scheduled(lab["target"], [kim], start=start, leads=(60,))
+    notice = Notice.objects.get()
+    later = start - timedelta(minutes=30)
+
+    with time_machine.travel(later, tick=False):
+        assert delivery.notice_claim(notice_id=notice.pk) is not None
+        assert delivery.notice_claim(notice_id=notice.pk) is None
+        assert delivery.notice_deliver(notice_id=notice.pk).state == "not claimed"
+    assert mail.outbox == []
+
+
+def test_a_notice_not_yet_due_is_not_sent_even_if_its_id_arrives(lab):
+    kim = person(lab["source"], "Kim Akers")
+    scheduled(lab["target"], [kim], leads=(60,))
+    notice = Notice.objects.get()
+
+    assert delivery.notice_deliver(notice_id=notice.pk).state == "not claimed"
+    assert Notice.objects.get().state == NoticeState.PENDING
+
+
+def test_a_claim_nobody_confirmed_is_released_and_sent_once(lab, settings):
+    settings.NOTICE_CLAIM_TIMEOUT_SECONDS = 600
+    kim = person(lab["source"], "Kim Akers")
+    start = timezone.now() + 10 * DAY
+    scheduled(lab["target"], [kim], start=start, leads=(60,))
+    notice = Notice.objects.get()
+    with time_machine.travel(start - timedelta(minutes=50), tick=False):
+        delivery.notice_claim(notice_id=notice.pk)  # a worker that died right after
+
+    assert send_due(start - timedelta(minutes=45)) == []  # claim still fresh: left alone
+    assert send_due(start - timedelta(minutes=35)) == [NoticeState.SENT]
+
+    notice.refresh_from_db()
+    assert notice.attempts == 2 and len(mail.outbox) == 1
+    assert send_due(start - timedelta(minutes=20)) == []
+
+
+def test_two_dispatches_hand_out_each_due_id_once(
+    lab, settings, django_capture_on_commit_callbacks
+):
+    settings.NOTICE_REQUEUE_SECONDS = 300
+    people = [person(lab["source"], f"P{n} Person") for n in range(5)]
+    start = timezone.now() + 10 * DAY
+    scheduled(lab["target"], people, start=start, leads=(60,))
+    first, second = [], []
+
+    with (
+        time_machine.travel(start - timedelta(minutes=30), tick=False),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        delivery.notices_dispatch(enqueue=first.extend)
+        delivery.notices_dispatch(enqueue=second.extend)
+    with time_machine.travel(start - timedelta(minutes=28), tick=False):
+        soon_after = delivery.notices_dispatch(enqueue=lambda ids: None).enqueued
+    with time_machine.travel(start - timedelta(minutes=24), tick=False):
+        lost = delivery.notices_dispatch(enqueue=lambda ids: None).enqueued
+
+    assert len(first) == 5 and second == [] and soon_after == []
+    assert sorted(lost) == sorted(first), "ids nobody claimed within 5 minutes were lost"
+
+
+class RefusingBackend:
+    """An SMTP server that answers each send with the next of `answers` (None = accept)."""
+
+    answers: list[Exception | None] = []
+
+    def __init__(self, **kwargs):
+        pass
+
+    def open(self):
+        return True
+
+    def close(self):
+        pass
+
+    def send_messages(self, messages):
+        answer = RefusingBackend.answers.pop(0) if RefusingBackend.answers else None
+        if answer is not None:
+            raise answer
+        mail.outbox.extend(messages)
+        return len(messages)
+
+
+@pytest.fixture
+def refusing(settings):
+    settings.EMAIL_BACKEND = "tests.test_notices.RefusingBackend"
+    settings.NOTICE_RETRY_SECONDS = 60
+    delivery.connection_reset()
+    yield RefusingBackend
+    RefusingBackend.answers = []
+    delivery.connection_reset()
+
+
+def test_a_temporary_smtp_failure_is_retried_with_backoff_until_it_goes(lab, refusing):
+    refusing.answers = [
+        smtplib.SMTPDataError(451, b"4.3.0 try again later"),
+        ConnectionRefusedError(111, "Connection refused"),
+    ]
+    kim = person(lab["source"], "Kim Akers")
+    start = timezone.now() + 10 * DAY
+    scheduled(lab["target"], [kim], start=start, leads=(600,))
+    t0 = start - timedelta(minutes=590)
+
+    assert send_due(t0) == [NoticeState.PENDING]
+    notice = Notice.objects.get()
+    assert "451 4.3.0 try again later" in notice.last_error
+    first_wait = (notice.next_try_at - t0).total_seconds()
+    assert 50 <= first_wait <= 70
+    assert send_due(t0 + timedelta(seconds=30)) == [], "not before its backoff"
+    assert send_due(t0 + timedelta(seconds=400)) == [NoticeState.PENDING]
+    notice.refresh_from_db()
+    assert 100 <= (notice.next_try_at - (t0 + timedelta(seconds=400))).total_seconds() <= 140
+    assert send_due(t0 + timedelta(seconds=800)) == [NoticeState.SENT]
+    notice.refresh_from_db()
+    assert notice.attempts == 3 and notice.last_error == "" and len(mail.outbox) == 1
+
+
+def test_a_refused_recipient_fails_at_once_and_the_error_is_kept(lab, refusing):
+    refusing.answers = [
+        smtplib.SMTPRecipientsRefused({"kim@contoso.com": (550, b"5.1.1 user unknown")})
+    ]
+    kim = person(lab["source"], "Kim Akers")
+    start = timezone.now() + 10 * DAY
+    scheduled(lab["target"], [kim], start=start, leads=(60,))
+
+    assert send_due(start - timedelta(minutes=30)) == [NoticeState.FAILED]
+    notice = Notice.objects.get()
+    assert "550 5.1.1 user unknown" in notice.last_error and "refused for good" in notice.last_error
+    assert notice.body_text, "what it would have said is logged too"
+
+
+def test_after_the_last_attempt_a_notice_ends_failed(lab, refusing, settings):
+    settings.NOTICE_MAX_ATTEMPTS = 2
+    refusing.answers = [TimeoutError("timed out"), TimeoutError("timed out")]
+    kim = person(lab["source"], "Kim Akers")
+    start = timezone.now() + 10 * DAY
+    scheduled(lab["target"], [kim], start=start, leads=(600,))
+    t0 = start - timedelta(minutes=590)
+
+    send_due(t0)
+    assert send_due(t0 + timedelta(minutes=10)) == [NoticeState.FAILED]
+    assert "gave up after 2 attempts" in Notice.objects.get().last_error
+
+
+def test_a_hostile_name_cannot_add_a_header_or_break_the_subject(lab):
+    kim = person(lab["source"], "Kim\r\nBcc: victim@example.com\u202e")
+    kim.display_name = "Kim\r\nBcc: victim@example.com\u202e"
+    kim.save()
+    NoticeTemplate.objects.create(
+        name="before",
+        subject="Hello {{ person.name }}",
+        body_text="{{ person.name }}",
+        body_html="<p>{{ person.name }}</p>",
+    )
+    start = timezone.now() + 10 * DAY
+    scheduled(lab["target"], [kim], start=start, leads=(60,))
+
+    send_due(start - timedelta(minutes=30))
+
+    (email,) = mail.outbox
+    raw = email.message().as_string()
+    parsed = message_from_string(raw)
+    assert parsed["Bcc"] is None and "\n" not in email.subject and "\u202e" not in email.subject
+    assert email.subject == "Hello Kim Bcc: victim@example.com"
+    assert one_line("a\u2028b\x85c\td", 100) == "a b c d"
+
+
+def test_an_unusable_address_fails_for_good_without_trying(lab):
+    kim = person(lab["source"], "Kim Akers")
+    start = timezone.now() + 10 * DAY
+    scheduled(lab["target"], [kim], start=start, leads=(60,))
+    Notice.objects.update(recipient="kim@contoso.com>, eve@example.com")
+
+    assert send_due(start - timedelta(minutes=30)) == [NoticeState.FAILED]
+    assert "not a plain e-mail address" in Notice.objects.get().last_error and not mail.outbox
+
+
+def test_rescheduling_moves_pending_notices_and_corrects_people_already_told(lab):
+    kim = person(lab["source"], "Kim Akers")
+    start = timezone.now() + 10 * DAY
+    batch = scheduled(lab["target"], [kim], start=start)
+    send_due(start - timedelta(hours=71))  # the 72 h notice went, with the old time
+
+    new_start = start + 2 * DAY
+    with time_machine.travel(start - timedelta(hours=70), tick=False):
+        batch = services.batch_reschedule(
+            batch=batch, start_at=new_start, complete_by=None, actor=None
+        )
+        again = services.batch_reschedule(
+            batch=batch, start_at=new_start, complete_by=None, actor=None
+        )
+
+    pending = Notice.objects.get(kind=NoticeKind.BEFORE_MOVE, state=NoticeState.PENDING)
+    assert pending.due_at == new_start - timedelta(hours=2)
+    assert batch.notice_counts["corrections_queued"] == 1 and again.notice_counts == {}
+    assert send_due(start - timedelta(hours=69)) == [NoticeState.SENT]
+    correction = mail.outbox[-1]
+    assert correction.subject.startswith("Update: your mailbox move")
+    assert "This replaces it" in correction.body
+    assert AuditEntry.objects.filter(batch=batch, action="rescheduled").count() == 1
+
+
+def test_a_changed_plan_after_a_notice_gives_one_correction_and_a_change_back_none(lab):
+    kim = person(lab["source"], "Kim Akers")
+    start = timezone.now() + 10 * DAY
+    batch = scheduled(lab["target"], [kim], start=start)
+    send_due(start - timedelta(hours=71))
+    # An admin finds the target is on SP1 after all: the plan now says the phone continues.
+    target = lab["target"]
+    target.build, target.admin_display_version = "8.1.240.6", "Version 8.1 (Build 240.6)"
+    target.save()
+
+    with time_machine.travel(start - timedelta(hours=70), tick=False):
+        services.batch_plan(batch=batch)
+        assert corrections_queue(batch=batch) == 1
+        assert corrections_queue(batch=batch) == 0, "one waiting correction is enough"
+    assert send_due(start - timedelta(hours=69)) == [NoticeState.SENT]
+    assert "This replaces it" in mail.outbox[-1].body
+    with time_machine.travel(start - timedelta(hours=68), tick=False):
+        assert corrections_queue(batch=batch) == 0, "the person was told what the plan says"
+
+    # The plan changes, and changes back before the correction goes: nothing is sent.
+    target.build, target.admin_display_version = "8.0.685.25", "Version 8.0 (Build 685.25)"
+    target.save()
+    with time_machine.travel(start - timedelta(hours=67), tick=False):
+        services.batch_plan(batch=batch)
+        corrections_queue(batch=batch)
+    target.build, target.admin_display_version = "8.1.240.6", "Version 8.1 (Build 240.6)"
+    target.save()
+    with time_machine.travel(start - timedelta(hours=66), tick=False):
+        services.batch_plan(batch=batch)
+    assert send_due(start - timedelta(hours=65)) == [NoticeState.SKIPPED]
+    assert len(mail.outbox) == 2
+
+
+def test_removing_a_person_withdraws_theirs_and_tells_them_if_they_were_told(lab):
+    kim = person(lab["source"], "Kim Akers")
+    lee = person(lab["source"], "Lee Park")
+    start = timezone.now() + 10 * DAY
+    batch = scheduled(lab["target"], [kim, lee], start=start)
+    send_due(start - timedelta(hours=71))
+
+    with time_machine.travel(start - timedelta(hours=70), tick=False):
+        services.batch_remove_mailboxes(batch=batch, mailbox_ids=[kim.pk], actor=None)
+
+    kims = Notice.objects.filter(mailbox=kim)
+    assert kims.get(kind=NoticeKind.BEFORE_MOVE, lead_minutes=120).state == NoticeState.CANCELLED
+    assert send_due(start - timedelta(hours=69)) == [NoticeState.SENT]
+    assert mail.outbox[-1].to == ["Kim Akers <kim@contoso.com>"]
+    assert mail.outbox[-1].subject.startswith("Cancelled:")
+    assert Notice.objects.filter(mailbox=lee, state=NoticeState.PENDING).count() == 1
+
+
+def test_cancelling_a_batch_withdraws_pending_notices(lab):
+    kim = person(lab["source"], "Kim Akers")
+    batch = scheduled(lab["target"], [kim])
+
+    batch = services.batch_transition(batch=batch, action="cancel", actor=None)
+
+    assert not Notice.objects.filter(state=NoticeState.PENDING).exists()
+    assert batch.notice_counts["notices_withdrawn"] == 2
+    assert set(Notice.objects.values_list("reason", flat=True)) == {"the batch was cancelled"}
+
+
+def test_after_the_move_each_person_is_told_what_to_do_now(lab):
+    kim = person(lab["source"], "Kim Akers")
+    batch = scheduled(lab["target"], [kim], notification_emails="ops@contoso.com, lead@contoso.com")
+
+    counts = services.batch_mark_moves(
+        batch=batch, outcomes={kim.pk: MemberState.MOVED}, actor=None
+    )
+    states = send_due()
+
+    assert counts["after_notices"] == 1
+    kinds = dict(Notice.objects.filter(state=NoticeState.SENT).values_list("recipient", "kind"))
+    assert (
+        kinds
+        == {
+            "kim@contoso.com": NoticeKind.AFTER_MOVE,
+            "ops@contoso.com": NoticeKind.REPORT_STARTED,
+            "lead@contoso.com": NoticeKind.REPORT_STARTED,
+        }
+        or states
+    )
+    after = next(m for m in mail.outbox if m.to == ["Kim Akers <kim@contoso.com>"])
+    assert "has moved" in after.body and "Now:" in after.body
+    assert Notice.objects.get(kind=NoticeKind.BEFORE_MOVE, lead_minutes=120).state == (
+        NoticeState.CANCELLED
+    ), "a notice before the move is not sent once it started"
+
+
+def test_reports_count_outcomes_list_blocked_phones_and_attach_the_people_to_act(lab):
+    people = [person(lab["source"], f"P{n} Person", friendly="=HYPERLINK(1)") for n in range(3)]
+    batch = scheduled(lab["target"], people, notification_emails="ops@contoso.com; ops@contoso.com")
+
+    send_due(timezone.now())
+
+    (report,) = [m for m in mail.outbox if m.to == ["ops@contoso.com"]]
+    assert report.subject == "exsync: batch Wave 1 was scheduled: 3 of 3 people need action"
+    assert "Re-partner: 3 phones of 3 people" in report.body
+    (name, content, mimetype) = report.attachments[0]
+    assert name == "exsync-Wave-1-people-to-act.csv" and mimetype == "text/csv"
+    lines = content.lstrip("\ufeff").splitlines()
+    assert len(lines) == 4 and "'=HYPERLINK(1)" in lines[1]
+    assert Notice.objects.filter(batch=batch, kind=NoticeKind.REPORT_SCHEDULED).count() == 1
+
+
+def test_resending_makes_one_new_message_even_on_a_double_click(lab):
+    kim = person(lab["source"], "Kim Akers")
+    start = timezone.now() + 10 * DAY
+    scheduled(lab["target"], [kim], start=start, leads=(60,))
+    send_due(start - timedelta(minutes=30))
+    sent = Notice.objects.get(state=NoticeState.SENT)
+
+    with time_machine.travel(start - timedelta(minutes=20), tick=False):
+        first = services.notice_resend(notice=sent, expected_revision=0, actor=None)
+        second = services.notice_resend(notice=sent, expected_revision=0, actor=None)
+    assert first.pk == second.pk and first.revision == 1
+    assert send_due(start - timedelta(minutes=19)) == [NoticeState.SENT]
+    assert (
+        len(mail.outbox) == 2
+        and mail.outbox[0].extra_headers["Message-ID"]
+        != (mail.outbox[1].extra_headers["Message-ID"])
+    )
+
+
+def test_a_notice_waits_while_its_batch_is_being_planned(lab):
+    kim = person(lab["source"], "Kim Akers")
+    start = timezone.now() + 10 * DAY
+    batch = scheduled(lab["target"], [kim], start=start, leads=(60,))
+    type(batch).objects.filter(pk=batch.pk).update(plan_state="running")
+
+    assert send_due(start - timedelta(minutes=30)) == [NoticeState.PENDING]
+    notice = Notice.objects.get()
+    assert notice.attempts == 0 and notice.reason == "waiting for the batch's plan to finish"
+    assert mail.outbox == []

@@ -25,6 +25,7 @@ setup: $(BIN)/.installed
 run: setup
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py migrate --no-input
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py seed_demo --mailboxes $(DEMO_MAILBOXES)
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py seed_demo_batches
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py demo_users
 	@echo "exsync: open http://127.0.0.1:$(PORT)/ and log in as admin or helpdesk (password above)"
 	DEBUG=$${DEBUG:-true} PORT=$(PORT) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile.dev

@@ -553,3 +553,25 @@ def test_a_notice_waits_while_its_batch_is_being_planned(lab):
     notice = Notice.objects.get()
     assert notice.attempts == 0 and notice.reason == "waiting for the batch's plan to finish"
     assert mail.outbox == []
+
+
+def test_create_batch_takes_any_lead_times_and_the_short_notice_switch(lab, tmp_path):
+    from django.core.management import CommandError, call_command
+
+    from migrations_plan.models import MoveBatch
+
+    kim = person(lab["source"], "Kim Akers")
+    csv = tmp_path / "batch.csv"
+    csv.write_text(f"EmailAddress\n{kim.primary_smtp_address}\n")
+    start = (timezone.now() + 10 * DAY).isoformat()
+    common = ["--target-server", "EX2007RTM", "--start", start, "--mailboxes-csv", str(csv)]
+
+    with pytest.raises(CommandError, match="--notice-hours: 'soon' is not a number of hours"):
+        call_command("create_batch", "Bad", *common, "--notice-hours", "72,soon")
+    call_command(
+        "create_batch", "Wave 9", *common, "--notice-hours", "48, 1.5, 48", "--no-short-notice"
+    )
+
+    batch = MoveBatch.objects.get(name="Wave 9")
+    assert batch.notice_leads_minutes == [2880, 90] and batch.notify_unaffected is False
+    assert not MoveBatch.objects.filter(name="Bad").exists()

@@ -49,3 +49,23 @@ def test_seed_demo_reports_progress():
     call_command("seed_demo", mailboxes=30, chunk_size=10, stdout=out)
     assert out.getvalue().count("mailboxes") >= 3
     assert "Seeded 8 servers, 30 mailboxes" in out.getvalue()
+
+
+def test_the_sample_batches_send_their_first_notices_at_once_and_seed_once(mailoutbox):
+    from migrations_plan.models import MoveBatch, Notice, NoticeState
+    from migrations_plan.notices import delivery
+
+    call_command("seed_demo", mailboxes=600, stdout=StringIO())
+    call_command("seed_demo_batches", stdout=StringIO())
+    call_command("seed_demo_batches", stdout=StringIO())
+
+    assert sorted(MoveBatch.objects.values_list("name", "state")) == [
+        ("Demo: 2003 to 2007 RTM", "scheduled"),
+        ("Demo: 2010 to 2016", "draft"),
+    ]
+    due = delivery.notices_dispatch(enqueue=lambda ids: None).enqueued
+    for notice_id in due:
+        delivery.notice_deliver(notice_id=notice_id)
+    sent = Notice.objects.filter(state=NoticeState.SENT)
+    assert sent.filter(kind="before").exists() and sent.filter(kind="report_scheduled").exists()
+    assert len(mailoutbox) == sent.count()

@@ -29,6 +29,23 @@ def parse_start(value: str, option: str) -> datetime:
     return moment
 
 
+def parse_hours(value: str) -> list[int]:
+    """'72,2' -> [4320, 120] minutes; CommandError naming the part that is not a number."""
+    minutes = []
+    for part in value.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            hours = float(part)
+        except ValueError:
+            raise CommandError(
+                f"--notice-hours: '{part}' is not a number of hours (e.g. 72,24,2)"
+            ) from None
+        minutes.append(round(hours * 60))
+    return minutes
+
+
 class Command(BaseCommand):
     help = "Create a move batch from the CSV New-MigrationBatch takes (header EmailAddress), and plan it."
 
@@ -44,6 +61,17 @@ class Command(BaseCommand):
         parser.add_argument("--complete-by", help="ISO 8601 completion time (optional).")
         parser.add_argument("--mailboxes-csv", required=True, type=Path)
         parser.add_argument("--notify", default="", help="Report recipients, comma separated.")
+        parser.add_argument(
+            "--notice-hours",
+            default="72,2",
+            help="When people get their notice: hours before the start, comma separated "
+            "(default 72,2).",
+        )
+        parser.add_argument(
+            "--no-short-notice",
+            action="store_true",
+            help="People whose phones all keep syncing get no notice (default: one short one).",
+        )
         parser.add_argument(
             "--move-kind",
             default="",
@@ -74,9 +102,12 @@ class Command(BaseCommand):
         move_kind: str = "",
         target_policy: str = "",
         allow_unsupported: bool = False,
+        notice_hours: str = "72,2",
+        no_short_notice: bool = False,
         **options,
     ) -> None:
         start_at = parse_start(start, "--start")
+        leads = parse_hours(notice_hours)
         complete_at = parse_start(complete_by, "--complete-by") if complete_by else None
         server = (
             ExchangeServer.objects.annotate(lname=Lower("name"))
@@ -110,6 +141,8 @@ class Command(BaseCommand):
                 move_kind=move_kind,
                 target_policy=policy,
                 allow_unsupported=allow_unsupported,
+                notice_leads_minutes=leads,
+                notify_unaffected=not no_short_notice,
             )
         except UnsupportedPath as exc:
             raise CommandError(f"{exc} (--allow-unsupported creates it anyway)") from exc

@@ -10,6 +10,11 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("outbox/", views.outbox, name="outbox"),
     path("outbox/<int:pk>/", views.outbox_message, name="outbox_message"),
+    path(
+        "outbox/<int:pk>/attachments/<int:index>/",
+        views.outbox_attachment,
+        name="outbox_attachment",
+    ),
     # Only log in and out: no self-service password reset, whose e-mail would land in the
     # outbox (only Exchange admins read it, but a reset link belongs in no shared place).
     # Admins set passwords in /admin/.

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_safe
 
@@ -80,6 +80,21 @@ def outbox(request: HttpRequest) -> HttpResponse:
 def outbox_message(request: HttpRequest, pk: int) -> HttpResponse:
     message = get_object_or_404(OutboxMessage, pk=pk)
     return render(request, "outbox/detail.html", {"message": message})
+
+
+@require_safe
+@exchange_admins_only
+def outbox_attachment(request: HttpRequest, pk: int, index: int) -> HttpResponse:
+    """A kept attachment, downloaded as a file (never shown inline: it came with the mail)."""
+    message = get_object_or_404(OutboxMessage, pk=pk)
+    if index >= len(message.attachments) or message.attachments[index].get("content") is None:
+        raise Http404("No such attachment kept.")
+    kept = message.attachments[index]
+    response = HttpResponse(kept["content"], content_type="application/octet-stream")
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in kept["name"]) or "attachment"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def login_locked_out(

@@ -429,6 +429,8 @@ class OutboxMessage(models.Model):
     body = models.TextField()
     html_body = models.TextField(blank=True)
     headers = models.JSONField(default=dict, blank=True)
+    # [{"name", "mimetype", "size", "content"}]: text attachments (the reports' CSV) kept whole.
+    attachments = models.JSONField(default=list, blank=True)
     sent_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

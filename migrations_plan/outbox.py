@@ -3,9 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
+
+KEPT_BYTES = 5_000_000  # a text attachment up to this is kept whole; larger ones by name
+
+
+def _kept(attachment: Any) -> dict[str, Any]:
+    """An attachment as the outbox keeps it: text whole (up to KEPT_BYTES), else its name."""
+    if isinstance(attachment, tuple):
+        name, content, mimetype = attachment
+    else:  # a MIMEBase part
+        name = attachment.get_filename() or "attachment"
+        content, mimetype = attachment.get_payload(decode=True), attachment.get_content_type()
+    size = len(content.encode() if isinstance(content, str) else content or b"")
+    text = content if isinstance(content, str) and size <= KEPT_BYTES else None
+    return {"name": name, "mimetype": mimetype or "", "size": size, "content": text}
 
 
 class DatabaseEmailBackend(BaseEmailBackend):
@@ -23,6 +38,9 @@ class DatabaseEmailBackend(BaseEmailBackend):
             # message.message() runs Django's header checks (no newlines in headers), so a
             # hostile subject is refused here exactly as the SMTP backend would refuse it.
             message.message()
+            headers = dict(message.extra_headers)
+            if message.reply_to:
+                headers.setdefault("Reply-To", ", ".join(message.reply_to))
             rows.append(
                 OutboxMessage(
                     from_email=message.from_email,
@@ -31,7 +49,8 @@ class DatabaseEmailBackend(BaseEmailBackend):
                     subject=message.subject,
                     body=message.body,
                     html_body=html,
-                    headers=dict(message.extra_headers),
+                    headers=headers,
+                    attachments=[_kept(a) for a in message.attachments],
                 )
             )
         OutboxMessage.objects.bulk_create(rows)

@@ -575,3 +575,19 @@ def test_create_batch_takes_any_lead_times_and_the_short_notice_switch(lab, tmp_
     batch = MoveBatch.objects.get(name="Wave 9")
     assert batch.notice_leads_minutes == [2880, 90] and batch.notify_unaffected is False
     assert not MoveBatch.objects.filter(name="Bad").exists()
+
+
+def test_sending_a_notice_costs_seven_queries_however_many_phones(lab, django_assert_num_queries):
+    one = person(lab["source"], "Ann Beck", phones=1)
+    four = person(lab["source"], "Bob Dell", phones=4)
+    start = timezone.now() + 10 * DAY
+    scheduled(lab["target"], [one, four], start=start, leads=(60,))
+
+    with time_machine.travel(start - timedelta(minutes=30), tick=False):
+        ids = delivery.notices_dispatch(enqueue=lambda ids: None).enqueued
+        for notice_id in ids:
+            # claim, the notice with batch/person/server, phones, predictions, platform
+            # steps, the admin's wording, the ending
+            with django_assert_num_queries(7):
+                delivery.notice_deliver(notice_id=notice_id)
+    assert [len(m.body.split("* ")) - 1 for m in mail.outbox] in ([1, 4], [4, 1])

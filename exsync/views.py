@@ -46,6 +46,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "heartbeat": Heartbeat.objects.filter(name="worker").first(),
             "counts": inventory.inventory_counts(),
             "servers": inventory.server_list(),
+            "notice_health": plans.notice_health() if can_schedule(request.user) else None,
         },
     )
 

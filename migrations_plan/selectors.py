@@ -6,6 +6,7 @@ import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from itertools import chain, repeat
 from typing import Any
 
@@ -25,6 +26,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.utils import timezone
 
 from devices.models import Mailbox, Partnership
 
@@ -631,3 +633,22 @@ def batches_ahead(*, limit: int = 10) -> list[MoveBatch]:
         batch.needing_action = impact.needing_action()
         batch.needing_action_total = sum(batch.needing_action.values())
     return batches
+
+
+def notice_health(*, now: datetime | None = None) -> dict[str, Any]:
+    """For the dashboard, in one query: notices that failed for good, and notices due for a
+    while that nobody sent (no worker or no beat running), with a batch to look at."""
+    from .models import Notice, NoticeState
+
+    now = now or timezone.now()
+    overdue = Q(state=NoticeState.PENDING, due_at__lt=now - timedelta(minutes=10)) & (
+        Q(next_try_at__isnull=True) | Q(next_try_at__lt=now - timedelta(minutes=10))
+    )
+    counts = Notice.objects.aggregate(
+        failed=Count("pk", filter=Q(state=NoticeState.FAILED)),
+        overdue=Count("pk", filter=overdue),
+        failed_batch=Max("batch_id", filter=Q(state=NoticeState.FAILED)),
+    )
+    from django.conf import settings
+
+    return {**counts, "dispatch_seconds": settings.NOTICE_DISPATCH_SECONDS}

@@ -291,3 +291,37 @@ def _row(body: str, name: str) -> str:
 def _section(body: str, heading_id: str) -> str:
     start = body.index(f'id="{heading_id}"')
     return body[start : body.index("</section>", start)]
+
+
+def test_admins_are_told_of_failed_and_overdue_notices_helpdesk_is_not(
+    client, admin_user, helpdesk_user
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from migrations_plan.models import Notice
+    from tests.factories import MoveBatchFactory
+
+    batch = MoveBatchFactory()
+    now = timezone.now()
+    Notice.objects.create(
+        batch=batch, kind="before", recipient="a@contoso.com", due_at=now, state="failed"
+    )
+    Notice.objects.create(
+        batch=batch,
+        kind="before",
+        lead_minutes=1,
+        recipient="a@contoso.com",
+        due_at=now - timedelta(hours=1),
+    )
+    Notice.objects.create(  # due, but only just: beat has not had its turn yet
+        batch=batch, kind="before", lead_minutes=2, recipient="a@contoso.com", due_at=now
+    )
+
+    client.force_login(admin_user)
+    page = client.get("/").content.decode()
+    assert "1 e-mail failed for good." in page
+    assert "1 notice due more than 10 minutes ago was not sent." in page
+    client.force_login(helpdesk_user)
+    assert "failed for good" not in client.get("/").content.decode()

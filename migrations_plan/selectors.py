@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from itertools import chain, repeat
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import (
     Case,
@@ -649,6 +650,4 @@ def notice_health(*, now: datetime | None = None) -> dict[str, Any]:
         overdue=Count("pk", filter=overdue),
         failed_batch=Max("batch_id", filter=Q(state=NoticeState.FAILED)),
     )
-    from django.conf import settings
-
     return {**counts, "dispatch_seconds": settings.NOTICE_DISPATCH_SECONDS}

@@ -591,3 +591,23 @@ def test_sending_a_notice_costs_seven_queries_however_many_phones(lab, django_as
             with django_assert_num_queries(7):
                 delivery.notice_deliver(notice_id=notice_id)
     assert [len(m.body.split("* ")) - 1 for m in mail.outbox] in ([1, 4], [4, 1])
+
+
+def test_an_edited_wording_cannot_reach_files_or_the_context_and_fails_for_good(lab):
+    from migrations_plan.notices.wording import check_source
+
+    assert check_source("body_text", "{% include 'base.html' %}") == (
+        "line 1: {% include %} is not allowed in a notice's wording"
+    )
+    assert "not allowed" in check_source("body_html", "Hi\n{% debug %}")
+    assert "Invalid block tag" in check_source("subject", "{% frobnicate %}")
+    assert check_source("body_text", "{% for p in phones %}{{ p.name }}{% endfor %}") is None
+    NoticeTemplate.objects.create(
+        name="before", subject="Hi", body_text="{% load static %}", body_html="<p>Hi</p>"
+    )
+    kim = person(lab["source"], "Kim Akers")
+    start = timezone.now() + 10 * DAY
+    scheduled(lab["target"], [kim], start=start, leads=(60,))
+
+    assert send_due(start - timedelta(minutes=30)) == [NoticeState.FAILED]
+    assert "{% load %} is not allowed" in Notice.objects.get().last_error and not mail.outbox

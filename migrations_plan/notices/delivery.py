@@ -45,7 +45,7 @@ from . import message as messages
 from . import reports
 from .content import UNDECIDED_TEXT, PersonContent, person_content
 from .queue import leads_of
-from .wording import TEMPLATE_OF, Rendered, render
+from .wording import TEMPLATE_OF, Rendered, UnusableTemplate, render
 
 log = logging.getLogger(__name__)
 
@@ -344,7 +344,7 @@ def is_permanent(error: BaseException) -> bool:
     """5xx answers are permanent (RFC 5321 §4.2.1), except authentication problems; an
     unusable address or header is too. Everything else (4xx, timeouts, refused connections)
     is worth another try."""
-    if isinstance(error, messages.UnusableAddress | BadHeaderError):
+    if isinstance(error, messages.UnusableAddress | BadHeaderError | UnusableTemplate):
         return True
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _ in error.recipients.values()]

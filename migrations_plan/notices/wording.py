@@ -18,6 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.template import Context, Engine, Template, TemplateSyntaxError
+from django.template.base import Lexer, TokenType
 
 from ..models import NoticeKind, NoticeTemplate, TemplateName
 
@@ -55,16 +56,36 @@ def default_source(name: str) -> dict[str, str]:
     }
 
 
+# Tags a notice's wording has no use for: they reach files, other libraries or the whole
+# context (debug prints every loaded module's name).
+FORBIDDEN_TAGS = frozenset({"include", "extends", "load", "debug", "ssi", "block"})
+
+
+class UnusableTemplate(ValueError):
+    """An edited wording that cannot be used (syntax, or a forbidden tag): the message says
+    which; a notice rendered with it fails for good rather than retrying."""
+
+
 @lru_cache(maxsize=64)
 def _compiled(part: str, source: str) -> Template:
-    return (_HTML if part == "body_html" else _TEXT).from_string(source)
+    for token in Lexer(source).tokenize():
+        if token.token_type == TokenType.BLOCK:
+            tag = token.contents.split()[0] if token.contents.split() else ""
+            if tag in FORBIDDEN_TAGS:
+                raise UnusableTemplate(
+                    f"line {token.lineno}: {{% {tag} %}} is not allowed in a notice's wording"
+                )
+    try:
+        return (_HTML if part == "body_html" else _TEXT).from_string(source)
+    except TemplateSyntaxError as error:
+        raise UnusableTemplate(str(error)) from error
 
 
 def check_source(part: str, source: str) -> str | None:
-    """None when the template compiles, else the error in words (for the edit form)."""
+    """None when the template can be used, else what is wrong, in words (for the edit form)."""
     try:
         _compiled(part, source)
-    except TemplateSyntaxError as error:
+    except UnusableTemplate as error:
         return str(error)
     return None
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 import uuid
 
 from django import forms
@@ -11,7 +13,7 @@ from django.db.models import QuerySet
 from devices.models import ExchangeServer, Generation, Mailbox, MobileDevicePolicy
 from devices.services import exchange_online_ensure
 
-from .models import MoveBatch, Outcome
+from .models import MoveBatch, NoticeKind, NoticeState, NoticeTemplate, Outcome
 
 EXCHANGE_ONLINE_CHOICE = "exo"
 
@@ -36,6 +38,69 @@ class TargetChoiceField(forms.ChoiceField):
         if value == EXCHANGE_ONLINE_CHOICE:
             return exchange_online_ensure()
         return ExchangeServer.objects.get(pk=int(value)) if value else None
+
+
+MAX_LEAD_HOURS = 24 * 60  # services.clean_notice_leads accepts up to 60 days
+
+
+def hours_text(minutes: list[int] | None) -> str:
+    """Lead times in minutes as the form shows them: "72, 2" (1.5 for 90 minutes)."""
+    return ", ".join(f"{m / 60:g}" for m in sorted(set(minutes or []), reverse=True))
+
+
+class NoticeLeadsField(forms.CharField):
+    """ "72, 24, 2": when people get a notice, in hours before the start -> minutes, largest
+    first. Any number of lead times; each error names the value it is about."""
+
+    default_error_messages = {"required": "Give at least one lead time, e.g. 72, 2."}
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("label", "Notify people (hours before the start)")
+        kwargs.setdefault("initial", "72, 2")
+        kwargs.setdefault("max_length", 200)
+        kwargs.setdefault(
+            "help_text",
+            "Any number of lead times, comma separated, e.g. 72, 24, 2. People whose phones need "
+            "something get a notice at each; hours may have decimals (0.5 = 30 minutes).",
+        )
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value):
+        if isinstance(value, list | tuple):
+            return hours_text(list(value))
+        return value
+
+    def clean(self, value) -> list[int]:
+        text = super().clean(value)
+        minutes: set[int] = set()
+        for raw in (part.strip() for part in re.split(r"[,;\s]+", text)):
+            if not raw:
+                continue
+            try:
+                hours = float(raw.removesuffix("h"))
+            except ValueError:
+                raise forms.ValidationError(
+                    "“%(value)s” is not a number of hours.", params={"value": raw}
+                ) from None
+            if not math.isfinite(hours) or hours <= 0 or hours > MAX_LEAD_HOURS:
+                raise forms.ValidationError(
+                    "“%(value)s” cannot be a lead time: give hours above 0 and at most "
+                    "%(max)s (60 days) before the start.",
+                    params={"value": raw, "max": MAX_LEAD_HOURS},
+                )
+            minutes.add(max(1, round(hours * 60)))
+        if not minutes:
+            raise forms.ValidationError(self.error_messages["required"])
+        return sorted(minutes, reverse=True)
+
+
+class NotifyUnaffectedField(forms.BooleanField):
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("initial", True)
+        kwargs.setdefault("label", "People whose phones all keep syncing get one short notice")
+        kwargs.setdefault("help_text", "At the first lead time. Untick: they get none.")
+        super().__init__(**kwargs)
 
 
 class BatchForm(forms.Form):
@@ -82,12 +147,8 @@ class BatchForm(forms.Form):
         max_length=2000,
         help_text="Comma-separated addresses, like New-MigrationBatch -NotificationEmails.",
     )
-    first_notice_hours = forms.IntegerField(
-        label="First notice (hours before)", initial=72, min_value=1, max_value=24 * 30
-    )
-    reminder_hours = forms.IntegerField(
-        label="Reminder (hours before)", initial=2, min_value=0, max_value=24 * 30
-    )
+    notice_leads = NoticeLeadsField()
+    notify_unaffected = NotifyUnaffectedField()
     # Choosing mailboxes: by filter, or with the CSV New-MigrationBatch takes.
     source_server = forms.ModelChoiceField(
         queryset=ExchangeServer.objects.order_by("name"),
@@ -132,12 +193,6 @@ class BatchForm(forms.Form):
         start, end = data.get("start_at"), data.get("complete_by")
         if start and end and end < start:
             self.add_error("complete_by", "The completion time must be after the start.")
-        first, reminder = data.get("first_notice_hours"), data.get("reminder_hours")
-        if first is not None and reminder is not None and reminder >= first:
-            self.add_error(
-                "reminder_hours",
-                "The reminder comes after the first notice: fewer hours before the start.",
-            )
         if not (
             data.get("mailboxes_csv")
             or data.get("source_server")
@@ -191,3 +246,130 @@ class PredictionFilterForm(forms.Form):
             ("last_sync", "last sync"),
         ],
     )
+
+
+class RescheduleForm(forms.Form):
+    """Another time for a draft or scheduled batch, and when (and whether) people hear of it."""
+
+    start_at = forms.DateTimeField(
+        label="Scheduled start",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text="In the site's time zone.",
+    )
+    complete_by = forms.DateTimeField(
+        label="Complete by (optional)",
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    notice_leads = NoticeLeadsField()
+    notify_unaffected = NotifyUnaffectedField()
+
+    @classmethod
+    def for_batch(cls, batch: MoveBatch) -> RescheduleForm:
+        from django.utils import timezone
+
+        return cls(
+            initial={
+                "start_at": timezone.localtime(batch.start_at),
+                "complete_by": timezone.localtime(batch.complete_by) if batch.complete_by else None,
+                "notice_leads": hours_text(batch.notice_leads_minutes),
+                "notify_unaffected": batch.notify_unaffected,
+            }
+        )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        start, end = data.get("start_at"), data.get("complete_by")
+        if start and end and end < start:
+            self.add_error("complete_by", "The completion time must be after the start.")
+        return data
+
+
+class NoticeFilterForm(forms.Form):
+    """The notice log's filters (always bound: an unknown value is ignored, not an error page)."""
+
+    state = forms.ChoiceField(required=False, choices=[("", "all states"), *NoticeState.choices])
+    kind = forms.ChoiceField(required=False, choices=[("", "all kinds"), *NoticeKind.choices])
+
+
+class NoticeTemplateForm(forms.ModelForm):
+    """An admin's wording of one template name; each part must compile (the error is shown on
+    the part), so a broken template is never stored."""
+
+    class Meta:
+        model = NoticeTemplate
+        fields = ["subject", "body_text", "body_html"]
+        widgets = {
+            "subject": forms.Textarea(attrs={"rows": 3, "class": "source", "spellcheck": "false"}),
+            "body_text": forms.Textarea(
+                attrs={"rows": 18, "class": "source", "spellcheck": "false"}
+            ),
+            "body_html": forms.Textarea(
+                attrs={"rows": 18, "class": "source", "spellcheck": "false"}
+            ),
+        }
+
+    def __init__(self, *args, sample: str = "", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.sample = sample
+        self.rendered = None  # the chosen sample rendered, once the parts are valid
+        self.render_error = ""
+
+    def _render(self, source: dict[str, str], variant: str):
+        from .notice_samples import sample_context
+        from .notices.wording import render
+
+        try:
+            return render(
+                self.instance.name, sample_context(self.instance.name, variant), source=source
+            )
+        except Exception as error:  # an edited template is the admin's input: say what broke
+            self.render_error = f"{type(error).__name__}: {error}"
+            return None
+
+    def render_sample(self):
+        """The sample rendered with the source the unbound form shows (the current wording)."""
+        from .notices.wording import PARTS
+
+        return self._render({part: self.initial.get(part) or "" for part in PARTS}, self.sample)
+
+    def clean(self) -> dict:
+        from .notice_samples import VARIANTS
+        from .notices.wording import PARTS
+
+        data = super().clean()
+        if self.errors or not all(part in data for part in PARTS):
+            return data
+        source = {part: data[part] for part in PARTS}
+        # Every situation the template must handle has to render, not only the one shown:
+        # a template that fails at send time would fail every notice of its kind.
+        for variant, label in VARIANTS[self.instance.name]:
+            rendered = self._render(source, variant)
+            if rendered is None:
+                raise forms.ValidationError(
+                    "This wording fails when rendered for %(label)s: %(error)s",
+                    params={"label": label, "error": self.render_error},
+                )
+            if variant == self.sample or self.rendered is None:
+                self.rendered = rendered
+        return data
+
+    def _checked(self, part: str) -> str:
+        from .notices.wording import check_source
+
+        source = self.cleaned_data[part]
+        problem = check_source(part, source)
+        if problem:
+            raise forms.ValidationError(
+                "This template does not compile: %(problem)s", params={"problem": problem}
+            )
+        return source
+
+    def clean_subject(self) -> str:
+        return self._checked("subject")
+
+    def clean_body_text(self) -> str:
+        return self._checked("body_text")
+
+    def clean_body_html(self) -> str:
+        return self._checked("body_html")

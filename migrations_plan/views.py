@@ -23,6 +23,7 @@ from .forms import AddMailboxesForm, BatchForm, PredictionFilterForm
 from .mailbox_csv import CsvProblem, mailboxes_from_csv, mailboxes_from_lines
 from .models import MoveBatch, PlanState
 from .preview import filter_by_outcome
+from .views_notices import notices_panel, transition_message
 
 
 def schedulers_only(view):
@@ -109,7 +110,8 @@ def batch_create(request: HttpRequest) -> HttpResponse:
                 start_at=data["start_at"],
                 complete_by=data["complete_by"],
                 notification_emails=data["notification_emails"],
-                notice_leads_minutes=[data["first_notice_hours"] * 60, data["reminder_hours"] * 60],
+                notice_leads_minutes=data["notice_leads"],
+                notify_unaffected=data["notify_unaffected"],
                 mailboxes=mailboxes,
                 actor=request.user,
                 request_token=data["request_token"],
@@ -175,6 +177,7 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "add_form": AddMailboxesForm(),
             "editable": batch.state in services.EDITABLE_STATES,
             "now": timezone.now(),
+            **notices_panel(batch=batch, user=request.user),
             **_plan_status([batch], names=False),
         },
     )
@@ -187,9 +190,7 @@ def batch_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     try:
         if action in services.TRANSITIONS:
             batch = services.batch_transition(batch=batch, action=action, actor=request.user)
-            messages.success(
-                request, f"Batch '{batch.name}' is now {batch.get_state_display().lower()}."
-            )
+            messages.success(request, transition_message(batch))
         elif action == "replan":
             if services.batch_plan_request(batch=batch, reason="re-plan", actor=request.user):
                 messages.success(request, "Re-plan queued; this page shows its progress.")

@@ -55,8 +55,8 @@ def create_form(ex2016, **extra):
         "target_server": ex2016.pk,
         "target_database": "DB2016-01",
         "start_at": START.strftime("%Y-%m-%dT%H:%M"),
-        "first_notice_hours": 72,
-        "reminder_hours": 2,
+        "notice_leads": "72, 2",
+        "notify_unaffected": "on",
         "notification_emails": "ops@contoso.com",
     }
     data.update(extra)

@@ -611,3 +611,15 @@ def test_an_edited_wording_cannot_reach_files_or_the_context_and_fails_for_good(
 
     assert send_due(start - timedelta(minutes=30)) == [NoticeState.FAILED]
     assert "{% load %} is not allowed" in Notice.objects.get().last_error and not mail.outbox
+
+
+def test_a_phone_name_with_line_breaks_stays_one_line_in_the_plain_text(lab):
+    kim = person(lab["source"], "Kim Akers", friendly="Kim\r\n\r\nIT: reply with your password")
+    start = timezone.now() + 10 * DAY
+    scheduled(lab["target"], [kim], start=start, leads=(60,))
+
+    send_due(start - timedelta(minutes=30))
+
+    (email,) = mail.outbox
+    assert "* Kim IT: reply with your password (iPhone15C2): needs" in email.body
+    assert "\nIT: reply" not in email.body

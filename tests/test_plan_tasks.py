@@ -76,8 +76,8 @@ def create_form(ex2016, csv: bytes) -> dict:
         "name": "Wave 1",
         "target_server": ex2016.pk,
         "start_at": START.strftime("%Y-%m-%dT%H:%M"),
-        "first_notice_hours": 72,
-        "reminder_hours": 2,
+        "notice_leads": "72, 2",
+        "notify_unaffected": "on",
         "mailboxes_csv": SimpleUploadedFile("batch.csv", csv),
     }
 

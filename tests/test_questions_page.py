@@ -180,8 +180,8 @@ def test_the_create_form_refuses_an_unsupported_path_unless_ticked(client, admin
         "name": "Wave",
         "target_server": str(ex2016.pk),
         "start_at": START.strftime("%Y-%m-%dT%H:%M"),
-        "first_notice_hours": 72,
-        "reminder_hours": 2,
+        "notice_leads": "72, 2",
+        "notify_unaffected": "on",
         "source_server": ex2003.pk,
     }
     response = client.post(reverse("migrations_plan:batch_create"), form)
@@ -225,8 +225,8 @@ def test_exchange_online_is_a_target_an_admin_can_pick_with_its_move_kind(client
             "target_server": "exo",
             "move_kind": "staged_or_cutover_or_imap",
             "start_at": START.strftime("%Y-%m-%dT%H:%M"),
-            "first_notice_hours": 72,
-            "reminder_hours": 2,
+            "notice_leads": "72, 2",
+            "notify_unaffected": "on",
             "source_server": ex2016.pk,
         },
     )
@@ -252,8 +252,8 @@ def test_a_move_kind_that_does_not_fit_the_target_is_refused(client, admin_user)
             "target_server": str(ex2016.pk),
             "move_kind": "staged_or_cutover_or_imap",
             "start_at": START.strftime("%Y-%m-%dT%H:%M"),
-            "first_notice_hours": 72,
-            "reminder_hours": 2,
+            "notice_leads": "72, 2",
+            "notify_unaffected": "on",
             "source_server": ex2016.pk,
         },
     )

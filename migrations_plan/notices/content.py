@@ -21,6 +21,7 @@ from devices.models import Mailbox, Organisation
 from helpdesk.selectors import DeviceRow, device_rows
 
 from ..models import BatchMailbox, MoveBatch
+from .wording import one_line
 
 # What the move does to a phone, in the user's words (the closed vocabulary of eas-moves.md).
 OUTCOME_FOR_USER = {
@@ -83,7 +84,8 @@ class PersonContent:
 
 def _phone(row: DeviceRow) -> Phone:
     device = row.partnership.device
-    name = device.friendly_name or device.model or device.device_type or "Your phone"
+    # Device-reported: one line, no control or bidi characters, whatever the phone sent.
+    name = one_line(device.friendly_name or device.model or device.device_type, 100)
     outcome = row.prediction.outcome if row.prediction is not None else "unknown"
     undecided = outcome == "unknown"
     steps = []
@@ -98,8 +100,8 @@ def _phone(row: DeviceRow) -> Phone:
     if row.explanation is not None and not undecided:
         explanation = row.explanation.user_text
     return Phone(
-        name=name,
-        model=device.model,
+        name=name or "Your phone",
+        model=one_line(device.model, 100),
         platform=row.platform_label,
         outcome=outcome,
         what_happens=OUTCOME_FOR_USER.get(outcome, OUTCOME_FOR_USER["unknown"]),

@@ -69,6 +69,7 @@ def before_notices_queue(*, batch: MoveBatch, mailbox_ids: Sequence[int] | None 
             batch=batch,
             member_id__in=ids[start : start + 2000],
             kind=NoticeKind.BEFORE_MOVE,
+            lead_minutes__in=leads,  # a lead time since removed from the batch stays withdrawn
             state=NoticeState.CANCELLED,
             revision=0,
         ).update(state=NoticeState.PENDING, reason="", enqueued_at=None)

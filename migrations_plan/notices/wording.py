@@ -110,7 +110,9 @@ def render(name: str, context: dict[str, Any], *, source: dict[str, str] | None 
     text = _compiled("body_text", source["body_text"]).render(
         Context(with_subject, autoescape=False)
     )
-    html = _compiled("body_html", source["body_html"]).render(Context(with_subject))
+    # A plain str, not the SafeString the engine returns: a page showing this HTML as text
+    # must escape it like anything else.
+    html = str.__str__(_compiled("body_html", source["body_html"]).render(Context(with_subject)))
     return Rendered(
         subject=subject or "Your mailbox move", body_text=text.strip() + "\n", body_html=html
     )

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_safe
 from devices import selectors as inventory
 from migrations_plan import selectors as plans
 from migrations_plan.models import OutboxMessage
+from migrations_plan.views_notices import MAIL_CSP
 
 from .models import Heartbeat
 from .roles import can_schedule
@@ -80,7 +81,10 @@ def outbox(request: HttpRequest) -> HttpResponse:
 @exchange_admins_only
 def outbox_message(request: HttpRequest, pk: int) -> HttpResponse:
     message = get_object_or_404(OutboxMessage, pk=pk)
-    return render(request, "outbox/detail.html", {"message": message})
+    response = render(request, "outbox/detail.html", {"message": message})
+    # The sandboxed frame of the HTML part inherits it: no script, nothing from elsewhere.
+    response["Content-Security-Policy"] = MAIL_CSP
+    return response
 
 
 @require_safe

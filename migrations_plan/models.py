@@ -305,8 +305,11 @@ class Notice(models.Model):
         default=0, help_text="Minutes before the start (notices before the move); else 0."
     )
     revision = models.PositiveSmallIntegerField(
-        default=0, help_text="0, or the number of the correction / resend."
+        default=0, help_text="0, or the number of the correction / resend / requeue."
     )
+    # An admin's "send again": goes as it is, whatever notices went before it. A notice queued
+    # again for a new start time (revision > 0 too) follows the usual rules.
+    is_resend = models.BooleanField(default=False)
     due_at = models.DateTimeField()
     state = models.CharField(
         max_length=16, choices=NoticeState.choices, default=NoticeState.PENDING

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -775,8 +775,13 @@ def _notices_on_transition(batch: MoveBatch, to: str) -> dict[str, int]:
             batch=batch, reason="the move started", kinds=[NoticeKind.BEFORE_MOVE]
         )
     if to in (BatchState.COMPLETED, BatchState.CANCELLED):
+        # Only what speaks of a move still to come: what to do after a move that happened,
+        # and the reports, still go.
         counts["notices_withdrawn"] = notice_queue.notices_withdraw(
-            batch=batch, reason=f"the batch was {to.label.lower()}"
+            batch=batch,
+            reason=f"the batch was {to.label.lower()}",
+            kinds=[NoticeKind.BEFORE_MOVE]
+            + ([NoticeKind.CORRECTION] if to == BatchState.COMPLETED else []),
         )
     if to == BatchState.CANCELLED:
         counts["corrections_queued"] = notice_corrections.corrections_queue(batch=batch)
@@ -871,9 +876,12 @@ def batch_reschedule(
         else batch.notice_leads_minutes
     )
     notify = batch.notify_unaffected if notify_unaffected is None else notify_unaffected
+    # Compared and recorded in UTC: the same moment typed in another zone is no change.
+    start_at = start_at.astimezone(UTC)
+    complete_by = complete_by.astimezone(UTC) if complete_by else None
     before = {
-        "start_at": batch.start_at.isoformat(),
-        "complete_by": batch.complete_by.isoformat() if batch.complete_by else None,
+        "start_at": batch.start_at.astimezone(UTC).isoformat(),
+        "complete_by": batch.complete_by.astimezone(UTC).isoformat() if batch.complete_by else None,
         "notice_leads_minutes": batch.notice_leads_minutes,
         "notify_unaffected": batch.notify_unaffected,
     }
@@ -906,7 +914,7 @@ def batch_reschedule(
                 .update(state="cancelled", reason="its lead time was removed from the batch")
             )
             notice_queue.before_notices_queue(batch=batch)
-        counts["notices_moved"] = notice_queue.before_notices_move(batch=batch)
+        counts["notices_moved"] = notice_queue.before_notices_move(batch=batch, now=timezone.now())
         counts["corrections_queued"] = notice_corrections.corrections_queue(batch=batch)
         notices_dispatch_soon()
     audit(batch=batch, actor=actor, action="rescheduled", before=before, after=after, **counts)

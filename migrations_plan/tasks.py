@@ -33,7 +33,10 @@ def sweep_batch_plans(queued_minutes: int = 10, running_minutes: int = 30) -> in
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=True,
-    rate_limit=f"{settings.NOTICE_RATE_PER_MINUTE}/m" if settings.NOTICE_RATE_PER_MINUTE else None,
+    # A send still running when its claim expires would be sent again by another worker: the
+    # pool process is stopped first. (The per-minute rate is kept by the dispatch, which hands
+    # out no more ids than NOTICE_RATE_PER_MINUTE allows.)
+    time_limit=max(60, settings.NOTICE_CLAIM_TIMEOUT_SECONDS // 2),
 )
 def notice_send(notice_id: int) -> str:
     """Send one notice. A temporary failure comes back after its backoff, never later than

@@ -409,8 +409,12 @@ def test_rescheduling_moves_pending_notices_and_corrects_people_already_told(lab
             batch=batch, start_at=new_start, complete_by=None, actor=None
         )
 
-    pending = Notice.objects.get(kind=NoticeKind.BEFORE_MOVE, state=NoticeState.PENDING)
-    assert pending.due_at == new_start - timedelta(hours=2)
+    pending = Notice.objects.filter(kind=NoticeKind.BEFORE_MOVE, state=NoticeState.PENDING)
+    assert sorted((n.lead_minutes, n.revision, n.due_at) for n in pending) == [
+        (120, 0, new_start - timedelta(hours=2)),
+        # the 72 h notice went for the old start; the new start gets its own 72 h notice
+        (4320, 1, new_start - timedelta(hours=72)),
+    ]
     assert batch.notice_counts["corrections_queued"] == 1 and again.notice_counts == {}
     assert send_due(start - timedelta(hours=69)) == [NoticeState.SENT]
     correction = mail.outbox[-1]
@@ -577,7 +581,7 @@ def test_create_batch_takes_any_lead_times_and_the_short_notice_switch(lab, tmp_
     assert not MoveBatch.objects.filter(name="Bad").exists()
 
 
-def test_sending_a_notice_costs_seven_queries_however_many_phones(lab, django_assert_num_queries):
+def test_sending_a_notice_costs_eight_queries_however_many_phones(lab, django_assert_num_queries):
     one = person(lab["source"], "Ann Beck", phones=1)
     four = person(lab["source"], "Bob Dell", phones=4)
     start = timezone.now() + 10 * DAY
@@ -587,8 +591,8 @@ def test_sending_a_notice_costs_seven_queries_however_many_phones(lab, django_as
         ids = delivery.notices_dispatch(enqueue=lambda ids: None).enqueued
         for notice_id in ids:
             # claim, the notice with batch/person/server, phones, predictions, platform
-            # steps, the admin's wording, the ending
-            with django_assert_num_queries(7):
+            # steps, the admin's wording, the ending, and whether the batch changed meanwhile
+            with django_assert_num_queries(8):
                 delivery.notice_deliver(notice_id=notice_id)
     assert [len(m.body.split("* ")) - 1 for m in mail.outbox] in ([1, 4], [4, 1])
 
@@ -601,6 +605,10 @@ def test_an_edited_wording_cannot_reach_files_or_the_context_and_fails_for_good(
     )
     assert "not allowed" in check_source("body_html", "Hi\n{% debug %}")
     assert "Invalid block tag" in check_source("subject", "{% frobnicate %}")
+    assert "|safe is not allowed" in check_source("body_html", "<p>{{ person.name|safe }}</p>")
+    assert "autoescape %} is not allowed" in check_source(
+        "body_html", "{% autoescape off %}{{ x }}{% endautoescape %}"
+    )
     assert check_source("body_text", "{% for p in phones %}{{ p.name }}{% endfor %}") is None
     NoticeTemplate.objects.create(
         name="before", subject="Hi", body_text="{% load static %}", body_html="<p>Hi</p>"
@@ -623,3 +631,116 @@ def test_a_phone_name_with_line_breaks_stays_one_line_in_the_plain_text(lab):
     (email,) = mail.outbox
     assert "* Kim IT: reply with your password (iPhone15C2): needs" in email.body
     assert "\nIT: reply" not in email.body
+
+
+def test_cancelling_after_some_moved_tells_only_those_still_waiting(lab):
+    kim = person(lab["source"], "Kim Akers")
+    lee = person(lab["source"], "Lee Park")
+    start = timezone.now() + 10 * DAY
+    batch = scheduled(lab["target"], [kim, lee], start=start)
+    send_due(start - timedelta(hours=71))
+    with time_machine.travel(start - timedelta(hours=70), tick=False):
+        services.batch_mark_moves(batch=batch, outcomes={kim.pk: MemberState.MOVED}, actor=None)
+        services.batch_transition(batch=batch, action="cancel", actor=None)
+
+    send_due(start - timedelta(hours=69))
+
+    cancelled = [m.to for m in mail.outbox if m.subject.startswith("Cancelled:")]
+    assert cancelled == [["Lee Park <lee@contoso.com>"]]
+    assert Notice.objects.get(mailbox=kim, kind=NoticeKind.AFTER_MOVE).state == NoticeState.SENT
+
+
+def test_completing_a_batch_keeps_after_move_notices_and_reports_that_have_not_gone_yet(lab):
+    kim = person(lab["source"], "Kim Akers")
+    batch = scheduled(lab["target"], [kim], notification_emails="ops@contoso.com")
+    services.batch_mark_moves(batch=batch, outcomes={kim.pk: MemberState.MOVED}, actor=None)
+
+    batch = services.batch_transition(batch=batch, action="complete", actor=None)
+    send_due()
+
+    sent = set(Notice.objects.filter(state=NoticeState.SENT).values_list("kind", flat=True))
+    assert {"after", "report_scheduled", "report_started", "report_completed"} <= sent
+    assert not Notice.objects.filter(kind=NoticeKind.BEFORE_MOVE, state=NoticeState.PENDING)
+
+
+def test_the_same_start_typed_in_another_time_zone_is_no_reschedule(lab):
+    from zoneinfo import ZoneInfo
+
+    kim = person(lab["source"], "Kim Akers")
+    start = timezone.now().replace(microsecond=0) + 10 * DAY
+    batch = scheduled(lab["target"], [kim], start=start)
+    send_due(start - timedelta(hours=71))
+
+    same = services.batch_reschedule(
+        batch=batch,
+        start_at=start.astimezone(ZoneInfo("Europe/Berlin")),
+        complete_by=None,
+        actor=None,
+    )
+
+    assert same.notice_counts == {}
+    assert not AuditEntry.objects.filter(batch=batch, action="rescheduled").exists()
+    assert not Notice.objects.filter(kind=NoticeKind.CORRECTION).exists()
+
+
+class ReschedulingBackend(RefusingBackend):
+    """An SMTP server slow enough that the admin moves the batch while a notice is sent."""
+
+    batch_id: int = 0
+    new_start = None
+
+    def send_messages(self, messages):
+        from migrations_plan.models import MoveBatch
+
+        batch = MoveBatch.objects.get(pk=ReschedulingBackend.batch_id)
+        if batch.start_at != ReschedulingBackend.new_start:
+            services.batch_reschedule(
+                batch=batch, start_at=ReschedulingBackend.new_start, complete_by=None, actor=None
+            )
+        return super().send_messages(messages)
+
+
+def test_a_reschedule_while_a_notice_is_on_its_way_still_gets_its_correction(lab, settings):
+    settings.EMAIL_BACKEND = "tests.test_notices.ReschedulingBackend"
+    delivery.connection_reset()
+    kim = person(lab["source"], "Kim Akers")
+    start = timezone.now() + 10 * DAY
+    batch = scheduled(lab["target"], [kim], start=start, leads=(4320,))
+    ReschedulingBackend.batch_id, ReschedulingBackend.new_start = batch.pk, start + 7 * DAY
+
+    send_due(start - timedelta(hours=71))  # sends the old time; the reschedule lands meanwhile
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    delivery.connection_reset()
+    send_due(start - timedelta(hours=70))
+
+    subjects = [m.subject for m in mail.outbox]
+    assert len(subjects) == 2 and subjects[1].startswith("Update: your mailbox move")
+
+
+def test_the_send_rate_is_kept_by_handing_out_no_more_than_it_allows(lab, settings):
+    settings.NOTICE_RATE_PER_MINUTE = 3
+    people = [person(lab["source"], f"P{n} Person") for n in range(5)]
+    start = timezone.now() + 10 * DAY
+    scheduled(lab["target"], people, start=start, leads=(60,))
+    t0 = start - timedelta(minutes=30)
+
+    assert len(send_due(t0)) == 3
+    assert send_due(t0 + timedelta(seconds=30)) == [], "three went in the last minute"
+    assert len(send_due(t0 + timedelta(seconds=61))) == 2
+
+
+def test_ids_are_not_handed_out_again_while_workers_are_still_claiming(lab, settings):
+    people = [person(lab["source"], f"P{n} Person") for n in range(3)]
+    start = timezone.now() + 10 * DAY
+    scheduled(lab["target"], people, start=start, leads=(60,))
+    t0 = start - timedelta(minutes=50)
+    with time_machine.travel(t0, tick=False):
+        first = delivery.notices_dispatch(enqueue=lambda ids: None).enqueued
+    with time_machine.travel(t0 + timedelta(minutes=6), tick=False):
+        delivery.notice_deliver(notice_id=first[0])  # a worker busy with a backlog
+    with time_machine.travel(t0 + timedelta(minutes=7), tick=False):
+        assert delivery.notices_dispatch(enqueue=lambda ids: None).enqueued == []
+    with time_machine.travel(t0 + timedelta(minutes=12), tick=False):
+        assert sorted(delivery.notices_dispatch(enqueue=lambda ids: None).enqueued) == sorted(
+            first[1:]
+        ), "no claim for five minutes: the rest was lost"

@@ -51,7 +51,9 @@ def test_a_report_in_the_outbox_shows_its_html_sandboxed_and_offers_its_csv(clie
     kept = OutboxMessage.objects.get()
     assert kept.headers == {"Message-ID": "<n-1@contoso.com>", "Reply-To": "helpdesk@contoso.com"}
     client.force_login(admin_user)
-    page = client.get(reverse("outbox_message", args=[kept.pk])).content.decode()
+    answer = client.get(reverse("outbox_message", args=[kept.pk]))
+    assert "script-src 'none'" in answer["Content-Security-Policy"]
+    page = answer.content.decode()
     assert 'sandbox srcdoc="&lt;p onclick=&quot;x()&quot;&gt;Hi&lt;/p&gt;&lt;script&gt;' in page
     assert "<script>alert(1)" not in page
     download = client.get(reverse("outbox_attachment", args=[kept.pk, 0]))

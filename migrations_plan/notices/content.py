@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
@@ -131,7 +131,7 @@ def zone_of(mailbox: Mailbox) -> str:
 def digest_of(*, move_at: datetime | None, phones: list[tuple[int, str, tuple[str, ...]]]) -> str:
     """What a notice told, as a hash: the move time and each phone's outcome and steps."""
     said = {
-        "at": move_at.isoformat() if move_at else None,
+        "at": move_at.astimezone(UTC).isoformat() if move_at else None,
         "phones": sorted([pk, outcome, list(actions)] for pk, outcome, actions in phones),
     }
     return hashlib.sha256(json.dumps(said, sort_keys=True).encode()).hexdigest()
@@ -156,7 +156,7 @@ def person_content(*, batch: MoveBatch, member: BatchMailbox) -> PersonContent:
         ],
     )
     return PersonContent(
-        name=mailbox.display_name or mailbox.primary_smtp_address,
+        name=one_line(mailbox.display_name, 100) or mailbox.primary_smtp_address,
         address=mailbox.primary_smtp_address,
         time_zone=zone,
         move_at=timezone.localtime(batch.start_at, ZoneInfo(zone)),

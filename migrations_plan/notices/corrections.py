@@ -91,9 +91,12 @@ def _last_said(batch: MoveBatch) -> dict[int, tuple[str, str]]:
 
 
 @transaction.atomic
-def corrections_queue(*, batch: MoveBatch) -> int:
-    """Queue a correction for each person whose last notice no longer holds; how many."""
+def corrections_queue(*, batch: MoveBatch, member_ids: list[int] | None = None) -> int:
+    """Queue a correction for each person (of `member_ids`, default all) whose last notice no
+    longer holds; how many."""
     told = _last_said(batch)
+    if member_ids is not None:
+        told = {pk: said for pk, said in told.items() if pk in set(member_ids)}
     if not told:
         return 0
     now = timezone.now()
@@ -104,7 +107,12 @@ def corrections_queue(*, batch: MoveBatch) -> int:
         )
     }
     if batch.state == BatchState.CANCELLED:
-        wanted = {pk: "cancelled" for pk in told}
+        # Not those whose mailbox moved (or failed to) before the cancel: it is not off for them.
+        wanted = {
+            pk: "cancelled"
+            for pk, m in members.items()
+            if m.state in (MemberState.PENDING, MemberState.REMOVED)
+        }
     else:
         waiting = [
             pk for pk, m in members.items() if m.is_active and m.state == MemberState.PENDING

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import random
 import smtplib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,13 +30,15 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.mail import BadHeaderError, get_connection
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from ..models import (
     REPORT_KINDS,
+    BatchMailbox,
     BatchState,
     MemberState,
+    MoveBatch,
     Notice,
     NoticeKind,
     NoticeState,
@@ -182,6 +185,13 @@ def _last_said(notice: Notice) -> str | None:
     )
 
 
+def lead_text(minutes: int) -> str:
+    """72 h, 90 min, 1.5 h: a lead time as people read it."""
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes / 60:g} h"
+
+
 def _planning(notice: Notice) -> bool:
     return notice.batch.plan_state in (PlanState.QUEUED, PlanState.RUNNING)
 
@@ -197,7 +207,7 @@ def _decide_before(notice: Notice, now: datetime) -> Skip | Wait | Send:
         return Skip(NoticeState.CANCELLED, "the person is no longer waiting in this batch")
     if now >= batch.start_at:
         return Skip(NoticeState.SKIPPED, "the move had started before it could be sent")
-    if notice.revision == 0:
+    if not notice.is_resend:
         later = [
             lead
             for lead in leads_of(batch)
@@ -206,7 +216,8 @@ def _decide_before(notice: Notice, now: datetime) -> Skip | Wait | Send:
         if later:
             return Skip(
                 NoticeState.SKIPPED,
-                f"the notice {min(later) // 60} h before the start is due as well; it goes instead",
+                f"the notice {lead_text(min(later))} before the start is due as well; it goes "
+                "instead",
             )
     if _planning(notice):
         return WAIT_FOR_PLAN
@@ -218,7 +229,7 @@ def _decide_before(notice: Notice, now: datetime) -> Skip | Wait | Send:
             return Skip(
                 NoticeState.SKIPPED, "all phones keep syncing; this batch sends no notice then"
             )
-        if notice.revision == 0 and _last_said(notice) is not None:
+        if not notice.is_resend and _last_said(notice) is not None:
             return Skip(
                 NoticeState.SKIPPED, "all phones keep syncing; the short notice went already"
             )
@@ -242,6 +253,11 @@ def _decide_correction(notice: Notice, now: datetime) -> Skip | Wait | Send:
     batch, member = notice.batch, notice.member
     if member is None:
         return Skip(NoticeState.CANCELLED, "the person is no longer in the batch")
+    if member.state in (MemberState.MOVED, MemberState.FAILED):
+        return Skip(
+            NoticeState.SKIPPED,
+            "the mailbox's move happened; the after-move notice says what applies",
+        )
     said = _last_said(notice)
     if said is None:
         return Skip(NoticeState.SKIPPED, "nothing was sent to correct")
@@ -303,27 +319,33 @@ def notice_preview(notice: Notice, *, now: datetime | None = None) -> Skip | Wai
 # --- sending ---------------------------------------------------------------------------------
 
 _connection = None
+_last_used = 0.0
+IDLE_CHECK_SECONDS = 5.0
 
 
 def _smtp_send(message) -> None:
     """Send over this process's connection, opened once and reused (a connection per message
-    would cost an SMTP handshake each); a connection the server closed is re-opened once."""
-    global _connection
-    for attempt in (1, 2):
-        if _connection is None:
-            _connection = get_connection(fail_silently=False)
-            _connection.open()
-        message.connection = _connection
+    would cost an SMTP handshake each). A connection idle for a while is checked with NOOP
+    before use and re-opened if the server closed it; a send that fails is never repeated
+    here (the server may have taken it): the notice's retry decides."""
+    global _connection, _last_used
+    if _connection is not None and time.monotonic() - _last_used > IDLE_CHECK_SECONDS:
+        smtp = getattr(_connection, "connection", None)  # the SMTP backend's smtplib.SMTP
         try:
-            message.send()
-            return
-        except smtplib.SMTPServerDisconnected:
+            if smtp is not None:
+                smtp.noop()
+        except (smtplib.SMTPException, OSError):
             connection_reset()
-            if attempt == 2:
-                raise
-        except Exception:
-            connection_reset()
-            raise
+    if _connection is None:
+        _connection = get_connection(fail_silently=False)
+        _connection.open()
+    message.connection = _connection
+    try:
+        message.send()
+    except Exception:
+        connection_reset()
+        raise
+    _last_used = time.monotonic()
 
 
 def connection_reset() -> None:
@@ -410,6 +432,7 @@ def notice_deliver(*, notice_id: int) -> Delivery:
         "undecided": decision.undecided,
         "reason": "",
     }
+    sent = {"state": NoticeState.SENT, "last_error": "", "next_try_at": None, **written}
     try:
         email = messages.build(
             notice,
@@ -417,19 +440,51 @@ def notice_deliver(*, notice_id: int) -> Delivery:
             display_name=decision.display_name,
             attachments=decision.attachments,
         )
-        _smtp_send(email)
+        if settings.EMAIL_BACKEND == DATABASE_BACKEND:
+            # The outbox row and `sent` commit together: no window for a second copy at all.
+            with transaction.atomic():
+                _smtp_send(email)
+                if not _end(notice, claimed_at, sent_at=timezone.now(), **sent):
+                    raise ClaimLost(notice_id)
+        else:
+            _smtp_send(email)
+            _end(notice, claimed_at, sent_at=timezone.now(), **sent)
+    except ClaimLost:
+        return Delivery(notice_id, "claim lost")
     except Exception as error:
         return _failed_attempt(notice, claimed_at, error, **written)
-    _end(
-        notice,
-        claimed_at,
-        state=NoticeState.SENT,
-        sent_at=timezone.now(),
-        last_error="",
-        next_try_at=None,
-        **written,
-    )
+    _correct_if_changed_meanwhile(notice)
     return Delivery(notice_id, NoticeState.SENT)
+
+
+DATABASE_BACKEND = "migrations_plan.outbox.DatabaseEmailBackend"
+
+
+class ClaimLost(RuntimeError):
+    """The sweeper released this process's claim: another sender owns the notice now."""
+
+
+def _correct_if_changed_meanwhile(notice: Notice) -> None:
+    """A reschedule, a plan or a removal that committed while this notice was on its way did
+    not see it as sent, so it queued no correction for it: look once more, for this person."""
+    if notice.kind not in (NoticeKind.BEFORE_MOVE, NoticeKind.CORRECTION) or notice.member is None:
+        return
+    now = (
+        BatchMailbox.objects.filter(pk=notice.member_id)
+        .values_list("state", "batch__start_at", "batch__planned_at", "batch__state")
+        .first()
+    )
+    if now is None or now == (
+        notice.member.state,
+        notice.batch.start_at,
+        notice.batch.planned_at,
+        notice.batch.state,
+    ):
+        return
+    from .corrections import corrections_queue  # corrections imports this module's siblings
+
+    batch = MoveBatch.objects.get(pk=notice.batch_id)
+    corrections_queue(batch=batch, member_ids=[notice.member_id])
 
 
 def _failed_attempt(
@@ -456,6 +511,23 @@ def _failed_attempt(
 
 
 # --- what beat runs ------------------------------------------------------------------------
+
+
+def _rate_budget(now: datetime) -> int:
+    """How many ids this dispatch may hand out: NOTICE_RATE_PER_MINUTE (0: no limit) minus
+    what was claimed in the last minute and what is handed out and not claimed yet. The
+    database holds the backlog, the broker only what may go before beat's next run."""
+    rate = settings.NOTICE_RATE_PER_MINUTE
+    if not rate:
+        return 1_000_000_000
+    counts = Notice.objects.aggregate(
+        claimed=Count("pk", filter=Q(claimed_at__gte=now - timedelta(minutes=1))),
+        waiting=Count(
+            "pk",
+            filter=Q(state=NoticeState.PENDING, enqueued_at__gte=now - timedelta(minutes=1)),
+        ),
+    )
+    return rate - counts["claimed"] - counts["waiting"]
 
 
 @dataclass(frozen=True)
@@ -491,11 +563,19 @@ def notices_dispatch(
         last_error="claimed by a worker that stopped before confirming it; sent again",
     )
     requeue_before = now - timedelta(seconds=settings.NOTICE_REQUEUE_SECONDS)
+    handed = Q(enqueued_at__isnull=True)
+    # Ids handed out and not claimed are lost only if nothing is being claimed at all: while
+    # workers work through a backlog, handing the same ids out again would only grow the queue.
+    if not Notice.objects.filter(claimed_at__gte=requeue_before).exists():
+        handed |= Q(enqueued_at__lt=requeue_before)
+    limit = min(limit, _rate_budget(now))
+    if limit <= 0:
+        return Dispatch(released=released, failed=failed, enqueued=[])
     with transaction.atomic():
         ids = list(
             Notice.objects.select_for_update(skip_locked=True)
             .filter(_due(now))
-            .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=requeue_before))
+            .filter(handed)
             .order_by("due_at", "pk")
             .values_list("pk", flat=True)[:limit]
         )

@@ -76,14 +76,53 @@ def before_notices_queue(*, batch: MoveBatch, mailbox_ids: Sequence[int] | None 
     return len(rows)
 
 
-def before_notices_move(*, batch: MoveBatch) -> int:
+def before_notices_move(*, batch: MoveBatch, now: datetime) -> int:
     """The batch starts at another time: its pending notices follow (each lead before the new
-    start). Ones already sent said the old time; corrections.py tells those people."""
+    start), and a lead whose notice went already (or was not needed) under the old time is
+    queued again when its new time is still ahead, so people hear of the move 72 h (or any
+    lead) before the start that holds. People told the old time get a correction
+    (corrections.py) as well. Returns how many notices are pending at the new times."""
     moved = 0
     for lead in leads_of(batch):
+        due_at = batch.start_at - timedelta(minutes=lead)
         moved += Notice.objects.filter(
             batch=batch, kind=NoticeKind.BEFORE_MOVE, lead_minutes=lead, state=NoticeState.PENDING
-        ).update(due_at=batch.start_at - timedelta(minutes=lead), enqueued_at=None)
+        ).update(due_at=due_at, enqueued_at=None)
+        if due_at <= now:
+            continue
+        waiting = batch.members.filter(is_active=True, state=MemberState.PENDING)
+        done = (
+            Notice.objects.filter(
+                batch=batch,
+                kind=NoticeKind.BEFORE_MOVE,
+                lead_minutes=lead,
+                member__in=waiting,
+            )
+            .values("member_id", "mailbox_id", "recipient")
+            .annotate(newest=Max("revision"))
+        )
+        open_members = set(
+            Notice.objects.filter(
+                batch=batch, kind=NoticeKind.BEFORE_MOVE, lead_minutes=lead, state__in=OPEN
+            ).values_list("member_id", flat=True)
+        )
+        copies = [
+            Notice(
+                batch=batch,
+                member_id=row["member_id"],
+                mailbox_id=row["mailbox_id"],
+                kind=NoticeKind.BEFORE_MOVE,
+                lead_minutes=lead,
+                revision=row["newest"] + 1,
+                due_at=due_at,
+                recipient=row["recipient"],
+                reason="queued again for the new start",
+            )
+            for row in done
+            if row["member_id"] not in open_members
+        ]
+        Notice.objects.bulk_create(copies, batch_size=2000, ignore_conflicts=True)
+        moved += len(copies)
     return moved
 
 
@@ -201,6 +240,7 @@ def notice_resend(
                 kind=notice.kind,
                 lead_minutes=notice.lead_minutes,
                 revision=newest + 1,
+                is_resend=True,
                 due_at=timezone.now(),
                 recipient=notice.recipient,
                 reason=f"resent by {actor}" if actor else "resent",

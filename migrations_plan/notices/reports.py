@@ -20,6 +20,7 @@ from helpdesk.platforms import LABELS, detect_platform
 from ..models import MoveBatch, NoticeKind, Outcome, Prediction
 from ..selectors import OUTCOME_ORDER, SHOWN_STATES
 from .content import OUTCOME_FOR_USER
+from .wording import one_line
 
 STAGES = {
     NoticeKind.REPORT_SCHEDULED: "was scheduled",
@@ -110,11 +111,11 @@ def batch_report(*, batch: MoveBatch, kind: str) -> Report:
         )
         if prediction.outcome == Outcome.BLOCKED and len(blocked) < BLOCKED_LISTED:
             blocked.append(
-                {
-                    "person": mailbox.display_name,
+                {  # plain-text lines: device and directory text kept to one line
+                    "person": one_line(mailbox.display_name, 100),
                     "address": mailbox.primary_smtp_address,
-                    "device": name,
-                    "model": device.model,
+                    "device": one_line(name, 100),
+                    "model": one_line(device.model, 100),
                     "admin_action": explanation.admin_text or "see the batch page",
                 }
             )

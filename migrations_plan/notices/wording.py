@@ -58,7 +58,9 @@ def default_source(name: str) -> dict[str, str]:
 
 # Tags a notice's wording has no use for: they reach files, other libraries or the whole
 # context (debug prints every loaded module's name).
-FORBIDDEN_TAGS = frozenset({"include", "extends", "load", "debug", "ssi", "block"})
+FORBIDDEN_TAGS = frozenset({"include", "extends", "load", "debug", "ssi", "block", "autoescape"})
+# Would let a phone's friendly name become HTML in the e-mail.
+FORBIDDEN_FILTERS = frozenset({"safe", "safeseq"})
 
 
 class UnusableTemplate(ValueError):
@@ -75,6 +77,14 @@ def _compiled(part: str, source: str) -> Template:
                 raise UnusableTemplate(
                     f"line {token.lineno}: {{% {tag} %}} is not allowed in a notice's wording"
                 )
+        if token.token_type == TokenType.VAR:
+            for applied in token.contents.split("|")[1:]:
+                name = applied.split(":")[0].strip()
+                if name in FORBIDDEN_FILTERS:
+                    raise UnusableTemplate(
+                        f"line {token.lineno}: the filter |{name} is not allowed in a notice's "
+                        "wording (it would let device data become HTML)"
+                    )
     try:
         return (_HTML if part == "body_html" else _TEXT).from_string(source)
     except TemplateSyntaxError as error:

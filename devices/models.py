@@ -7,6 +7,7 @@ so that an admin recognises them; see ../shared/domain/formats.md.
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -446,6 +447,11 @@ class Mailbox(models.Model):
         help_text="IANA name from Get-MailboxRegionalConfiguration TimeZone, e.g. "
         "Europe/Berlin; empty = unknown.",
     )
+    # Set when the mailbox is recorded as moved (by move planning): until then each device
+    # import keeps what it saw of the mailbox's partnerships (PartnershipObservation), so the
+    # move's effect is verified against what each export said. db_default: the import
+    # writers insert mailboxes with SQL that does not name this column.
+    watch_until = models.DateTimeField(null=True, blank=True, editable=False, db_default=None)
 
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -457,6 +463,12 @@ class Mailbox(models.Model):
             models.Index(fields=["server", "database"]),
             # The affected-people list pages by (name, id): read in index order, not sorted.
             models.Index(fields=["display_name", "id"], name="mailbox_name_order"),
+            # The device import joins the (few) watched mailboxes only.
+            models.Index(
+                fields=["watch_until"],
+                condition=Q(watch_until__isnull=False),
+                name="mailbox_watched",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -566,6 +578,33 @@ class Partnership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.device_id} ↔ {self.mailbox_id}"
+
+
+class PartnershipObservation(models.Model):
+    """What one device import saw of one partnership of a watched mailbox (Mailbox.watch_until).
+
+    Imports update partnerships in place; these rows keep, per import, the last successful sync
+    and the first sync it reported, so "did it sync after the move" and "was it re-created"
+    are answered from what each export said, not from whatever the latest one overwrote.
+    Written set-based by the device import (devices/writers.py), one INSERT per import.
+    """
+
+    pk = models.CompositePrimaryKey("partnership", "inventory_import")
+    partnership = models.ForeignKey(
+        Partnership, on_delete=models.CASCADE, related_name="observations"
+    )
+    inventory_import = models.ForeignKey(
+        "InventoryImport", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    observed_at = models.DateTimeField(help_text="When the import ran.")
+    last_success_sync_at = models.DateTimeField(null=True, blank=True)
+    first_sync_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["partnership_id", "observed_at"]
+
+    def __str__(self) -> str:
+        return f"{self.partnership_id} seen {self.observed_at:%Y-%m-%d %H:%M}"
 
 
 class Certificate(models.Model):

@@ -35,7 +35,7 @@ from .models import (
     exchange_online_server,
 )
 from .selectors import subject_of
-from .signals import inventory_changed
+from .signals import devices_observed, inventory_changed
 from .timezones import zone_name
 from .writers import KIND_ORDER, WRITERS, Context, ImportRejected
 
@@ -207,6 +207,22 @@ def _write_all(
     }
     if changed:
         transaction.on_commit(lambda: inventory_changed.send(sender=InventoryImport, kinds=changed))
+    observed = [
+        record.pk
+        for record, _ in exports
+        if not record.dry_run
+        and record.state == ImportState.SUCCEEDED
+        and record.kind in OBSERVING_KINDS
+    ]
+    if observed:
+        transaction.on_commit(
+            lambda: devices_observed.send(sender=InventoryImport, import_ids=observed)
+        )
+
+
+# The imports that report partnerships' syncs after a move (Get-MobileDeviceStatistics and
+# its kin; the targets of a move are never Exchange 2003, whose IIS logs say less).
+OBSERVING_KINDS = ("devices",)
 
 
 def _changed_anything(counts: dict) -> bool:
@@ -230,6 +246,7 @@ def _import_one(record: InventoryImport, export: Export | IisLog) -> dict:
         server=options.get("server"),
         organisation=options.get("organisation"),
         actor_id=record.created_by_id,
+        import_id=record.pk,
     )
     try:
         with transaction.atomic():

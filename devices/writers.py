@@ -58,8 +58,10 @@ class Context:
         server: str | None = None,
         organisation: str | None = None,
         actor_id: int | None = None,
+        import_id: int | None = None,
     ) -> None:
         self.filename = filename
+        self.import_id = import_id  # the InventoryImport, for rows that record what it saw
         self.tz = tz
         self.full_export = full_export
         self.server = server
@@ -739,6 +741,7 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
         select=partnership_select,
         now=_now_sql(),
     )
+    observed = _observe_watched(stage, ctx)
     stale = 0
     if ctx.full_export:
         true = "true" if stage.vendor == "postgresql" else "1"
@@ -752,7 +755,32 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
             f"AND NOT EXISTS (SELECT 1 FROM devices_mailbox m JOIN devices_exchangeserver e "
             f"ON e.id = m.server_id WHERE m.id = devices_partnership.mailbox_id AND e.generation = '2003')"
         )
-    return {"rows": total, "devices": devices, "partnerships": partnerships, "stale": stale}
+    return {
+        "rows": total,
+        "devices": devices,
+        "partnerships": partnerships,
+        "stale": stale,
+        "observed": observed,
+    }
+
+
+def _observe_watched(stage: Stage, ctx: Context) -> int:
+    """Keep what this export says of the partnerships of watched mailboxes (those recorded as
+    moved): one INSERT ... SELECT, nothing at all while no mailbox is watched."""
+    if ctx.import_id is None:
+        return 0
+    s = stage.name
+    return stage.execute(
+        "INSERT INTO devices_partnershipobservation (partnership_id, inventory_import_id, "
+        "observed_at, last_success_sync_at, first_sync_at) "
+        f"SELECT p.id, %s, {_now_sql()}, s.last_success_sync_at, s.first_sync_at FROM {s} s "
+        "JOIN devices_mailbox m ON m.id = s.mailbox_id "
+        "JOIN devices_mobiledevice d ON d.device_id = s.device_id "
+        "JOIN devices_partnership p ON p.device_id = d.id AND p.mailbox_id = s.mailbox_id "
+        f"WHERE m.watch_until >= {_now_sql()} "
+        "ON CONFLICT (partnership_id, inventory_import_id) DO NOTHING",
+        [ctx.import_id],
+    )
 
 
 # -- Exchange 2003: devices from the front end's IIS log (importers/iislog.py) -------------------

@@ -162,6 +162,8 @@ NOTICE_CLAIM_TIMEOUT_SECONDS = config.env_int(ENV, "NOTICE_CLAIM_TIMEOUT_SECONDS
 # An id handed to the broker and not claimed within this was lost: handed out again.
 NOTICE_REQUEUE_SECONDS = config.env_int(ENV, "NOTICE_REQUEUE_SECONDS", 300, minimum=1)
 NOTICE_DISPATCH_SECONDS = config.env_int(ENV, "NOTICE_DISPATCH_SECONDS", 30, minimum=1)
+# After the move: how long each device import keeps what it saw of a moved mailbox's phones.
+CONTINUITY_WATCH_DAYS = config.env_int(ENV, "CONTINUITY_WATCH_DAYS", 14, minimum=1)
 # Where exsync is reached, for links in reports (e.g. https://exsync.example.org); empty: none.
 SITE_URL = ENV.get("SITE_URL", "").strip()
 
@@ -199,6 +201,7 @@ CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "exsync.tasks.heartbeat", "schedule": 60.0},
     "sweep-queued-imports": {"task": "devices.tasks.sweep_queued_imports", "schedule": 300.0},
     "sweep-batch-plans": {"task": "migrations_plan.tasks.sweep_batch_plans", "schedule": 300.0},
+    "continuity-check": {"task": "migrations_plan.tasks.continuity_check", "schedule": 900.0},
     "notices-dispatch": {
         "task": "migrations_plan.tasks.notices_dispatch",
         "schedule": float(NOTICE_DISPATCH_SECONDS),

@@ -8,8 +8,10 @@ class MigrationsPlanConfig(AppConfig):
     verbose_name = "Move planning"
 
     def ready(self) -> None:
-        from devices.signals import inventory_changed
+        from devices.signals import devices_observed, inventory_changed
 
-        from .services import replan_after_import
+        from .services import continuity_after_import, moves_after_import, replan_after_import
 
         inventory_changed.connect(replan_after_import, dispatch_uid="replan_after_import")
+        inventory_changed.connect(moves_after_import, dispatch_uid="moves_after_import")
+        devices_observed.connect(continuity_after_import, dispatch_uid="continuity_after_import")

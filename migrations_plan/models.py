@@ -70,6 +70,11 @@ class MoveBatch(models.Model):
         blank=True, help_text="Report recipients, comma separated (like NotificationEmails)."
     )
     notice_leads_minutes = models.JSONField(default=default_notice_leads)
+    grace_hours = models.PositiveIntegerField(
+        "silent after (hours)",
+        default=24,
+        help_text="A phone with no successful sync this long after its mailbox moved is silent.",
+    )
     notify_unaffected = models.BooleanField(
         "short notice when all phones continue",
         default=True,
@@ -247,6 +252,64 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.partnership_id}: {self.outcome}"
+
+
+class ContinuityState(models.TextChoices):
+    """Whether a phone synced again after its mailbox moved (issue 14), as the exports say."""
+
+    PENDING = "pending", "Pending: no export since the move"
+    CONFIRMED = "confirmed", "Confirmed: synced after the move"
+    SILENT = "silent", "Silent: no sync since the move"
+    REPLACED = "replaced", "Replaced: partnership re-created"
+    GONE = "gone", "Gone: no longer in a full export"
+
+
+class Continuity(models.Model):
+    """One phone of a moved mailbox: what the plan predicted and what the exports then showed.
+
+    Created for every predicted partnership when the mailbox is recorded as moved (with the
+    move time: what was known at the move is the prediction and the partnership as it was),
+    and brought up to date set-based after each device import (continuity.py).
+    """
+
+    member = models.ForeignKey(BatchMailbox, on_delete=models.CASCADE, related_name="continuity")
+    partnership = models.ForeignKey(
+        Partnership, on_delete=models.CASCADE, related_name="continuity", db_index=False
+    )
+    moved_at = models.DateTimeField()
+    # moved_at + the batch's grace: no sync by then is silent (kept here so one statement
+    # decides every batch's phones).
+    silent_after = models.DateTimeField()
+    predicted = models.CharField(max_length=16, choices=Outcome.choices)
+    # The partnership as known at the move.
+    last_sync_at_move = models.DateTimeField(null=True, blank=True)
+    first_sync_at_move = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(
+        max_length=16, choices=ContinuityState.choices, default=ContinuityState.PENDING
+    )
+    last_success_sync_at = models.DateTimeField(
+        null=True, blank=True, help_text="The newest successful sync an export reported."
+    )
+    observed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When an export after the move last listed it."
+    )
+    replaced_by = models.ForeignKey(
+        Partnership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["member_id", "partnership_id"]
+        verbose_name_plural = "continuity"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["member", "partnership"], name="one_continuity_per_phone"
+            )
+        ]
+        indexes = [models.Index(fields=["state", "member"], name="continuity_state")]
+
+    def __str__(self) -> str:
+        return f"{self.partnership_id}: {self.state}"
 
 
 class NoticeKind(models.TextChoices):

@@ -651,3 +651,68 @@ def notice_health(*, now: datetime | None = None) -> dict[str, Any]:
         failed_batch=Max("batch_id", filter=Q(state=NoticeState.FAILED)),
     )
     return {**counts, "dispatch_seconds": settings.NOTICE_DISPATCH_SECONDS}
+
+
+def batch_status_document(*, batch: MoveBatch) -> dict[str, Any]:
+    """batch_status --json: per mailbox, each predicted device with its continuity (pending
+    until the mailbox moved and an export spoke of the phone). Four queries."""
+    from .models import Continuity, ContinuityState
+
+    members = list(
+        batch.members.filter(state__in=SHOWN_STATES)
+        .select_related("mailbox")
+        .order_by("mailbox__primary_smtp_address")
+    )
+    predictions = defaultdict(list)
+    for member_id, device_id, outcome, partnership_id, last_sync in (
+        Prediction.objects.filter(member__batch=batch, member__state__in=SHOWN_STATES)
+        .values_list(
+            "member_id",
+            "partnership__device__device_id",
+            "outcome",
+            "partnership_id",
+            "partnership__last_success_sync_at",
+        )
+        .order_by("member_id", "partnership__device__device_id")
+    ):
+        predictions[member_id].append((device_id, outcome, partnership_id, last_sync))
+    continuity = {
+        (c["member_id"], c["partnership_id"]): c
+        for c in Continuity.objects.filter(member__batch=batch).values(
+            "member_id",
+            "partnership_id",
+            "state",
+            "last_success_sync_at",
+            "moved_at",
+            "replaced_by__device__device_id",
+        )
+    }
+    mailboxes = []
+    for member in members:
+        devices = []
+        for device_id, outcome, partnership_id, last_sync in predictions[member.pk]:
+            found = continuity.get((member.pk, partnership_id))
+            devices.append(
+                {
+                    "device_id": device_id,
+                    "predicted": outcome,
+                    "continuity": found["state"] if found else ContinuityState.PENDING.value,
+                    "last_success_sync_at": _iso(
+                        found["last_success_sync_at"] if found else last_sync
+                    ),
+                    "replaced_by": found["replaced_by__device__device_id"] if found else None,
+                }
+            )
+        mailboxes.append(
+            {
+                "address": member.mailbox.primary_smtp_address,
+                "move": member.state,
+                "moved_at": _iso(member.moved_at),
+                "devices": devices,
+            }
+        )
+    return {"batch": batch.name, "state": batch.state, "mailboxes": mailboxes}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

@@ -34,6 +34,7 @@ from devices.models import (
 from devices.staging import Stage
 from exchange.versions import Generation as ExchangeGeneration
 
+from . import continuity
 from .fact_key import KEY, fact_sets, join_on, source
 from .facts_from_inventory import BatchContext, Inventory
 from .models import (
@@ -945,11 +946,24 @@ def batch_mark_moves(
     outcomes: dict[int, str],
     actor: AbstractBaseUser | None,
     via: str = "by hand",
+    at: datetime | dict[int, datetime] | None = None,
 ) -> dict[str, int]:
-    """Record moves as done or failed ({mailbox id: "moved" | "failed"}).
+    """Record moves as done or failed ({mailbox id: "moved" | "failed"}), done `at` a time (one
+    for all, or per mailbox id; default now; a move recorded after the fact keeps its time).
 
     Only members of a scheduled or running batch; marking a mailbox twice changes nothing.
+    Moved mailboxes are then verified (continuity.py): their phones' syncs after the move time.
+    People get "what to do now" for a move of the last AFTER_NOTICE_HOURS only: a move long
+    past is history, not news.
     """
+    now = timezone.now()
+    times = at if isinstance(at, dict) else {}
+    default_at = at if isinstance(at, datetime) else now
+    future = [t for t in [default_at, *times.values()] if t > now + timedelta(minutes=5)]
+    if future:
+        raise BatchError(
+            f"A move cannot be recorded as done in the future ({future[0]:%Y-%m-%d %H:%M})."
+        )
     batch = _locked(batch)
     if batch.state not in (BatchState.SCHEDULED, BatchState.IN_PROGRESS):
         raise BatchError(
@@ -957,15 +971,22 @@ def batch_mark_moves(
             "once it is scheduled or in progress."
         )
     counts = {"moved": 0, "failed": 0, "unchanged": 0}
-    now = timezone.now()
-    for state in (MemberState.MOVED, MemberState.FAILED):
-        ids = [m for m, s in outcomes.items() if s == state]
-        changed = (
+    failed_ids = [m for m, s in outcomes.items() if s == MemberState.FAILED]
+    counts["failed"] = (
+        batch.members.filter(is_active=True, mailbox_id__in=failed_ids)
+        .exclude(state=MemberState.FAILED)
+        .update(state=MemberState.FAILED, moved_at=None)
+    )
+    by_time: dict[datetime, list[int]] = {}
+    for mailbox_id, state in outcomes.items():
+        if state == MemberState.MOVED:
+            by_time.setdefault(times.get(mailbox_id, default_at), []).append(mailbox_id)
+    for moved_at, ids in by_time.items():
+        counts["moved"] += (
             batch.members.filter(is_active=True, mailbox_id__in=ids)
-            .exclude(state=state)
-            .update(state=state, moved_at=now if state == MemberState.MOVED else None)
+            .exclude(state=MemberState.MOVED)
+            .update(state=MemberState.MOVED, moved_at=moved_at)
         )
-        counts[str(state)] = changed
     counts["unchanged"] = len(outcomes) - counts["moved"] - counts["failed"]
     counts["after_notices"] = 0
     if batch.state == BatchState.SCHEDULED and counts["moved"] + counts["failed"]:
@@ -981,34 +1002,73 @@ def batch_mark_moves(
             via=via,
             **started,
         )
-    moved_ids = [m for m, s in outcomes.items() if s == MemberState.MOVED]
+    recent = [
+        m
+        for t, ids in by_time.items()
+        if t >= now - timedelta(hours=AFTER_NOTICE_HOURS)
+        for m in ids
+    ]
     if counts["moved"]:
         counts["after_notices"] = notice_queue.after_notices_queue(
-            batch=batch, mailbox_ids=moved_ids, now=now
+            batch=batch, mailbox_ids=recent, now=now
         )
+        counts["phones_watched"] = continuity.continuity_start(batch=batch, now=now)
+        continuity.continuity_refresh(now=now)
+        continuity.chases_queue(now=now)
         notices_dispatch_soon()
     if counts["moved"] or counts["failed"]:
         audit(batch=batch, actor=actor, action="moves_recorded", via=via, **counts)
     return counts
 
 
+AFTER_NOTICE_HOURS = 24
+
+
 def batch_apply_move_requests(
     *, batch: MoveBatch, actor: AbstractBaseUser | None
 ) -> dict[str, int]:
-    """Mark members from the imported Get-MoveRequest(Statistics) status: Completed -> moved,
-    Failed -> failed; other states (Queued, InProgress, ...) leave the member pending."""
-    statuses = dict(
-        MoveRequest.objects.filter(
-            mailbox__batch_memberships__batch=batch, mailbox__batch_memberships__is_active=True
-        ).values_list("mailbox_id", "status")
-    )
-    outcomes = {}
-    for mailbox_id, status in statuses.items():
+    """Mark members from the imported Get-MoveRequest(Statistics) status: Completed -> moved
+    (at its CompletionTimestamp, else now), Failed -> failed; other states (Queued,
+    InProgress, ...) leave the member pending."""
+    requests = MoveRequest.objects.filter(
+        mailbox__batch_memberships__batch=batch, mailbox__batch_memberships__is_active=True
+    ).values_list("mailbox_id", "status", "completed_at")
+    outcomes, times = {}, {}
+    now = timezone.now()
+    for mailbox_id, status, completed_at in requests:
         if status.lower().startswith("completed"):
             outcomes[mailbox_id] = MemberState.MOVED
+            times[mailbox_id] = min(completed_at, now) if completed_at else now
         elif status.lower() == "failed":
             outcomes[mailbox_id] = MemberState.FAILED
-    return batch_mark_moves(batch=batch, outcomes=outcomes, actor=actor, via="move requests")
+    return batch_mark_moves(
+        batch=batch, outcomes=outcomes, actor=actor, via="move requests", at=times
+    )
+
+
+def moves_after_import(sender: object, *, kinds: set[str], **kwargs: object) -> int:
+    """Receiver of inventory_changed: an imported Get-MoveRequestStatistics marks the moves it
+    reports in every scheduled or running batch, as the batch page's button does."""
+    if "move_requests" not in kinds:
+        return 0
+    marked = 0
+    for batch in MoveBatch.objects.filter(state__in=(BatchState.SCHEDULED, BatchState.IN_PROGRESS)):
+        marked += batch_apply_move_requests(batch=batch, actor=None)["moved"]
+    return marked
+
+
+def continuity_check() -> int:
+    """Decide every moved phone again (after an import, and as grace periods run out), queue
+    the follow-ups of silent ones and send them."""
+    decided = continuity.continuity_refresh()
+    if continuity.chases_queue():
+        notices_dispatch_soon()
+    return decided
+
+
+def continuity_after_import(sender: object, *, import_ids: list[int], **kwargs: object) -> int:
+    """Receiver of devices_observed: a device export after a move is what verifies it."""
+    return continuity_check()
 
 
 def replan_after_import(sender: object, *, kinds: set[str], **kwargs: object) -> int:

@@ -59,3 +59,10 @@ def notice_send_many(ids: Sequence[int]) -> None:
 def notices_dispatch() -> int:
     """Beat, every NOTICE_DISPATCH_SECONDS: release stale claims, send what is due."""
     return len(delivery.notices_dispatch(enqueue=notice_send_many).enqueued)
+
+
+@shared_task(name="migrations_plan.tasks.continuity_check", ignore_result=True)
+def continuity_check() -> int:
+    """Beat, every 15 minutes: phones whose grace period ran out become silent (no import
+    needed for that), and their people get their follow-up."""
+    return services.continuity_check()

@@ -48,6 +48,7 @@ class Step:
 class Phone:
     """One phone as the e-mail describes it: only plain strings (device data is untrusted)."""
 
+    partnership_id: int
     name: str
     model: str
     platform: str
@@ -100,6 +101,7 @@ def _phone(row: DeviceRow) -> Phone:
     if row.explanation is not None and not undecided:
         explanation = row.explanation.user_text
     return Phone(
+        partnership_id=row.partnership.pk,
         name=name or "Your phone",
         model=one_line(device.model, 100),
         platform=row.platform_label,

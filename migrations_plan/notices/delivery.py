@@ -37,6 +37,8 @@ from ..models import (
     REPORT_KINDS,
     BatchMailbox,
     BatchState,
+    Continuity,
+    ContinuityState,
     MemberState,
     MoveBatch,
     Notice,
@@ -279,10 +281,19 @@ def _decide_correction(notice: Notice, now: datetime) -> Skip | Wait | Send:
 
 
 def _decide_chase(notice: Notice, now: datetime) -> Skip | Wait | Send:
+    """The follow-up of phones silent since the move: only those, each with its steps."""
     member = notice.member
     if member is None or member.state != MemberState.MOVED:
         return Skip(NoticeState.CANCELLED, "the mailbox is not recorded as moved")
+    silent = set(
+        Continuity.objects.filter(member=member, state=ContinuityState.SILENT).values_list(
+            "partnership_id", flat=True
+        )
+    )
+    if not silent:
+        return Skip(NoticeState.SKIPPED, "its phones synced again before the follow-up went")
     content = person_content(batch=notice.batch, member=member)
+    content.phones = [p for p in content.phones if p.partnership_id in silent]
     return _send_person(notice, content)
 
 

@@ -46,6 +46,8 @@ def before_notices_queue(*, batch: MoveBatch, mailbox_ids: Sequence[int] | None 
     Whether a person's notice is a full one, a short one or none is decided when it is sent,
     from the plan as it is then (delivery.py); so is which of several due leads goes.
     """
+    if batch.start_at <= timezone.now():
+        return 0  # a move recorded after the fact: nothing to tell before it
     members = _members(batch, mailbox_ids)
     leads = leads_of(batch)
     rows = [

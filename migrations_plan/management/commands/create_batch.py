@@ -107,6 +107,13 @@ class Command(BaseCommand):
         **options,
     ) -> None:
         start_at = parse_start(start, "--start")
+        if start_at <= timezone.now():
+            self.stderr.write(
+                self.style.WARNING(
+                    f"Warning: --start {start_at.isoformat()} is in the past: the batch records "
+                    "moves already done (mark_moved --at); nobody gets a notice before the move."
+                )
+            )
         leads = parse_hours(notice_hours)
         complete_at = parse_start(complete_by, "--complete-by") if complete_by else None
         server = (

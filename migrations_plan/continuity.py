@@ -1,0 +1,169 @@
+"""After the move: which phones came back, which went silent, which were re-created or gone.
+
+When a mailbox is recorded as moved, each of its predicted partnerships gets a Continuity row
+holding what was known at the move (the prediction, the partnership's syncs) and the mailbox
+is watched: every later device import keeps what it saw of its partnerships
+(devices.PartnershipObservation). continuity_refresh() then decides every open row in a fixed
+number of statements, whatever the number of mailboxes:
+
+- confirmed: a successful sync after the move time;
+- replaced: the same DeviceId re-created (its first sync is after the move), or the person has
+  a partnership with a new DeviceId first synced after the move while this one has not synced;
+- gone: a full export after the move no longer lists it (the import marked it stale);
+- pending: no export has listed it since the move, or the grace period has not passed;
+- silent: listed by an export since the move, no sync, and the grace period is over.
+
+Rows stay open (re-decided after each import) while their mailbox is watched
+(CONTINUITY_WATCH_DAYS after the move); a phone confirmed early can still turn out re-created.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from devices.models import Mailbox
+
+from .models import (
+    BatchMailbox,
+    Continuity,
+    ContinuityState,
+    MemberState,
+    MoveBatch,
+    Notice,
+    NoticeKind,
+)
+
+
+def continuity_start(*, batch: MoveBatch, now: datetime | None = None) -> int:
+    """Continuity rows for the batch's moved members that have none yet, from their predictions
+    and their partnerships as they are now (what is known at the move), and watch their
+    mailboxes. One INSERT ... SELECT and one UPDATE; returns the rows created."""
+    now = now or timezone.now()
+    grace = timedelta(hours=batch.grace_hours)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO migrations_plan_continuity (member_id, partnership_id, moved_at, "
+            "silent_after, predicted, last_sync_at_move, first_sync_at_move, state) "
+            "SELECT pr.member_id, pr.partnership_id, bm.moved_at, bm.moved_at, pr.outcome, "
+            "p.last_success_sync_at, p.first_sync_at, %s "
+            "FROM migrations_plan_prediction pr "
+            "JOIN migrations_plan_batchmailbox bm ON bm.id = pr.member_id "
+            "JOIN devices_partnership p ON p.id = pr.partnership_id "
+            "WHERE bm.batch_id = %s AND bm.state = %s AND bm.moved_at IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM migrations_plan_continuity c "
+            "WHERE c.member_id = pr.member_id AND c.partnership_id = pr.partnership_id)",
+            [ContinuityState.PENDING, batch.pk, MemberState.MOVED],
+        )
+        created = cursor.rowcount
+    # silent_after = moved_at + grace, written apart: date arithmetic differs per database.
+    Continuity.objects.filter(member__batch=batch, silent_after=F("moved_at")).update(
+        silent_after=F("moved_at") + grace
+    )
+    watch = now + timedelta(days=settings.CONTINUITY_WATCH_DAYS)
+    Mailbox.objects.filter(
+        batch_memberships__batch=batch, batch_memberships__state=MemberState.MOVED
+    ).filter(Q(watch_until__isnull=True) | Q(watch_until__lt=watch)).update(watch_until=watch)
+    return created
+
+
+def continuity_grace(*, batch: MoveBatch) -> int:
+    """The batch's grace period changed: its rows' silent_after follows."""
+    return Continuity.objects.filter(member__batch=batch).update(
+        silent_after=F("moved_at") + timedelta(hours=batch.grace_hours)
+    )
+
+
+def _open_rows_sql(now_param: str = "%(now)s") -> str:
+    """The rows still decided: their mailbox is still watched."""
+    return (
+        "member_id IN (SELECT bm.id FROM migrations_plan_batchmailbox bm "
+        "JOIN devices_mailbox m ON m.id = bm.mailbox_id "
+        f"WHERE m.watch_until >= {now_param})"
+    )
+
+
+@transaction.atomic
+def continuity_refresh(*, now: datetime | None = None) -> int:
+    """Decide every open Continuity row from the observations and partnerships: two UPDATEs
+    whatever the number of phones. Returns the rows decided."""
+    now = now or timezone.now()
+    c = "migrations_plan_continuity"
+    params = {"now": now}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {c} SET "
+            "observed_at = (SELECT MAX(o.observed_at) FROM devices_partnershipobservation o "
+            f"WHERE o.partnership_id = {c}.partnership_id AND o.observed_at > {c}.moved_at), "
+            "last_success_sync_at = (SELECT p.last_success_sync_at FROM devices_partnership p "
+            f"WHERE p.id = {c}.partnership_id), "
+            # A partnership of the same person, with a DeviceId the plan did not know, first
+            # synced after the move.
+            "replaced_by_id = (SELECT MIN(p2.id) FROM devices_partnership p2 "
+            "JOIN migrations_plan_batchmailbox bm ON bm.mailbox_id = p2.mailbox_id "
+            f"WHERE bm.id = {c}.member_id AND p2.id <> {c}.partnership_id "
+            f"AND (p2.first_sync_at > {c}.moved_at "
+            f"OR (p2.first_sync_at IS NULL AND p2.created_at > {c}.moved_at)) "
+            f"AND NOT EXISTS (SELECT 1 FROM {c} c2 WHERE c2.member_id = {c}.member_id "
+            "AND c2.partnership_id = p2.id)), "
+            "checked_at = %(now)s "
+            f"WHERE {_open_rows_sql()}",
+            params,
+        )
+        cursor.execute(
+            f"UPDATE {c} SET state = CASE "
+            # The same DeviceId re-created: its first sync moved past the move.
+            f"WHEN (SELECT p.first_sync_at FROM devices_partnership p WHERE p.id = {c}.partnership_id) "
+            f"> {c}.moved_at AND ({c}.first_sync_at_move IS NULL OR "
+            f"(SELECT p.first_sync_at FROM devices_partnership p WHERE p.id = {c}.partnership_id) "
+            f"> {c}.first_sync_at_move) THEN %(replaced)s "
+            f"WHEN {c}.last_success_sync_at > {c}.moved_at THEN %(confirmed)s "
+            f"WHEN {c}.replaced_by_id IS NOT NULL THEN %(replaced)s "
+            f"WHEN EXISTS (SELECT 1 FROM devices_partnership p WHERE p.id = {c}.partnership_id "
+            f"AND p.is_stale AND p.updated_at > {c}.moved_at) THEN %(gone)s "
+            f"WHEN {c}.observed_at IS NULL THEN %(pending)s "
+            f"WHEN {c}.silent_after <= %(now)s THEN %(silent)s "
+            "ELSE %(pending)s END "
+            f"WHERE {_open_rows_sql()}",
+            {
+                **params,
+                "replaced": ContinuityState.REPLACED,
+                "confirmed": ContinuityState.CONFIRMED,
+                "gone": ContinuityState.GONE,
+                "pending": ContinuityState.PENDING,
+                "silent": ContinuityState.SILENT,
+            },
+        )
+        decided = cursor.rowcount
+    return decided
+
+
+def chases_queue(*, now: datetime | None = None) -> int:
+    """One follow-up e-mail per person with a silent phone (the notice's key makes it one),
+    due at once; what it says is decided when it is sent (delivery._decide_chase)."""
+    now = now or timezone.now()
+    silent = (
+        BatchMailbox.objects.filter(
+            continuity__state=ContinuityState.SILENT, state=MemberState.MOVED
+        )
+        .exclude(notices__kind=NoticeKind.CHASE)
+        .values_list("pk", "batch_id", "mailbox_id", "mailbox__primary_smtp_address")
+        .distinct()
+    )
+    rows = [
+        Notice(
+            batch_id=batch_id,
+            member_id=member_id,
+            mailbox_id=mailbox_id,
+            kind=NoticeKind.CHASE,
+            due_at=now,
+            recipient=address.lower(),
+        )
+        for member_id, batch_id, mailbox_id, address in silent
+    ]
+    Notice.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
+    return len(rows)

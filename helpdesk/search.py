@@ -19,7 +19,13 @@ from operator import and_, or_
 from django.db.models import Case, IntegerField, Min, Model, Q, QuerySet, Value, When
 
 from devices.models import Mailbox, MobileDevice, Partnership
-from migrations_plan.models import BatchMailbox, BatchState
+from migrations_plan.models import (
+    BatchMailbox,
+    BatchState,
+    Continuity,
+    ContinuityState,
+    MemberState,
+)
 from migrations_plan.selectors import OUTCOME_ORDER, SHOWN_STATES
 
 MAX_QUERY_LENGTH = 100
@@ -148,20 +154,33 @@ def _candidates(model: type[Model], condition: Q) -> QuerySet:
     return model.objects.filter(condition).order_by().values("pk")[:CANDIDATES]
 
 
-def _matches(query: str, *, exact_only: bool) -> QuerySet:
+def silent_mailboxes() -> QuerySet:
+    """Ids of mailboxes with a phone silent since their move (migrations_plan.continuity)."""
+    return Continuity.objects.filter(
+        state=ContinuityState.SILENT, member__state=MemberState.MOVED
+    ).values("member__mailbox_id")
+
+
+def _matches(query: str, *, exact_only: bool, silent_only: bool = False) -> QuerySet:
     """(id, display name, address, rank) of matching mailboxes, best first; a mailbox comes
     at most once per branch.
 
     Branches: mailboxes whose alias or address is the query (so that the person whose alias
     is "kim" is found even when thousands of names contain "kim"), and unless `exact_only`
-    mailboxes and phones that contain it.
+    mailboxes and phones that contain it. `silent_only`: people with a phone silent since
+    their move only (applied before the candidates are capped).
     """
     m_exact, m_prefix, m_partial = _mailbox_conditions(query)
     d_rank = _rank(*_device_conditions(query, prefix="device__")[:2])
+    own, of_device, partnered = Q(), Q(), Q()
+    if silent_only:
+        own = Q(pk__in=silent_mailboxes())
+        of_device = Q(partnerships__mailbox_id__in=silent_mailboxes())
+        partnered = Q(mailbox_id__in=silent_mailboxes())
 
     def by_mailbox(condition: Q) -> QuerySet:
         return (
-            Mailbox.objects.filter(pk__in=_candidates(Mailbox, condition))
+            Mailbox.objects.filter(pk__in=_candidates(Mailbox, condition & own))
             .annotate(rank=_rank(m_exact, m_prefix))
             .values_list("id", "display_name", "primary_smtp_address", "rank")
             .order_by()
@@ -170,7 +189,9 @@ def _matches(query: str, *, exact_only: bool) -> QuerySet:
     def by_device(condition: Q) -> QuerySet:
         # A person with two matching phones is one row: grouped by mailbox, best rank kept.
         return (
-            Partnership.objects.filter(device__in=_candidates(MobileDevice, condition))
+            Partnership.objects.filter(
+                partnered, device__in=_candidates(MobileDevice, condition & of_device)
+            )
             .values("mailbox_id", "mailbox__display_name", "mailbox__primary_smtp_address")
             .annotate(rank=Min(d_rank))
             .values_list(
@@ -221,13 +242,14 @@ def _current_memberships(mailbox_ids: list[int]) -> dict[int, dict]:
     return current
 
 
-def people(query: str, *, limit: int = 50) -> People:
+def people(query: str, *, limit: int = 50, silent_only: bool = False) -> People:
     """People whose name, address, alias or phone (DeviceId, IMEI, phone number, model or
     friendly name, partial and any case) match `query`: exact matches first, then those
     starting with it, then the rest, by name. At most `limit`; `more` says there were more.
 
     A name matches in either order ("Kim Jensen", "Jensen, Kim") and in part ("jens"). A
-    query shorter than three characters finds exact matches only.
+    query shorter than three characters finds exact matches only. `silent_only`: only people
+    with a phone silent since their mailbox moved.
     """
     query = normalise(query)
     if not query:
@@ -236,7 +258,7 @@ def people(query: str, *, limit: int = 50) -> People:
     seen: dict[int, tuple[str, str]] = {}
     # Each person comes at most once per branch: BRANCHES times limit + 1 rows hold
     # limit + 1 people if there are.
-    rows = _matches(query, exact_only=exact_only)[: BRANCHES * (limit + 1)]
+    rows = _matches(query, exact_only=exact_only, silent_only=silent_only)[: BRANCHES * (limit + 1)]
     for mailbox_id, display_name, address, _rank in rows:
         seen.setdefault(mailbox_id, (display_name, address))
     ids = list(seen)[:limit]

@@ -6,15 +6,18 @@ one per kind of row (memberships, partnerships, predictions, instructions, notic
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from django.db.models import F, QuerySet
+from django.db.models import Exists, F, OuterRef, QuerySet
 
 from devices.models import Mailbox, Partnership
 from migrations_plan.models import (
     PERSON_KINDS,
     BatchMailbox,
     BatchState,
+    Continuity,
+    ContinuityState,
     Explanation,
     MemberState,
     Notice,
@@ -43,6 +46,8 @@ class DeviceRow:
     prediction: Prediction | None = None
     explanation: Explanation | None = None
     steps: list[Step] = field(default_factory=list)
+    # After the move (the person's page, the silent queue): what the exports showed.
+    continuity: Continuity | None = None
 
     @property
     def device(self):
@@ -104,30 +109,35 @@ def device_rows(
             for p in Prediction.objects.filter(member=member).select_related("explanation")
         }
 
-    rows = []
-    for partnership in partnerships:
-        device = partnership.device
-        platform = detect_platform(
-            device_type=device.device_type,
-            model=device.model,
-            os=device.os,
-            user_agent=device.user_agent,
-            client_type=partnership.client_type,
-        )
-        prediction = predictions.get(partnership.pk)
-        rows.append(
-            DeviceRow(
-                partnership=partnership,
-                platform=platform,
-                platform_label=LABELS[platform],
-                prediction=prediction,
-                explanation=prediction.explanation if prediction else None,
-            )
-        )
+    rows = [_device_row(p, predictions.get(p.pk)) for p in partnerships]
+    _attach_steps([(row, mailbox.primary_smtp_address) for row in rows])
+    return rows
 
+
+def _device_row(partnership: Partnership, prediction: Prediction | None) -> DeviceRow:
+    device = partnership.device
+    platform = detect_platform(
+        device_type=device.device_type,
+        model=device.model,
+        os=device.os,
+        user_agent=device.user_agent,
+        client_type=partnership.client_type,
+    )
+    return DeviceRow(
+        partnership=partnership,
+        platform=platform,
+        platform_label=LABELS[platform],
+        prediction=prediction,
+        explanation=prediction.explanation if prediction else None,
+    )
+
+
+def _attach_steps(rows: list[tuple[DeviceRow, str]]) -> None:
+    """Each row's steps (for the user at that address): one query for every row's texts,
+    none when no row needs a step."""
     wanted = {
-        row.partnership.pk: needed_actions(row.prediction.outcome, row.explanation.reasons or [])
-        for row in rows
+        id(row): needed_actions(row.prediction.outcome, row.explanation.reasons or [])
+        for row, _ in rows
         if row.prediction is not None and row.explanation is not None
     }
     texts: dict[tuple[str, str], Instruction] = {}
@@ -135,16 +145,16 @@ def device_rows(
     if actions:
         texts = {(i.platform, i.action): i for i in Instruction.objects.filter(action__in=actions)}
     labels = dict(Action.choices)
-    for row in rows:
-        for action in wanted.get(row.partnership.pk, []):
+    for row, address in rows:
+        for action in wanted.get(id(row), []):
             text = pick_instruction(texts, platform=row.platform, action=action)
-            body = text.body_for(address=mailbox.primary_smtp_address) if text else ""
+            body = text.body_for(address=address) if text else ""
             row.steps.append(Step(action=action, label=labels[action], instruction=text, body=body))
-    return rows
 
 
 def person_page(*, mailbox: Mailbox) -> PersonPage:
-    """Everything the person's page shows, in at most five queries after the mailbox."""
+    """Everything the person's page shows, in at most five queries after the mailbox (six
+    once the focus batch moved it: the phones' continuity)."""
     memberships = list(
         BatchMailbox.objects.filter(mailbox=mailbox)
         .select_related("batch", "batch__target_server", "source_server")
@@ -152,6 +162,14 @@ def person_page(*, mailbox: Mailbox) -> PersonPage:
     )
     focus = _focus(memberships)
     devices = device_rows(mailbox=mailbox, member=focus)
+    if focus is not None and focus.state == MemberState.MOVED:
+        # One query more once the focus batch moved the mailbox: each phone's continuity.
+        found = {
+            c.partnership_id: c
+            for c in Continuity.objects.filter(member=focus).select_related("replaced_by__device")
+        }
+        for row in devices:
+            row.continuity = found.get(row.partnership.pk)
     notices = list(
         Notice.objects.filter(mailbox=mailbox, kind__in=PERSON_KINDS)
         .select_related("batch")
@@ -164,3 +182,62 @@ def person_page(*, mailbox: Mailbox) -> PersonPage:
         devices=devices,
         notices=notices,
     )
+
+
+# -- Silent since the move: the helpdesk queue (issue 14) ------------------------------------
+
+
+@dataclass
+class SilentPerson:
+    """A moved member with a phone silent since the move, and those phones (DeviceRow, each
+    with its continuity and the steps the user needs)."""
+
+    member: BatchMailbox
+    phones: list[DeviceRow]
+
+    @property
+    def mailbox(self) -> Mailbox:
+        return self.member.mailbox
+
+
+def silent_members() -> QuerySet[BatchMailbox]:
+    """Moved members with a silent phone, the oldest move first (the longest waiting)."""
+    return (
+        BatchMailbox.objects.filter(state=MemberState.MOVED)
+        .filter(
+            Exists(Continuity.objects.filter(member=OuterRef("pk"), state=ContinuityState.SILENT))
+        )
+        .select_related("mailbox", "batch")
+        .order_by("moved_at", "pk")
+    )
+
+
+def silent_people(*, members: Sequence[BatchMailbox]) -> list[SilentPerson]:
+    """The silent phones of `members` (a page of silent_members()), each with its prediction
+    and the steps to tell the user, as the person's page and the follow-up e-mail say them.
+    Three queries whatever the number of people: the phones, the predictions, the texts."""
+    members = list(members)
+    if not members:
+        return []
+    ids = [m.pk for m in members]
+    silent = list(
+        Continuity.objects.filter(member_id__in=ids, state=ContinuityState.SILENT)
+        .select_related("partnership__device")
+        .order_by("member_id", "partnership__device__device_id")
+    )
+    predictions = {
+        (p.member_id, p.partnership_id): p
+        for p in Prediction.objects.filter(
+            member_id__in=ids, partnership_id__in={c.partnership_id for c in silent}
+        ).select_related("explanation")
+    }
+    by_member: dict[int, list[DeviceRow]] = {pk: [] for pk in ids}
+    addresses = {m.pk: m.mailbox.primary_smtp_address for m in members}
+    rows = []
+    for c in silent:
+        row = _device_row(c.partnership, predictions.get((c.member_id, c.partnership_id)))
+        row.continuity = c
+        by_member[c.member_id].append(row)
+        rows.append((row, addresses[c.member_id]))
+    _attach_steps(rows)
+    return [SilentPerson(member=m, phones=by_member[m.pk]) for m in members]

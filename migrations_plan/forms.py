@@ -103,6 +103,31 @@ class NotifyUnaffectedField(forms.BooleanField):
         super().__init__(**kwargs)
 
 
+class GraceHoursField(forms.IntegerField):
+    """Hours after its move a phone may go without a successful sync before it is silent
+    (MoveBatch.grace_hours); at most the time a moved mailbox is watched."""
+
+    def __init__(self, **kwargs) -> None:
+        from django.conf import settings
+
+        kwargs.setdefault("label", "Silent after (hours)")
+        kwargs.setdefault("initial", 24)
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", settings.CONTINUITY_WATCH_DAYS * 24)
+        kwargs.setdefault(
+            "help_text",
+            "A phone with no successful sync this long after its mailbox moved is silent: "
+            "its person gets one follow-up and appears in the helpdesk queue.",
+        )
+        super().__init__(**kwargs)
+
+
+class GraceForm(forms.Form):
+    """The batch page's grace period form (any state: it matters most after the move)."""
+
+    grace_hours = GraceHoursField()
+
+
 class BatchForm(forms.Form):
     request_token = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4)
     name = forms.CharField(max_length=128)
@@ -149,6 +174,7 @@ class BatchForm(forms.Form):
     )
     notice_leads = NoticeLeadsField()
     notify_unaffected = NotifyUnaffectedField()
+    grace_hours = GraceHoursField(required=False)  # empty: the default, 24 hours
     # Choosing mailboxes: by filter, or with the CSV New-MigrationBatch takes.
     source_server = forms.ModelChoiceField(
         queryset=ExchangeServer.objects.order_by("name"),

@@ -23,6 +23,7 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
+    Subquery,
     Sum,
     Value,
     When,
@@ -31,9 +32,11 @@ from django.utils import timezone
 
 from devices.models import Mailbox, Partnership
 
+from . import accuracy
 from .models import (
     ACTIVE_BATCH_STATES,
     BatchMailbox,
+    Continuity,
     Explanation,
     MemberState,
     MoveBatch,
@@ -716,3 +719,190 @@ def batch_status_document(*, batch: MoveBatch) -> dict[str, Any]:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+# -- After the move: continuity against the prediction (issue 14) -------------------------------
+#
+# A verdict (accuracy.py) is a function of (predicted, observed): pages count Continuity rows
+# per pair in the database and judge the pairs in Python; lists sort by the verdict's rank,
+# written as one CASE over the thirty pairs.
+
+NO_RULE = "(no deciding rule)"
+
+
+def verdict_rank() -> Case:
+    """A Continuity row's verdict as its rank (0 = wrong), for ORDER BY."""
+    return Case(
+        *[
+            When(predicted=predicted, state=state, then=Value(rank))
+            for predicted, state, rank in accuracy.verdict_rank_table()
+        ],
+        default=Value(len(accuracy.Verdict)),
+        output_field=IntegerField(),
+    )
+
+
+def batch_continuity(*, batch: MoveBatch) -> dict[str, Any]:
+    """The batch page's "After the move" counts: phones per (predicted, observed) pair with
+    its verdict, wrong predictions first (the largest group of a verdict first, then the
+    worst outcome), and phones per verdict. One query."""
+    counted = (
+        Continuity.objects.filter(member__batch=batch, member__state=MemberState.MOVED)
+        .values_list("predicted", "state")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    rows = []
+    per_verdict: Counter[str] = Counter()
+    for predicted, state, n in counted:
+        verdict = accuracy.verdict(predicted, state)
+        per_verdict[verdict] += n
+        rows.append(
+            {
+                "predicted": predicted,
+                "observed": state,
+                "phones": n,
+                "verdict": verdict.value,
+                "verdict_label": verdict.label,
+                "text": accuracy.describe(predicted, state),
+            }
+        )
+    rows.sort(
+        key=lambda r: (
+            accuracy.Verdict(r["verdict"]).rank,
+            -r["phones"],
+            OUTCOME_ORDER.index(r["predicted"]) if r["predicted"] in OUTCOME_ORDER else 99,
+            accuracy.STATES.index(r["observed"]) if r["observed"] in accuracy.STATES else 99,
+        )
+    )
+    return {
+        "rows": rows,
+        "phones": sum(per_verdict.values()),
+        "verdicts": [
+            {"verdict": v.value, "label": v.label, "phones": per_verdict[v]}
+            for v in accuracy.Verdict
+            if per_verdict.get(v)
+        ],
+        "wrong": per_verdict.get(accuracy.Verdict.WRONG, 0),
+    }
+
+
+def _continuity_rows() -> QuerySet:
+    """Continuity rows with what a list of phones shows, wrong predictions first."""
+    return (
+        Continuity.objects.filter(member__state=MemberState.MOVED)
+        .select_related(
+            "member__mailbox", "member__batch", "partnership__device", "replaced_by__device"
+        )
+        .annotate(verdict_rank=verdict_rank())
+    )
+
+
+def batch_continuity_phones(*, batch: MoveBatch) -> QuerySet:
+    """The batch's moved phones, wrong predictions first, then by person: one query a page."""
+    return (
+        _continuity_rows()
+        .filter(member__batch=batch)
+        .order_by(
+            "verdict_rank",
+            "member__mailbox__display_name",
+            "member__mailbox__primary_smtp_address",
+            "pk",
+        )
+    )
+
+
+def _explanation_for_continuity() -> Subquery:
+    # Prediction's key is (member, partnership): the same pair as Continuity's.
+    return Subquery(
+        Prediction.objects.filter(
+            member=OuterRef("member"), partnership=OuterRef("partnership")
+        ).values("explanation_id")[:1]
+    )
+
+
+def rule_accuracy() -> list[dict[str, Any]]:
+    """Per rule id, over every batch: phones predicted, decided (not pending), as predicted,
+    wrong, not re-partnered yet, and the wrong share (wrong / (as predicted + wrong)); the
+    most wrong rule first. A prediction counts under each of its deciding rules (its reasons
+    with the predicted outcome, accuracy.deciding_rules).
+
+    Two queries whatever the number of phones: Continuity rows counted per (explanation,
+    predicted, observed), then the distinct explanations, folded per rule here.
+    """
+    counted = list(
+        Continuity.objects.filter(member__state=MemberState.MOVED)
+        .annotate(explained_by=_explanation_for_continuity())
+        .values_list("explained_by", "predicted", "state")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    ids = {explanation_id for explanation_id, _, _, _ in counted if explanation_id is not None}
+    reasons = dict(Explanation.objects.filter(pk__in=ids).values_list("pk", "reasons"))
+    rules: dict[str, dict[str, Any]] = {}
+    for explanation_id, predicted, state, n in counted:
+        verdict = accuracy.verdict(predicted, state)
+        for rule in accuracy.deciding_rules(reasons.get(explanation_id) or [], predicted) or [
+            NO_RULE
+        ]:
+            entry = rules.setdefault(
+                rule,
+                {
+                    "rule": rule,
+                    "outcomes": set(),
+                    "predicted": 0,
+                    "decided": 0,
+                    "as_predicted": 0,
+                    "wrong": 0,
+                    "not_yet": 0,
+                    "pending": 0,
+                    "gone": 0,
+                    "no_prediction": 0,
+                },
+            )
+            entry["outcomes"].add(predicted)
+            entry["predicted"] += n
+            entry["decided"] += 0 if verdict == accuracy.Verdict.PENDING else n
+            entry[verdict.value] += n
+    for entry in rules.values():
+        checked = entry["as_predicted"] + entry["wrong"]
+        entry["checked"] = checked
+        entry["wrong_share"] = entry["wrong"] / checked if checked else None
+        entry["wrong_percent"] = round(100 * entry["wrong"] / checked) if checked else None
+        entry["outcomes"] = [o for o in OUTCOME_ORDER if o in entry["outcomes"]]
+        entry["linked"] = entry["rule"] != NO_RULE
+    return sorted(
+        rules.values(),
+        key=lambda e: (-e["wrong"], -(e["wrong_share"] or 0), -e["predicted"], e["rule"]),
+    )
+
+
+def rule_wrong_phones(*, rule: str) -> QuerySet:
+    """The phones a rule decided whose prediction was wrong, over every batch: one query for
+    the explanations that cite the rule, then one a page."""
+    per_outcome: dict[str, list[int]] = defaultdict(list)
+    # The text match narrows the explanations in the database; deciding_rules() checks them.
+    for pk, reasons in Explanation.objects.filter(reasons__icontains=rule).values_list(
+        "pk", "reasons"
+    ):
+        for outcome in OUTCOME_ORDER:
+            if any(r.lower() == rule.lower() for r in accuracy.deciding_rules(reasons, outcome)):
+                per_outcome[outcome].append(pk)
+    wrong_pairs = accuracy.pairs_with(accuracy.Verdict.WRONG)
+    decided_by_rule = Q(pk__in=[])
+    for outcome, ids in per_outcome.items():
+        decided_by_rule |= Q(predicted=outcome) & Exists(
+            Prediction.objects.filter(
+                member=OuterRef("member"),
+                partnership=OuterRef("partnership"),
+                explanation_id__in=ids,
+            )
+        )
+    wrong = Q(pk__in=[])
+    for predicted, state in wrong_pairs:
+        wrong |= Q(predicted=predicted, state=state)
+    return (
+        _continuity_rows()
+        .filter(decided_by_rule & wrong)
+        .order_by("-moved_at", "member__mailbox__display_name", "pk")
+    )

@@ -1103,3 +1103,28 @@ def notice_resend(
     )
     notices_dispatch_soon()
     return copy
+
+
+@transaction.atomic
+def batch_grace_set(
+    *, batch: MoveBatch, grace_hours: int, actor: AbstractBaseUser | None
+) -> MoveBatch:
+    """Change how long after its move a phone may go without a sync before it is silent.
+
+    The batch's phones follow at once (their silent_after, then every open phone decided
+    again: a longer grace turns silent phones back to pending, a shorter one may silence
+    some and queue their follow-ups). The same value again changes nothing.
+    """
+    if grace_hours < 1:
+        raise BatchError("The grace period is at least one hour.")
+    batch = _locked(batch)
+    before = batch.grace_hours
+    if before == grace_hours:
+        return batch
+    batch.grace_hours = grace_hours
+    batch.save(update_fields=["grace_hours", "updated_at"])
+    phones = continuity.continuity_grace(batch=batch)
+    if phones:
+        continuity_check()
+    audit(batch=batch, actor=actor, action="grace_changed", before=before, after=grace_hours)
+    return batch

@@ -23,6 +23,7 @@ from .forms import AddMailboxesForm, BatchForm, PredictionFilterForm
 from .mailbox_csv import CsvProblem, mailboxes_from_csv, mailboxes_from_lines
 from .models import MoveBatch, PlanState
 from .preview import filter_by_outcome
+from .views_continuity import after_move_panel
 from .views_notices import notices_panel, transition_message
 
 
@@ -120,6 +121,10 @@ def batch_create(request: HttpRequest) -> HttpResponse:
                 target_policy=data.get("target_policy"),
                 allow_unsupported=bool(data.get("allow_unsupported")),
             )
+            if data.get("grace_hours") and data["grace_hours"] != batch.grace_hours:
+                batch = services.batch_grace_set(
+                    batch=batch, grace_hours=data["grace_hours"], actor=request.user
+                )
         except CsvProblem as problem:
             for line in problem.lines:
                 form.add_error(None, line)
@@ -178,6 +183,7 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "editable": batch.state in services.EDITABLE_STATES,
             "now": timezone.now(),
             **notices_panel(batch=batch, user=request.user),
+            **after_move_panel(request, batch=batch, membership=membership),
             **_plan_status([batch], names=False),
         },
     )

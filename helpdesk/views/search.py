@@ -15,12 +15,15 @@ RESULTS = 50
 def page(request: HttpRequest) -> HttpResponse:
     """Both roles search; the middleware sends anonymous users to log in first."""
     query = search.normalise(request.GET.get("q", ""))
-    results = search.people(query, limit=RESULTS) if query else None
+    # The "silent since move" checkbox: only people with a phone silent since their move.
+    silent = bool(request.GET.get("silent"))
+    results = search.people(query, limit=RESULTS, silent_only=silent) if query else None
     return render(
         request,
         "helpdesk/search.html",
         {
             "query": query,
+            "silent": silent,
             "results": results,
             "limit": RESULTS,
             "min_partial": search.MIN_PARTIAL_LENGTH,

@@ -48,8 +48,10 @@ def continuity_start(*, batch: MoveBatch, now: datetime | None = None) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO migrations_plan_continuity (member_id, partnership_id, moved_at, "
-            "silent_after, predicted, last_sync_at_move, first_sync_at_move, state) "
+            "silent_after, predicted, explanation_id, last_sync_at_move, first_sync_at_move, "
+            "state) "
             "SELECT pr.member_id, pr.partnership_id, bm.moved_at, bm.moved_at, pr.outcome, "
+            "pr.explanation_id, "
             "p.last_success_sync_at, p.first_sync_at, %s "
             "FROM migrations_plan_prediction pr "
             "JOIN migrations_plan_batchmailbox bm ON bm.id = pr.member_id "

@@ -281,6 +281,10 @@ class Continuity(models.Model):
     # decides every batch's phones).
     silent_after = models.DateTimeField()
     predicted = models.CharField(max_length=16, choices=Outcome.choices)
+    # The prediction's reasons at the move: accuracy per rule reads them from here.
+    explanation = models.ForeignKey(
+        Explanation, null=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     # The partnership as known at the move.
     last_sync_at_move = models.DateTimeField(null=True, blank=True)
     first_sync_at_move = models.DateTimeField(null=True, blank=True)

@@ -23,7 +23,6 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Sum,
     Value,
     When,
@@ -812,15 +811,6 @@ def batch_continuity_phones(*, batch: MoveBatch) -> QuerySet:
     )
 
 
-def _explanation_for_continuity() -> Subquery:
-    # Prediction's key is (member, partnership): the same pair as Continuity's.
-    return Subquery(
-        Prediction.objects.filter(
-            member=OuterRef("member"), partnership=OuterRef("partnership")
-        ).values("explanation_id")[:1]
-    )
-
-
 def rule_accuracy() -> list[dict[str, Any]]:
     """Per rule id, over every batch: phones predicted, decided (not pending), as predicted,
     wrong, not re-partnered yet, and the wrong share (wrong / (as predicted + wrong)); the
@@ -832,8 +822,7 @@ def rule_accuracy() -> list[dict[str, Any]]:
     """
     counted = list(
         Continuity.objects.filter(member__state=MemberState.MOVED)
-        .annotate(explained_by=_explanation_for_continuity())
-        .values_list("explained_by", "predicted", "state")
+        .values_list("explanation_id", "predicted", "state")
         .annotate(n=Count("pk"))
         .order_by()
     )
@@ -891,13 +880,7 @@ def rule_wrong_phones(*, rule: str) -> QuerySet:
     wrong_pairs = accuracy.pairs_with(accuracy.Verdict.WRONG)
     decided_by_rule = Q(pk__in=[])
     for outcome, ids in per_outcome.items():
-        decided_by_rule |= Q(predicted=outcome) & Exists(
-            Prediction.objects.filter(
-                member=OuterRef("member"),
-                partnership=OuterRef("partnership"),
-                explanation_id__in=ids,
-            )
-        )
+        decided_by_rule |= Q(predicted=outcome, explanation_id__in=ids)
     wrong = Q(pk__in=[])
     for predicted, state in wrong_pairs:
         wrong |= Q(predicted=predicted, state=state)

@@ -470,8 +470,10 @@ def _delete_gone_predictions(batch: MoveBatch) -> None:
             f"DELETE FROM {prediction} WHERE (member_id, partnership_id) IN "
             f"(SELECT bm.id, p.id FROM {partnership} p "
             f"JOIN {member} bm ON bm.mailbox_id = p.mailbox_id "
-            f"WHERE bm.batch_id = %s AND p.is_stale)",
-            [batch.pk],
+            # Moved and failed members keep what they were moved with (their phones' verification
+            # reads it), even when a later full export no longer lists a phone.
+            f"WHERE bm.batch_id = %s AND bm.state = %s AND p.is_stale)",
+            [batch.pk, MemberState.PENDING],
         )
 
 

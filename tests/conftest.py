@@ -138,3 +138,69 @@ def worker_queue(media_root):
             output, _ = proc.communicate()
         if os.environ.get("SHOW_WORKER_LOG"):
             print(output)
+
+
+# A worker whose default queue is the test's own: a task it sends again itself (a notice's
+# retry, `apply_async` without a queue) comes back to it, never to a worker of another test or
+# of another run on the same Redis database.
+_WORKER_MAIN = (
+    "import sys\n"
+    "from exsync.celery import app\n"
+    "app.conf.task_default_queue = sys.argv[1]\n"
+    "app.conf.worker_enable_remote_control = False\n"
+    "app.worker_main(['worker', '-Q', sys.argv[1], *sys.argv[2:]])\n"
+)
+
+
+@pytest.fixture
+def worker_start(media_root, tmp_path):
+    """Start real `celery worker` processes (prefork) on a queue, with extra environment,
+    pointed at the test database: `worker_start(queue=..., env={...}, concurrency=2)`.
+
+    Each runs in a session of its own, so a test can SIGKILL a worker and its pool processes
+    at once (`os.killpg(proc.pid, signal.SIGKILL)`); the rest are stopped at teardown.
+    SHOW_WORKER_LOG=1 prints their output.
+    """
+    import signal
+
+    started: list[tuple[subprocess.Popen, Path]] = []
+
+    def start(
+        *, queue: str, env: dict[str, str] | None = None, concurrency: int = 2
+    ) -> subprocess.Popen:
+        log = tmp_path / f"worker-{len(started)}.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                [
+                    *(sys.executable, "-c", _WORKER_MAIN, queue, "--pool=prefork"),
+                    *(f"--concurrency={concurrency}", "--without-mingle", "--without-gossip"),
+                    *("--without-heartbeat", "--loglevel=WARNING"),
+                ],
+                cwd=ROOT,
+                env={
+                    **os.environ,
+                    "DATABASE_URL": _database_url(),
+                    "MEDIA_ROOT": str(media_root),
+                    "SECRET_KEY": "worker-under-test",
+                    "EXSYNC_TESTING": "1",
+                    "DJANGO_SETTINGS_MODULE": "exsync.settings",
+                    **(env or {}),
+                },
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        started.append((proc, log))
+        return proc
+
+    yield start
+    for proc, log in started:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)  # warm shutdown: running tasks finish
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if os.environ.get("SHOW_WORKER_LOG"):
+            print(log.read_text())

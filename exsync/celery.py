@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import task_postrun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "exsync.settings")
 
@@ -20,3 +21,12 @@ def _make_broker_folders(sender: Celery, **kwargs: object) -> None:
     if folder:
         for sub in ("queue", "processed"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
+
+
+@task_postrun.connect(dispatch_uid="exsync.close_old_connections")
+def _close_old_connections(**kwargs: object) -> None:
+    # With connections reused across tasks (CELERY_DB_REUSE_MAX), this keeps Django's request
+    # rules for them: closed past CONN_MAX_AGE, or when broken.
+    from django.db import close_old_connections
+
+    close_old_connections()

@@ -207,6 +207,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(NOTICE_DISPATCH_SECONDS),
     },
 }
+# Celery's Django fixup closes the database connection around every task unless told to
+# reuse it: a new PostgreSQL connection per notice halved the send rate. Connections are still
+# recycled after CONN_MAX_AGE and checked (exsync/celery.py closes old ones after each task).
+CELERY_DB_REUSE_MAX = config.env_int(ENV, "CELERY_DB_REUSE_MAX", 1000, minimum=0)
+# The per-minute send rate is kept by the notice dispatch, not by Celery's rate limits.
+CELERY_WORKER_DISABLE_RATE_LIMITS = True
 # Short tasks (a notice is one SMTP send): a few messages per process in hand keep it busy.
 CELERY_WORKER_PREFETCH_MULTIPLIER = config.env_int(ENV, "CELERY_PREFETCH_MULTIPLIER", 4, minimum=1)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from django.db.models import Exists, F, OuterRef, QuerySet
 
 from devices.models import Mailbox, Partnership
+from exsync.process_cache import ProcessCache
 from migrations_plan.models import (
     PERSON_KINDS,
     BatchMailbox,
@@ -26,6 +27,10 @@ from migrations_plan.models import (
 
 from .models import Action, Instruction, needed_actions, pick_instruction
 from .platforms import LABELS, detect_platform
+
+# Every instruction (a few dozen rows), re-read at most every 5 s per process; apps.py clears
+# it when one is saved, so the process that edited one shows it at once.
+INSTRUCTIONS = ProcessCache(ttl=5.0)
 
 
 @dataclass(frozen=True)
@@ -143,7 +148,8 @@ def _attach_steps(rows: list[tuple[DeviceRow, str]]) -> None:
     texts: dict[tuple[str, str], Instruction] = {}
     actions = {a for needed in wanted.values() for a in needed}
     if actions:
-        texts = {(i.platform, i.action): i for i in Instruction.objects.filter(action__in=actions)}
+        every = INSTRUCTIONS.get("all", lambda: list(Instruction.objects.all()))
+        texts = {(i.platform, i.action): i for i in every if i.action in actions}
     labels = dict(Action.choices)
     for row, address in rows:
         for action in wanted.get(id(row), []):

@@ -15,3 +15,11 @@ class MigrationsPlanConfig(AppConfig):
         inventory_changed.connect(replan_after_import, dispatch_uid="replan_after_import")
         inventory_changed.connect(moves_after_import, dispatch_uid="moves_after_import")
         devices_observed.connect(continuity_after_import, dispatch_uid="continuity_after_import")
+
+        from django.db.models.signals import post_delete, post_save
+
+        from .models import NoticeTemplate
+        from .notices.wording import OVERRIDES
+
+        for signal in (post_save, post_delete):
+            signal.connect(OVERRIDES.clear, sender=NoticeTemplate, dispatch_uid=f"wording-{signal}")

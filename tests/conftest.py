@@ -204,3 +204,14 @@ def worker_start(media_root, tmp_path):
                 proc.wait()
         if os.environ.get("SHOW_WORKER_LOG"):
             print(log.read_text())
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_caches():
+    """A test's rollback sends no post_delete: start each test without the wordings and
+    instructions an earlier one cached in this process (exsync/process_cache.py)."""
+    from helpdesk.selectors import INSTRUCTIONS
+    from migrations_plan.notices.wording import OVERRIDES
+
+    INSTRUCTIONS.clear()
+    OVERRIDES.clear()

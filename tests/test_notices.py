@@ -581,19 +581,26 @@ def test_create_batch_takes_any_lead_times_and_the_short_notice_switch(lab, tmp_
     assert not MoveBatch.objects.filter(name="Bad").exists()
 
 
-def test_sending_a_notice_costs_eight_queries_however_many_phones(lab, django_assert_num_queries):
+def test_sending_a_notice_costs_six_queries_however_many_phones(lab):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
     one = person(lab["source"], "Ann Beck", phones=1)
     four = person(lab["source"], "Bob Dell", phones=4)
     start = timezone.now() + 10 * DAY
     scheduled(lab["target"], [one, four], start=start, leads=(60,))
 
+    counts = []
     with time_machine.travel(start - timedelta(minutes=30), tick=False):
         ids = delivery.notices_dispatch(enqueue=lambda ids: None).enqueued
         for notice_id in ids:
-            # claim, the notice with batch/person/server, phones, predictions, platform
-            # steps, the admin's wording, the ending, and whether the batch changed meanwhile
-            with django_assert_num_queries(8):
+            with CaptureQueriesContext(connection) as queries:
                 delivery.notice_deliver(notice_id=notice_id)
+            counts.append(len(queries))
+    # claim, the notice with batch/person/server, phones, predictions, the ending, and whether
+    # the batch changed meanwhile; the first also reads the wordings and the steps, which
+    # stay a few seconds per process (exsync/process_cache.py)
+    assert counts == [8, 6]
     assert [len(m.body.split("* ")) - 1 for m in mail.outbox] in ([1, 4], [4, 1])
 
 

@@ -318,7 +318,7 @@ DECIDE: dict[str, Callable[[Notice, datetime], Skip | Wait | Send]] = {
 
 def notice_load(notice_id: int) -> Notice:
     return Notice.objects.select_related(
-        "batch", "batch__target_server", "member", "member__mailbox", "member__mailbox__server"
+        "batch", "member", "member__mailbox", "member__mailbox__server"
     ).get(pk=notice_id)
 
 

@@ -20,6 +20,8 @@ from django.conf import settings
 from django.template import Context, Engine, Template, TemplateSyntaxError
 from django.template.base import Lexer, TokenType
 
+from exsync.process_cache import ProcessCache
+
 from ..models import NoticeKind, NoticeTemplate, TemplateName
 
 DEFAULTS_DIR = Path(settings.BASE_DIR) / "templates" / "notices"
@@ -36,6 +38,10 @@ TEMPLATE_OF = {
     NoticeKind.REPORT_STARTED: TemplateName.REPORT,
     NoticeKind.REPORT_COMPLETED: TemplateName.REPORT,
 }
+
+# The admins' wordings, re-read at most every 5 s per process (and at once in the process that
+# saved one: apps.py connects the model's signals to OVERRIDES.clear).
+OVERRIDES = ProcessCache(ttl=5.0)
 
 _TEXT = Engine(autoescape=False, string_if_invalid="")
 _HTML = Engine(autoescape=True, string_if_invalid="")
@@ -103,7 +109,7 @@ def check_source(part: str, source: str) -> str | None:
 def sources(name: str, overrides: dict[str, NoticeTemplate] | None = None) -> dict[str, str]:
     """The admin's wording for `name` when there is one, else the default."""
     if overrides is None:
-        overrides = {t.name: t for t in NoticeTemplate.objects.filter(name=name)}
+        overrides = OVERRIDES.get("all", lambda: {t.name: t for t in NoticeTemplate.objects.all()})
     row = overrides.get(name)
     if row is None:
         return default_source(name)

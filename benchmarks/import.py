@@ -4,6 +4,15 @@ compare with a bare COPY of the same file; also check that peak memory stays fla
 Steps: generate servers / mailboxes (200,000) / devices (400,000) exports as Export-Csv writes
 them; import servers and mailboxes; import a 100,000-device file (peak RSS); empty the device
 tables; import the 400,000-device file (timed, peak RSS); COPY the same file into a bare table.
+
+Then verification after the move (issue 14): every mailbox into one of four batches, recorded
+as moved (bulk SQL: batches, members, predictions), Continuity rows from continuity_start, and
+the target's later export (the same phones, some synced since, some gone, re-created or
+re-partnered) imported through import_inventory. verify_s is what the import adds for it: the
+observation INSERT (observe_s, timed inside the import) plus continuity_refresh() as the
+import's commit runs it (refresh_s, verify_queries). Also: continuity_refresh again with nothing
+new (refresh_again_s: beat runs it every 15 minutes) and the follow-ups queued (chases_s).
+BENCH_EXPLAIN=1 prints EXPLAIN ANALYZE of continuity_refresh's statements (rolled back).
 """
 
 from __future__ import annotations
@@ -14,9 +23,11 @@ import random
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from _setup import ROOT, django_ready, result_line, say
 
@@ -221,7 +232,8 @@ def write_floor(connection: BaseDatabaseWrapper, devices: Path) -> float:
     columns = ", ".join(f"c{i}" for i in range(len(HEADER)))
     with connection.cursor() as cur:
         cur.execute("BEGIN")
-        cur.execute("TRUNCATE devices_partnership, devices_mobiledevice")
+        # CASCADE: what refers to partnerships (observations, continuity) goes too, rolled back.
+        cur.execute("TRUNCATE devices_partnership, devices_mobiledevice CASCADE")
         started = time.perf_counter()
         cur.execute(
             "CREATE TEMPORARY TABLE floor_raw (ord bigint GENERATED ALWAYS AS IDENTITY, "
@@ -240,6 +252,228 @@ def write_floor(connection: BaseDatabaseWrapper, devices: Path) -> float:
         seconds = time.perf_counter() - started
         cur.execute("ROLLBACK")
     return seconds
+
+
+# -- verification after the move -----------------------------------------------------------------
+
+BATCHES = 4
+EXPORT_AT = datetime(2026, 11, 24, 8, 0, 0)  # write_exports' newest sync (naive: TIME_ZONE)
+
+
+def move_time(k: int) -> datetime:
+    """Batch k moved 5, 10, 15, 20 days before the export's newest sync: of its phones (last
+    syncs spread over 30 days) about 17 %, 33 %, 50 %, 67 % synced after their move."""
+    return EXPORT_AT.replace(tzinfo=UTC) - timedelta(days=5 * (k + 1))
+
+
+def write_after_export(devices: Path) -> tuple[Path, dict[str, int]]:
+    """The target's export after the moves: devices.csv with, per 200 rows, one partnership
+    gone (not listed), one re-created (FirstSyncTime after every move) and one new DeviceId
+    for the same person (re-partnered)."""
+    after = FOLDER / "devices-after.csv"
+    counts = {"gone": 0, "recreated": 0, "new": 0}
+    first, last = HEADER.index("FirstSyncTime"), HEADER.index("LastSuccessSync")
+    attempt, device_id = HEADER.index("LastSyncAttemptTime"), HEADER.index("DeviceID")
+    newest = us_date(EXPORT_AT)
+    with (
+        devices.open(encoding="utf-8-sig", newline="") as f,
+        after.open("w", encoding="utf-8-sig", newline="") as g,
+    ):
+        r = csv.reader(f)
+        w = csv.writer(g, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+        w.writerow(next(r))
+        for n, row in enumerate(r):
+            if n % 200 == 0:
+                counts["gone"] += 1
+                continue
+            if n % 200 == 1:
+                row[first] = row[last] = row[attempt] = newest
+                counts["recreated"] += 1
+            w.writerow(row)
+            if n % 200 == 2:
+                new = list(row)
+                new[device_id] = f"Appn{n:012X}"
+                new[0] = row[0].replace(row[device_id], new[device_id])
+                new[first] = new[last] = new[attempt] = newest
+                w.writerow(new)
+                counts["new"] += 1
+    return after, counts
+
+
+def batches_moved() -> tuple[list, float]:
+    """Every mailbox in one of BATCHES in-progress batches, recorded as moved at move_time(k),
+    each partnership predicted to continue: bulk SQL, as a plan and mark_moved would leave them.
+    Then continuity_start per batch, as batch_mark_moves calls it (timed)."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from devices.models import ExchangeServer
+    from migrations_plan.continuity import continuity_start
+    from migrations_plan.models import BatchState, Explanation, MoveBatch
+
+    with connection.cursor() as cur:
+        cur.execute(
+            "TRUNCATE migrations_plan_movebatch, migrations_plan_batchmailbox, "
+            "migrations_plan_prediction, migrations_plan_continuity, "
+            "devices_partnershipobservation RESTART IDENTITY CASCADE"
+        )
+        cur.execute("UPDATE devices_mailbox SET watch_until = NULL WHERE watch_until IS NOT NULL")
+    target = ExchangeServer.objects.get(name__iexact="EX2019-01")
+    explanation, _ = Explanation.objects.get_or_create(
+        digest="bench-import", defaults={"outcome": "continues"}
+    )
+    batches = [
+        MoveBatch.objects.create(
+            name=f"bench-import-{k + 1}",
+            target_server=target,
+            start_at=move_time(k) - timedelta(hours=1),
+            state=BatchState.IN_PROGRESS,
+        )
+        for k in range(BATCHES)
+    ]
+    now = timezone.now()
+    with connection.cursor() as cur:
+        for k, batch in enumerate(batches):
+            cur.execute(
+                "INSERT INTO migrations_plan_batchmailbox (batch_id, mailbox_id, state, "
+                "is_active, source_server_id, source_database, moved_at, added_at) "
+                "SELECT %s, m.id, 'moved', true, m.server_id, m.database, %s, %s "
+                "FROM devices_mailbox m WHERE m.id %% %s = %s",
+                [batch.pk, move_time(k), now, BATCHES, k],
+            )
+        cur.execute(
+            "INSERT INTO migrations_plan_prediction (member_id, partnership_id, outcome, "
+            "explanation_id, computed_at) SELECT bm.id, p.id, 'continues', %s, %s "
+            "FROM devices_partnership p JOIN migrations_plan_batchmailbox bm "
+            "ON bm.mailbox_id = p.mailbox_id WHERE NOT p.is_stale",
+            [explanation.pk, now],
+        )
+        cur.execute("ANALYZE migrations_plan_batchmailbox")
+        cur.execute("ANALYZE migrations_plan_prediction")
+    started = time.perf_counter()
+    rows = sum(continuity_start(batch=batch) for batch in batches)
+    start_s = time.perf_counter() - started
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE migrations_plan_continuity")
+        cur.execute("ANALYZE devices_mailbox")
+    say(f"  {rows} phones watched (continuity_start x{BATCHES}: {start_s:.1f}s)")
+    return batches, start_s
+
+
+def _control(sql: str) -> bool:
+    return sql.split(None, 1)[0].upper() in ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+
+
+@contextmanager
+def verification_timed() -> Iterator[dict[str, Any]]:
+    """Time, inside the import and what its commit runs, the observation INSERT and
+    continuity_refresh / chases_queue (with their query counts). What the commit would send to
+    a worker (re-plans, dispatch) is dropped: no worker is part of this benchmark."""
+    from unittest import mock
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from migrations_plan import continuity, tasks
+
+    figures: dict[str, Any] = {"observe_s": 0.0}
+
+    def observe(execute, sql, params, many, context):
+        if not sql.lstrip().startswith("INSERT INTO devices_partnershipobservation"):
+            return execute(sql, params, many, context)
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            figures["observe_s"] += time.perf_counter() - started
+
+    def timed(name: str, function):
+        def wrapper(*args, **kwargs):
+            with CaptureQueriesContext(connection) as queries:
+                started = time.perf_counter()
+                result = function(*args, **kwargs)
+                figures[f"{name}_s"] = time.perf_counter() - started
+            # Django logs BEGIN / COMMIT too: only the statements count.
+            statements = [q["sql"] for q in queries.captured_queries if not _control(q["sql"])]
+            figures[f"{name}_queries"] = len(statements)
+            figures[f"{name}_sql"] = statements
+            return result
+
+        return wrapper
+
+    with (
+        connection.execute_wrapper(observe),
+        mock.patch.object(
+            continuity, "continuity_refresh", timed("refresh", continuity.continuity_refresh)
+        ),
+        mock.patch.object(continuity, "chases_queue", timed("chases", continuity.chases_queue)),
+        mock.patch.object(tasks.batch_plan_task, "delay", lambda *a, **k: None),
+        mock.patch.object(tasks.notices_dispatch, "delay", lambda *a, **k: None),
+    ):
+        yield figures
+
+
+def explain(statements: list[str]) -> None:
+    """EXPLAIN ANALYZE of each statement, in a transaction rolled back."""
+    from django.db import connection, transaction
+
+    with transaction.atomic(), connection.cursor() as cur:
+        for sql in statements:
+            cur.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
+            say("EXPLAIN ANALYZE " + sql)
+            for (line,) in cur.fetchall():
+                print("    " + line, flush=True)
+        transaction.set_rollback(True)
+
+
+def verify(devices: Path) -> dict[str, object]:
+    from django.core.management import call_command
+    from django.db import connection
+    from django.db.models import Count
+    from django.test.utils import CaptureQueriesContext
+
+    from migrations_plan.continuity import continuity_refresh
+    from migrations_plan.models import Continuity, Notice
+
+    say(f"verification: {MAILBOXES} mailboxes moved in {BATCHES} batches (bulk SQL)")
+    _, start_s = batches_moved()
+    after, changes = write_after_export(devices)
+    say(f"  the target's export: {changes}")
+    say("importing it (import_inventory, in this process, timed inside)")
+    with verification_timed() as figures:
+        started = time.perf_counter()
+        call_command("import_inventory", str(after), "--culture", "en-US")
+        reimport_s = time.perf_counter() - started
+    if "refresh_s" not in figures:
+        sys.exit("the import did not run continuity_refresh (devices_observed receiver)")
+    observe_s, refresh_s = figures["observe_s"], figures["refresh_s"]
+    states = dict(Continuity.objects.order_by().values_list("state").annotate(n=Count("pk")))
+    say(
+        f"  import {reimport_s:.1f}s; observations INSERT {observe_s:.2f}s; continuity_refresh "
+        f"{refresh_s:.2f}s ({figures['refresh_queries']:.0f} queries); chases_queue "
+        f"{figures['chases_s']:.2f}s ({figures['chases_queries']:.0f} queries, "
+        f"{Notice.objects.filter(kind='chase').count()} follow-ups)"
+    )
+    say(f"  continuity: {states}")
+    say("continuity_refresh again (beat's 15-minute run, nothing new)")
+    with CaptureQueriesContext(connection) as queries:
+        started = time.perf_counter()
+        continuity_refresh()
+        again_s = time.perf_counter() - started
+    again_queries = sum(1 for q in queries.captured_queries if not _control(q["sql"]))
+    say(f"  {again_s:.2f}s ({again_queries} queries)")
+    if os.environ.get("BENCH_EXPLAIN"):
+        explain(figures["refresh_sql"])
+    return {
+        "verify_s": f"{observe_s + refresh_s:.1f}",
+        "observe_s": f"{observe_s:.1f}",
+        "refresh_s": f"{refresh_s:.1f}",
+        "verify_queries": f"{figures['refresh_queries']:.0f}",
+        "refresh_again_s": f"{again_s:.1f}",
+        "chases_s": f"{figures['chases_s']:.1f}",
+        "continuity_start_s": f"{start_s:.1f}",
+        "reimport_s": f"{reimport_s:.1f}",
+    }
 
 
 def main() -> None:
@@ -290,6 +524,7 @@ def main() -> None:
     say("floor: COPY plus the two INSERTs any import must run, no check at all (rolled back)")
     floor_s = write_floor(connection, devices)
     say(f"  {floor_s:.1f}s")
+    verified = verify(devices)
     result_line(
         "import",
         devices=DEVICES,
@@ -302,6 +537,7 @@ def main() -> None:
         peak_rss_mb=f"{rss_full:.0f}",
         peak_rss_mb_100k=f"{rss_small:.0f}",
         mailbox_import_s=f"{mailbox_s:.1f}",
+        **verified,
     )
 
 

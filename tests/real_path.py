@@ -15,12 +15,14 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from io import StringIO
 from pathlib import Path
 from typing import Any
 
 from django.core.management import CommandError, call_command
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 from devices.models import ClientProfile, ExchangeServer, Namespace
 from devices.services import client_profile_save, namespace_save, server_record_facts
@@ -113,6 +115,22 @@ class Device:
     client_type: str | None = None
     access: str = "Allowed"
     policy: str = "Default"
+    # LastSuccessSync (default SYNC) and FirstSyncTime (the column is written only when a
+    # device of the export has one); a datetime is written as en-US Export-Csv writes it.
+    last_sync: datetime | str | None = None
+    first_sync: datetime | str | None = None
+
+
+def us_time(value: datetime | str | None) -> str | None:
+    """A time as Export-Csv writes it under en-US (M/d/yyyy h:mm:ss tt), in TIME_ZONE."""
+    if value is None or isinstance(value, str):
+        return value
+    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    hour = local.hour % 12 or 12
+    return (
+        f"{local.month}/{local.day}/{local.year} {hour}:{local:%M:%S} "
+        f"{'PM' if local.hour >= 12 else 'AM'}"
+    )
 
 
 @dataclass(frozen=True)
@@ -241,6 +259,41 @@ def hybrid_relationship(forest: str) -> str:
         [[name, tenant, "True", "outlook.com", f"CN={name},CN=Federation,{config_dn(forest)}"]],
         "Deserialized.Microsoft.Exchange.Data.Directory.SystemConfiguration."
         "OrganizationRelationship",
+    )
+
+
+def move_request_statistics(moves: Sequence[tuple[Mailbox, str, datetime | str | None]]) -> str:
+    """Get-MoveRequest | Get-MoveRequestStatistics | Export-Csv: (mailbox, Status,
+    CompletionTimestamp); the mailbox is matched by its ExchangeGuid, as the import does."""
+    return export_csv(
+        [
+            "DisplayName",
+            "Alias",
+            "ExchangeGuid",
+            "Status",
+            "StatusDetail",
+            "SourceDatabase",
+            "TargetDatabase",
+            "QueuedTimestamp",
+            "CompletionTimestamp",
+            "BatchName",
+        ],
+        [
+            [
+                m.name,
+                m.alias,
+                str(uuid.uuid5(uuid.NAMESPACE_DNS, m.address)),
+                status,
+                status,
+                "MDB01",
+                "MDB02",
+                None,
+                us_time(completed),
+                None,
+            ]
+            for m, status, completed in moves
+        ],
+        "Deserialized.Microsoft.Exchange.Management.MigrationTasks.MoveRequestStatistics",
     )
 
 
@@ -452,6 +505,7 @@ class Lab:
                 "System.Management.Automation.PSCustomObject",
             )
         # Get-MobileDeviceStatistics from the newest shell of the organisation (2013+ names).
+        first_sync = any(d.first_sync is not None for d in devices)
         rows = []
         for d in devices:
             container = f"{d.mailbox.identity}/ExchangeActiveSyncDevices/"
@@ -468,7 +522,8 @@ class Lab:
                     d.user_agent,
                     d.eas,
                     d.client_type or "EAS",
-                    SYNC,
+                    *([us_time(d.first_sync)] if first_sync else []),
+                    SYNC if d.last_sync is None else us_time(d.last_sync),
                     d.access,
                     "Global",
                     d.policy,
@@ -485,6 +540,7 @@ class Lab:
                 "DeviceUserAgent",
                 "ClientVersion",
                 "ClientType",
+                *(["FirstSyncTime"] if first_sync else []),
                 "LastSuccessSync",
                 "DeviceAccessState",
                 "DeviceAccessStateReason",
@@ -531,9 +587,11 @@ class Lab:
             "ExchangeCertificate",
         )
 
-    def import_exports(self, *options: str) -> dict[str, str]:
+    def import_exports(self, *options: str, devices_again: bool = False) -> dict[str, str]:
         """Write every export collected since the last call and import them in one run; fails
-        the test if the importer rejects one. Returns {file name: kind}."""
+        the test if the importer rejects one. Returns {file name: kind}. devices_again: the
+        device export is imported even if the same one was imported before (an admin running
+        the same export twice)."""
         self._round += 1
         files: list[tuple[str, str]] = []
         parts = [
@@ -550,7 +608,7 @@ class Lab:
                 files.append((f"{name}.csv", text))
         if self.devices:
             text = self._devices_csv(self.devices)
-            if f"devices:{text}" not in self._imported:
+            if devices_again or f"devices:{text}" not in self._imported:
                 self._imported.add(f"devices:{text}")
                 files.append(("devices.csv", text))
         files.extend(self.extra)
@@ -621,8 +679,10 @@ class Lab:
         name: str = "Wave",
         start: str = START,
         options: Sequence[str] = (),
+        stderr: StringIO | None = None,
     ) -> Plan:
-        """create_batch NAME --target-server … --start … --mailboxes-csv …, then plan_batch."""
+        """create_batch NAME --target-server … --start … --mailboxes-csv …, then plan_batch.
+        stderr: receives create_batch's warnings."""
         batch_csv = self.folder / f"{name}.csv"
         # Select-Object @{Name='EmailAddress';Expression={$_.PrimarySmtpAddress}} | Export-Csv
         batch_csv.write_bytes(
@@ -638,6 +698,7 @@ class Lab:
             "--mailboxes-csv",
             str(batch_csv),
             *options,
+            stderr=stderr,
         )
         return self.replan(name)
 
@@ -649,8 +710,9 @@ class Lab:
 SYNC = "11/24/2026 4:05:07 PM"
 
 
-def run(command: str, *args: str) -> str:
-    out, err = StringIO(), StringIO()
+def run(command: str, *args: str, stderr: StringIO | None = None) -> str:
+    """The command's output; fails the test if it fails. stderr: receives its warnings."""
+    out, err = StringIO(), stderr if stderr is not None else StringIO()
     try:
         call_command(command, *args, stdout=out, stderr=err)
     except (CommandError, SystemExit) as exc:

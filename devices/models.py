@@ -590,8 +590,9 @@ class PartnershipObservation(models.Model):
     """
 
     pk = models.CompositePrimaryKey("partnership", "inventory_import")
+    # No index of its own: the primary key (partnership, import) leads with it.
     partnership = models.ForeignKey(
-        Partnership, on_delete=models.CASCADE, related_name="observations"
+        Partnership, on_delete=models.CASCADE, related_name="observations", db_index=False
     )
     inventory_import = models.ForeignKey(
         "InventoryImport", on_delete=models.CASCADE, related_name="+", db_index=False

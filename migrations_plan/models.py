@@ -272,7 +272,10 @@ class Continuity(models.Model):
     and brought up to date set-based after each device import (continuity.py).
     """
 
-    member = models.ForeignKey(BatchMailbox, on_delete=models.CASCADE, related_name="continuity")
+    # No index of its own: the unique (member, partnership) index leads with it.
+    member = models.ForeignKey(
+        BatchMailbox, on_delete=models.CASCADE, related_name="continuity", db_index=False
+    )
     partnership = models.ForeignKey(
         Partnership, on_delete=models.CASCADE, related_name="continuity", db_index=False
     )

@@ -292,17 +292,6 @@ def test_the_replan_an_import_queues_keeps_the_gone_phone_in_batch_status(tmp_pa
     assert device is not None and device["continuity"] == "gone"
 
 
-# -- a defect found while writing the tests above: a strict xfail, so its fix turns it red. Only
-# an AssertionError of the last check counts as the expected failure; the scenario itself is
-# checked by the first test. ---------------------------------------------------------------------
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the follow-up says the mailbox moved at the batch's start (person_content's "
-    "move_at), not at the member's own moved_at",
-)
 def test_the_follow_up_says_when_the_mailbox_moved(tmp_path):
     s = moved_and_exported(tmp_path)
     send_due()

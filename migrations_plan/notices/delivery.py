@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.mail import BadHeaderError, get_connection
@@ -294,6 +295,8 @@ def _decide_chase(notice: Notice, now: datetime) -> Skip | Wait | Send:
         return Skip(NoticeState.SKIPPED, "its phones synced again before the follow-up went")
     content = person_content(batch=notice.batch, member=member)
     content.phones = [p for p in content.phones if p.partnership_id in silent]
+    if member.moved_at is not None:  # when this mailbox moved, not when the batch started
+        content.move_at = timezone.localtime(member.moved_at, ZoneInfo(content.time_zone))
     return _send_person(notice, content)
 
 

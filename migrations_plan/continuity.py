@@ -39,10 +39,13 @@ from .models import (
 )
 
 
-def continuity_start(*, batch: MoveBatch, now: datetime | None = None) -> int:
+def continuity_start(
+    *, batch: MoveBatch, mailbox_ids: list[int], now: datetime | None = None
+) -> int:
     """Continuity rows for the batch's moved members that have none yet, from their predictions
-    and their partnerships as they are now (what is known at the move), and watch their
-    mailboxes. One INSERT ... SELECT and one UPDATE; returns the rows created."""
+    and their partnerships as they are now (what is known at the move), and watch the mailboxes
+    just recorded as moved (`mailbox_ids`; others keep their own watch). One INSERT ... SELECT
+    and one UPDATE; returns the rows created."""
     now = now or timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
@@ -63,7 +66,9 @@ def continuity_start(*, batch: MoveBatch, now: datetime | None = None) -> int:
         created = cursor.rowcount
     watch = now + timedelta(days=settings.CONTINUITY_WATCH_DAYS)
     Mailbox.objects.filter(
-        batch_memberships__batch=batch, batch_memberships__state=MemberState.MOVED
+        pk__in=mailbox_ids,
+        batch_memberships__batch=batch,
+        batch_memberships__state=MemberState.MOVED,
     ).filter(Q(watch_until__isnull=True) | Q(watch_until__lt=watch)).update(watch_until=watch)
     return created
 
@@ -83,11 +88,12 @@ def continuity_grace(*, batch: MoveBatch) -> int:
 
 
 def _open_rows_sql(now_param: str = "%(now)s") -> str:
-    """The rows still decided: their mailbox is still watched."""
+    """The rows still decided: their mailbox is still watched, or the phone is silent (one that
+    syncs weeks later leaves the helpdesk's queue; the partnership's own sync says so)."""
     return (
-        "member_id IN (SELECT bm.id FROM migrations_plan_batchmailbox bm "
+        "(state = %(silent)s OR member_id IN (SELECT bm.id FROM migrations_plan_batchmailbox bm "
         "JOIN devices_mailbox m ON m.id = bm.mailbox_id "
-        f"WHERE m.watch_until >= {now_param})"
+        f"WHERE m.watch_until >= {now_param}))"
     )
 
 
@@ -108,7 +114,7 @@ WITH open AS MATERIALIZED (
   FROM migrations_plan_continuity c
   JOIN migrations_plan_batchmailbox bm ON bm.id = c.member_id
   JOIN devices_mailbox m ON m.id = bm.mailbox_id
-  WHERE m.watch_until >= %(now)s),
+  WHERE m.watch_until >= %(now)s OR c.state = %(silent)s),
 seen AS (
   SELECT o.id, MAX(ob.observed_at) AS observed_at FROM open o
   JOIN devices_partnershipobservation ob
@@ -153,13 +159,14 @@ def continuity_refresh(*, now: datetime | None = None) -> int:
     number of phones: one statement on PostgreSQL (rows whose outcome changed are written),
     two UPDATEs with correlated subqueries on SQLite (the embedded default, small
     organisations). Returns the rows written."""
-    now = now or timezone.now()
+    # As the ORM writes it (SQLite keeps datetimes as text in one format).
+    now = connection.ops.adapt_datetimefield_value(now or timezone.now())
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(_REFRESH_PG, {"now": now, **STATES})
             return cursor.rowcount
     c = "migrations_plan_continuity"
-    params = {"now": now}
+    params = {"now": now, "silent": ContinuityState.SILENT}
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {c} SET "
@@ -201,11 +208,17 @@ def continuity_refresh(*, now: datetime | None = None) -> int:
     return decided
 
 
+CHASE_ONCE_DAYS = 30
+
+
 def chases_queue(*, now: datetime | None = None) -> int:
     """One follow-up e-mail per person with a silent phone (the notice's key makes it one),
     due at once; what it says is decided when it is sent (delivery._decide_chase). One
-    INSERT ... SELECT however many people."""
+    INSERT ... SELECT however many people. A mailbox moved twice (two batches) within
+    CHASE_ONCE_DAYS gets one follow-up, not one per batch."""
     now = now or timezone.now()
+    since = connection.ops.adapt_datetimefield_value(now - timedelta(days=CHASE_ONCE_DAYS))
+    now = connection.ops.adapt_datetimefield_value(now)
     notice = Notice._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
@@ -216,15 +229,20 @@ def chases_queue(*, now: datetime | None = None) -> int:
             "%(pending)s, LOWER(m.primary_smtp_address), 0, '', '', '', '', '', '', '', 0, "
             f"%(now)s FROM migrations_plan_batchmailbox bm "
             "JOIN devices_mailbox m ON m.id = bm.mailbox_id "
-            "WHERE bm.state = %(moved)s AND EXISTS (SELECT 1 FROM migrations_plan_continuity c "
+            "WHERE bm.state = %(moved)s "
+            # A mailbox moved in two batches: the follow-up is about its latest move.
+            "AND bm.id = (SELECT MAX(b2.id) FROM migrations_plan_batchmailbox b2 "
+            "WHERE b2.mailbox_id = bm.mailbox_id AND b2.state = %(moved)s) "
+            "AND EXISTS (SELECT 1 FROM migrations_plan_continuity c "
             "WHERE c.member_id = bm.id AND c.state = %(silent)s) "
-            f"AND NOT EXISTS (SELECT 1 FROM {notice} n WHERE n.member_id = bm.id "
-            "AND n.kind = %(chase)s) "
+            f"AND NOT EXISTS (SELECT 1 FROM {notice} n WHERE n.kind = %(chase)s "
+            "AND (n.member_id = bm.id OR (n.mailbox_id = bm.mailbox_id AND n.created_at >= %(since)s))) "
             "ON CONFLICT DO NOTHING",
             {
                 "chase": NoticeKind.CHASE,
                 "false": False,
                 "now": now,
+                "since": since,
                 "pending": NoticeState.PENDING,
                 "moved": MemberState.MOVED,
                 "silent": ContinuityState.SILENT,

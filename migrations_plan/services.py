@@ -20,7 +20,7 @@ from typing import Literal
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from devices.models import (
@@ -619,6 +619,7 @@ def batch_plan_run(*, batch_id: int) -> str:
         raise
     _plan_end(batch_id, started, PlanState.IDLE)
     corrections = _corrections_after_plan(batch)
+    _moves_after_plan(batch)
     return f"planned {result.partnerships} devices in {result.seconds:.1f} s" + (
         f"; {corrections} corrections queued" if corrections else ""
     )
@@ -633,6 +634,19 @@ def _corrections_after_plan(batch: MoveBatch) -> int:
     if queued:
         notices_dispatch_soon()
     return queued
+
+
+def _moves_after_plan(batch: MoveBatch) -> None:
+    """Move requests imported while the batch was being planned are applied now."""
+    batch.refresh_from_db(fields=["state", "plan_state"])
+    if batch.state in (BatchState.SCHEDULED, BatchState.IN_PROGRESS) and (
+        batch.plan_state == PlanState.IDLE
+        and MoveRequest.objects.filter(
+            mailbox__batch_memberships__batch=batch,
+            mailbox__batch_memberships__state=MemberState.PENDING,
+        ).exists()
+    ):
+        batch_apply_move_requests(batch=batch, actor=None)
 
 
 def notices_dispatch_soon() -> None:
@@ -972,6 +986,22 @@ def batch_mark_moves(
             f"Batch '{batch.name}' is {batch.get_state_display().lower()}; moves are recorded "
             "once it is scheduled or in progress."
         )
+    moving = [m for m, s in outcomes.items() if s == MemberState.MOVED]
+    if (
+        moving
+        and batch.plan_state in (PlanState.QUEUED, PlanState.RUNNING)
+        and batch.members.filter(
+            is_active=True, mailbox_id__in=moving, mailbox__partnerships__is_stale=False
+        )
+        .exclude(predictions__isnull=False)
+        .exists()
+    ):
+        # A moved mailbox is verified against its prediction, which the pending plan has not
+        # written yet for some; imported move requests are applied again when it ends.
+        raise BatchError(
+            f"Batch '{batch.name}' is being planned; record its moves once the plan is done "
+            "(the batch page shows its progress)."
+        )
     counts = {"moved": 0, "failed": 0, "unchanged": 0}
     failed_ids = [m for m, s in outcomes.items() if s == MemberState.FAILED]
     counts["failed"] = (
@@ -1014,7 +1044,9 @@ def batch_mark_moves(
         counts["after_notices"] = notice_queue.after_notices_queue(
             batch=batch, mailbox_ids=recent, now=now
         )
-        counts["phones_watched"] = continuity.continuity_start(batch=batch, now=now)
+        counts["phones_watched"] = continuity.continuity_start(
+            batch=batch, mailbox_ids=[m for ids in by_time.values() for m in ids], now=now
+        )
         continuity.continuity_refresh(now=now)
         continuity.chases_queue(now=now)
         notices_dispatch_soon()
@@ -1032,12 +1064,36 @@ def batch_apply_move_requests(
     """Mark members from the imported Get-MoveRequest(Statistics) status: Completed -> moved
     (at its CompletionTimestamp, else now), Failed -> failed; other states (Queued,
     InProgress, ...) leave the member pending."""
-    requests = MoveRequest.objects.filter(
-        mailbox__batch_memberships__batch=batch, mailbox__batch_memberships__is_active=True
-    ).values_list("mailbox_id", "status", "completed_at")
+    requests = list(
+        MoveRequest.objects.filter(
+            mailbox__batch_memberships__batch=batch, mailbox__batch_memberships__is_active=True
+        ).values_list(
+            "mailbox_id",
+            "status",
+            "completed_at",
+            "failed_at",
+            "mailbox__batch_memberships__added_at",
+        )
+    )
     outcomes, times = {}, {}
     now = timezone.now()
-    for mailbox_id, status, completed_at in requests:
+    # Exchange keeps one request per mailbox: after a mailbox moved in an earlier batch, its
+    # Completed request is that move's, not this batch's.
+    earlier = dict(
+        BatchMailbox.objects.filter(
+            mailbox_id__in=[r[0] for r in requests], state=MemberState.MOVED
+        )
+        .exclude(batch=batch)
+        .values_list("mailbox_id")
+        .annotate(last=Max("moved_at"))
+        .values_list("mailbox_id", "last")
+    )
+    for mailbox_id, status, completed_at, failed_at, joined in requests:
+        previous = earlier.get(mailbox_id)
+        if completed_at and previous and completed_at <= previous + timedelta(minutes=1):
+            continue
+        if failed_at and failed_at < joined:
+            continue  # a failed attempt from before the mailbox joined this batch
         if status.lower().startswith("completed"):
             outcomes[mailbox_id] = MemberState.MOVED
             times[mailbox_id] = min(completed_at, now) if completed_at else now
@@ -1055,7 +1111,10 @@ def moves_after_import(sender: object, *, kinds: set[str], **kwargs: object) -> 
         return 0
     marked = 0
     for batch in MoveBatch.objects.filter(state__in=(BatchState.SCHEDULED, BatchState.IN_PROGRESS)):
-        marked += batch_apply_move_requests(batch=batch, actor=None)["moved"]
+        try:
+            marked += batch_apply_move_requests(batch=batch, actor=None)["moved"]
+        except BatchError:
+            continue  # mailboxes not planned yet: applied when the batch's plan ends
     return marked
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 from django.utils import timezone
 
 from migrations_plan.mailbox_csv import CsvProblem, mailboxes_from_path
@@ -56,16 +57,20 @@ class Command(BaseCommand):
                 )
             )
         state = MemberState.FAILED if failed else MemberState.MOVED
+        if moved_at > timezone.now():
+            raise CommandError(f"--at {moved_at.isoformat()} is in the future.")
         try:
-            if batch.state == BatchState.DRAFT:
-                batch = batch_transition(batch=batch, action="schedule", actor=None)
-            counts = batch_mark_moves(
-                batch=batch,
-                outcomes=dict.fromkeys(ids, state),
-                actor=None,
-                via="mark_moved",
-                at=moved_at,
-            )
+            # Scheduling a draft and recording its moves stand or fall together.
+            with transaction.atomic():
+                if batch.state == BatchState.DRAFT:
+                    batch = batch_transition(batch=batch, action="schedule", actor=None)
+                counts = batch_mark_moves(
+                    batch=batch,
+                    outcomes=dict.fromkeys(ids, state),
+                    actor=None,
+                    via="mark_moved",
+                    at=moved_at,
+                )
         except BatchError as error:
             raise CommandError(str(error)) from error
         self.stdout.write(

@@ -24,9 +24,13 @@ def _make_broker_folders(sender: Celery, **kwargs: object) -> None:
 
 
 @task_postrun.connect(dispatch_uid="exsync.close_old_connections")
-def _close_old_connections(**kwargs: object) -> None:
+def _close_old_connections(task: object = None, **kwargs: object) -> None:
     # With connections reused across tasks (CELERY_DB_REUSE_MAX), this keeps Django's request
-    # rules for them: closed past CONN_MAX_AGE, or when broken.
+    # rules for them in the worker: closed past CONN_MAX_AGE, or when broken. A task run
+    # eagerly, in the caller's process (and maybe inside its transaction), leaves the caller's
+    # connection alone.
+    if getattr(getattr(task, "request", None), "is_eager", False):
+        return
     from django.db import close_old_connections
 
     close_old_connections()

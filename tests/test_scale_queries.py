@@ -70,4 +70,5 @@ def test_batch_list_and_a_5000_mailbox_batch_render_in_constant_queries(client, 
         allow_unsupported=True,
     )
     assert queries(reverse("migrations_plan:batch_list")) == list_two
-    assert queries(reverse("dashboard")) <= 15
+    # 15, and one more for an admin: the notices that failed or are overdue
+    assert queries(reverse("dashboard")) <= 16

@@ -305,7 +305,7 @@ def test_the_people_table_fits_1280_and_1024_pixels_with_long_values(
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.test_browser_flow import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+    from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
     ex2010, ex2016 = org
     mailboxes = []

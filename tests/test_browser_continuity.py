@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.test_browser_flow import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.browser import ARTIFACTS, signed_in
 from tests.test_continuity_pages import CAST, NOW, XSS_NAME, moved_wave
 from tests.test_continuity_pages import lab as lab  # the fixture, asked for by name
 
@@ -21,7 +21,7 @@ def test_a_wrong_rule_stands_out_and_the_batch_shows_its_wrong_phones_first(
     # Playwright's sync API keeps an event loop running in this thread; the ORM calls the test
     # makes itself would otherwise raise SynchronousOnlyOperation.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     batch, _ = moved_wave(
         tmp_path,
@@ -30,59 +30,40 @@ def test_a_wrong_rule_stands_out_and_the_batch_shows_its_wrong_phones_first(
         moved={"quinn": NOW - timedelta(days=3)},
         friendly={"bob": XSS_NAME},
     )
-    ARTIFACTS.mkdir(exist_ok=True)
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(10_000)
-            failed = []  # any 4xx/5xx fails the test
-            page.on(
-                "response",
-                lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None,
-            )
-            dialogs = []  # a script that ran would most likely say so with alert()
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    with signed_in(live_server, helpdesk_user, height=900) as seen:
+        page = seen.page
 
-            page.goto(f"{live_server.url}/accounts/login/")
-            page.get_by_label("User name").fill(helpdesk_user.username)
-            page.get_by_label("Password").fill("pw-for-tests")
-            page.get_by_role("button", name="Log in").click()
-            expect(page.get_by_role("button", name="Log out")).to_be_visible()
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="Accuracy").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Prediction accuracy")
+        rules = page.get_by_role("region", name="Per rule")
+        first = rules.locator("tbody tr").first
+        expect(first).to_contain_text("M-2010-2013P")
+        expect(first).to_contain_text("67 %")
+        expect(first).to_have_class("verdict-row-wrong")
+        rules.screenshot(path=ARTIFACTS / "accuracy-rules.png")
 
-            page.get_by_role("navigation", name="Main").get_by_role("link", name="Accuracy").click()
-            expect(page.get_by_role("heading", level=1)).to_have_text("Prediction accuracy")
-            rules = page.get_by_role("region", name="Per rule")
-            first = rules.locator("tbody tr").first
-            expect(first).to_contain_text("M-2010-2013P")
-            expect(first).to_contain_text("67 %")
-            expect(first).to_have_class("verdict-row-wrong")
-            rules.screenshot(path=ARTIFACTS / "accuracy-rules.png")
+        page.get_by_role("link", name="Wrong phones of M-2010-2013P").click()
+        wrong = page.get_by_role("region", name="Wrong predictions of M-2010-2013P")
+        expect(wrong.locator("tbody tr")).to_have_count(2)
+        expect(wrong).to_contain_text("Bob Person")
+        expect(wrong).to_contain_text("Cid Person")
+        expect(wrong).to_contain_text(XSS_NAME)  # as text
+        expect(wrong.locator("script")).to_have_count(0)
 
-            page.get_by_role("link", name="Wrong phones of M-2010-2013P").click()
-            wrong = page.get_by_role("region", name="Wrong predictions of M-2010-2013P")
-            expect(wrong.locator("tbody tr")).to_have_count(2)
-            expect(wrong).to_contain_text("Bob Person")
-            expect(wrong).to_contain_text("Cid Person")
-            expect(wrong).to_contain_text(XSS_NAME)  # as text
-            expect(wrong.locator("script")).to_have_count(0)
+        page.goto(f"{live_server.url}/batches/{batch.pk}/")
+        panel = page.get_by_role("region", name="After the move")
+        expect(panel).to_contain_text("3 wrong predictions")
+        summary = panel.locator("table.continuity-summary tbody tr")
+        expect(summary).to_have_count(8)
+        for n in range(3):
+            expect(summary.nth(n)).to_contain_text("Wrong prediction")
+        phones = panel.locator("table.continuity-phones tbody tr")
+        expect(phones.first).to_contain_text("Bob Person")
+        expect(phones.first).to_contain_text(XSS_NAME)
+        panel.screenshot(path=ARTIFACTS / "after-the-move.png")
 
-            page.goto(f"{live_server.url}/batches/{batch.pk}/")
-            panel = page.get_by_role("region", name="After the move")
-            expect(panel).to_contain_text("3 wrong predictions")
-            summary = panel.locator("table.continuity-summary tbody tr")
-            expect(summary).to_have_count(8)
-            for n in range(3):
-                expect(summary.nth(n)).to_contain_text("Wrong prediction")
-            phones = panel.locator("table.continuity-phones tbody tr")
-            expect(phones.first).to_contain_text("Bob Person")
-            expect(phones.first).to_contain_text(XSS_NAME)
-            panel.screenshot(path=ARTIFACTS / "after-the-move.png")
-
-            phones.first.get_by_role("link", name="Bob Person").click()
-            expect(page.get_by_role("heading", level=1)).to_have_text("Bob Person")
-            expect(page.locator(".continuity-silent").first).to_be_visible()
-            assert failed == [] and dialogs == []
-        finally:
-            browser.close()
+        phones.first.get_by_role("link", name="Bob Person").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Bob Person")
+        expect(page.locator(".continuity-silent").first).to_be_visible()
+        assert seen.failed == [] and seen.dialogs == []

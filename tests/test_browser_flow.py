@@ -5,29 +5,16 @@ Chromium through Playwright."""
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
 from migrations_plan.models import BatchMailbox, BatchState, MoveBatch
 from migrations_plan.tasks import batch_plan_task
+from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.factories import ExchangeServerFactory, MailboxFactory, PartnershipFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
 def test_admin_creates_schedules_and_trims_a_batch_in_the_browser(

@@ -11,6 +11,7 @@ import pytest
 from django.apps import apps as django_apps
 
 from migrations_plan.models import BatchState, Explanation, Prediction
+from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.factories import (
     BatchMailboxFactory,
     ExchangeServerFactory,
@@ -19,7 +20,6 @@ from tests.factories import (
     MoveBatchFactory,
     PartnershipFactory,
 )
-from tests.test_browser_flow import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

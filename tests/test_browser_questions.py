@@ -13,8 +13,8 @@ from django.utils import timezone
 from migrations_plan.models import Prediction
 from migrations_plan.services import batch_create
 from migrations_plan.tasks import batch_plan_task
+from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.factories import UserFactory
-from tests.test_browser_flow import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.test_questions_page import coexistence
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

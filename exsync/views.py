@@ -16,8 +16,8 @@ from django.views.decorators.http import require_safe
 from devices import selectors as inventory
 from migrations_plan import selectors as plans
 from migrations_plan.models import OutboxMessage
-from migrations_plan.views_notices import MAIL_CSP
 
+from .mail_policy import MAIL_CSP
 from .models import Heartbeat
 from .roles import can_schedule
 

@@ -28,6 +28,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from exsync.mail_policy import MAIL_CSP
 from exsync.roles import can_schedule
 
 from . import services
@@ -52,13 +53,6 @@ from .notices.queue import ResendRefused, leads_of, report_recipients
 
 NOTICES_PER_PAGE = 50
 RESENDABLE = (NoticeState.SENT, NoticeState.FAILED, NoticeState.SKIPPED)
-
-# Inherited by the srcdoc frames: no script anywhere, nothing fetched from another site.
-MAIL_CSP = (
-    "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; "
-    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
-    "frame-ancestors 'none'"
-)
 
 
 def _forbidden(request: HttpRequest, reason: str) -> HttpResponse:

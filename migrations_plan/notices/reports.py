@@ -3,8 +3,6 @@ IT must do, and the people who need to act as a CSV attachment."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +12,8 @@ from django.db.models import Count
 from django.urls import reverse
 from django.utils import timezone
 
-from helpdesk.csv_export import safe_cell
+# The affected-people download's writer: every cell neutralised, a BOM for Excel.
+from helpdesk.csv_export import csv_lines
 from helpdesk.platforms import LABELS, detect_platform
 
 from ..models import MoveBatch, NoticeKind, Outcome, Prediction
@@ -74,10 +73,7 @@ def batch_report(*, batch: MoveBatch, kind: str) -> Report:
         .annotate(n=Count("member", distinct=True))
         .values_list("outcome", "n")
     )
-    buffer = io.StringIO()
-    buffer.write("\ufeff")
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(CSV_HEADER)
+    rows: list[list[object]] = []
     blocked: list[dict[str, str]] = []
     people_needing_action: set[int] = set()
     for prediction in _phones_needing_action(batch).iterator(chunk_size=2000):
@@ -93,20 +89,17 @@ def batch_report(*, batch: MoveBatch, kind: str) -> Report:
             client_type=prediction.partnership.client_type,
         )
         name = device.friendly_name or device.model or device.device_id
-        writer.writerow(
+        rows.append(
             [
-                safe_cell(v)
-                for v in (
-                    mailbox.display_name,
-                    mailbox.primary_smtp_address,
-                    name,
-                    device.model,
-                    LABELS[platform],
-                    prediction.get_outcome_display(),
-                    OUTCOME_FOR_USER.get(prediction.outcome, ""),
-                    explanation.admin_text,
-                    prediction.member.get_state_display(),
-                )
+                mailbox.display_name,
+                mailbox.primary_smtp_address,
+                name,
+                device.model,
+                LABELS[platform],
+                prediction.get_outcome_display(),
+                OUTCOME_FOR_USER.get(prediction.outcome, ""),
+                explanation.admin_text,
+                prediction.member.get_state_display(),
             ]
         )
         if prediction.outcome == Outcome.BLOCKED and len(blocked) < BLOCKED_LISTED:
@@ -153,7 +146,9 @@ def batch_report(*, batch: MoveBatch, kind: str) -> Report:
         "csv_name": f"exsync-{_slug(batch.name)}-people-to-act.csv",
         "link": link,
     }
-    return Report(context=context, csv_name=context["csv_name"], csv_text=buffer.getvalue())
+    return Report(
+        context=context, csv_name=context["csv_name"], csv_text="".join(csv_lines(CSV_HEADER, rows))
+    )
 
 
 def _slug(name: str) -> str:

@@ -18,8 +18,14 @@ class MigrationsPlanConfig(AppConfig):
 
         from django.db.models.signals import post_delete, post_save
 
+        from devices.models import Organisation
+
         from .models import NoticeTemplate
+        from .notices.content import ORGANISATION_ZONES
         from .notices.wording import OVERRIDES
 
         for signal in (post_save, post_delete):
             signal.connect(OVERRIDES.clear, sender=NoticeTemplate, dispatch_uid=f"wording-{signal}")
+            signal.connect(
+                ORGANISATION_ZONES.clear, sender=Organisation, dispatch_uid=f"zones-{signal}"
+            )

@@ -211,7 +211,9 @@ def _fresh_process_caches():
     """A test's rollback sends no post_delete: start each test without the wordings and
     instructions an earlier one cached in this process (exsync/process_cache.py)."""
     from helpdesk.selectors import INSTRUCTIONS
+    from migrations_plan.notices.content import ORGANISATION_ZONES
     from migrations_plan.notices.wording import OVERRIDES
 
     INSTRUCTIONS.clear()
     OVERRIDES.clear()
+    ORGANISATION_ZONES.clear()

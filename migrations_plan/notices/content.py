@@ -18,6 +18,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from devices.models import Mailbox, Organisation
+from exsync.process_cache import ProcessCache
 from helpdesk.selectors import DeviceRow, device_rows
 
 from ..models import BatchMailbox, MoveBatch
@@ -113,13 +114,24 @@ def _phone(row: DeviceRow) -> Phone:
     )
 
 
+# {forest: time zone} of the organisations that recorded one: read per notice otherwise. Kept
+# 5 s per process, cleared at once in the process that saves an organisation (apps.py).
+ORGANISATION_ZONES = ProcessCache(ttl=5.0)
+
+
 def zone_of(mailbox: Mailbox) -> str:
     """The person's own time zone, else their organisation's, else the deployment's."""
     server = mailbox.server
     forest = (server.forest_recorded or server.forest) if server is not None else ""
     candidates = [mailbox.time_zone]
     if not mailbox.time_zone and forest:
-        candidates += Organisation.objects.filter(forest=forest).values_list("time_zone", flat=True)
+        zones = ORGANISATION_ZONES.get(
+            "all",
+            lambda: dict(
+                Organisation.objects.exclude(time_zone="").values_list("forest", "time_zone")
+            ),
+        )
+        candidates.append(zones.get(forest, ""))
     for candidate in [*candidates, settings.TIME_ZONE]:
         if candidate:
             try:

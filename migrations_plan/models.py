@@ -411,6 +411,11 @@ class Notice(models.Model):
     )
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # A before-move notice rendered ahead of its time (notices/prepared.py): the person's
+    # content and its renderings, used at send time only while `prepared_key` still matches
+    # what they were made from; never shown as what was sent.
+    prepared_key = models.CharField(max_length=64, blank=True)
+    prepared = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["due_at", "id"]

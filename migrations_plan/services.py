@@ -515,6 +515,7 @@ def _plan(batch: MoveBatch, plan: Literal["now", "queue"], *, reason: str) -> No
     if plan == "now":
         batch_plan(batch=batch)
         _corrections_after_plan(batch)
+        notices_prepare_soon(batch)
     else:
         # The caller's own audit entry ("created", "mailboxes_added") names the admin.
         batch_plan_request(batch=batch, reason=reason)
@@ -619,6 +620,7 @@ def batch_plan_run(*, batch_id: int) -> str:
         raise
     _plan_end(batch_id, started, PlanState.IDLE)
     corrections = _corrections_after_plan(batch)
+    notices_prepare_soon(batch)
     _moves_after_plan(batch)
     return f"planned {result.partnerships} devices in {result.seconds:.1f} s" + (
         f"; {corrections} corrections queued" if corrections else ""
@@ -655,6 +657,17 @@ def notices_dispatch_soon() -> None:
     from .tasks import notices_dispatch  # the tasks module imports this one
 
     transaction.on_commit(lambda: notices_dispatch.delay(), robust=True)
+
+
+def notices_prepare_soon(batch: MoveBatch) -> None:
+    """Render the batch's before-move notices ahead (notices/prepared.py) once this commits:
+    in a worker, never in the request; a batch not scheduled or being planned is left alone."""
+    from .tasks import notices_prepare_task  # the tasks module imports this one
+
+    if batch.state != BatchState.SCHEDULED:
+        return
+    batch_id = batch.pk
+    transaction.on_commit(lambda: notices_prepare_task.delay(batch_id), robust=True)
 
 
 PROGRESS_SECONDS = 3600
@@ -786,6 +799,7 @@ def _notices_on_transition(batch: MoveBatch, to: str) -> dict[str, int]:
     counts: dict[str, int] = {}
     if to == BatchState.SCHEDULED:
         counts["notices_queued"] = notice_queue.before_notices_queue(batch=batch)
+        notices_prepare_soon(batch)
     if to == BatchState.IN_PROGRESS:
         # Before-the-move notices not yet sent would speak of a move under way.
         counts["notices_withdrawn"] = notice_queue.notices_withdraw(
@@ -825,6 +839,7 @@ def batch_add_mailboxes(
     added = _add_members(batch, mailboxes)
     if batch.state == BatchState.SCHEDULED:
         notice_queue.before_notices_queue(batch=batch, mailbox_ids=[m.pk for m in mailboxes])
+        notices_prepare_soon(batch)
     audit(
         batch=batch,
         actor=actor,
@@ -934,6 +949,7 @@ def batch_reschedule(
         counts["notices_moved"] = notice_queue.before_notices_move(batch=batch, now=timezone.now())
         counts["corrections_queued"] = notice_corrections.corrections_queue(batch=batch)
         notices_dispatch_soon()
+        notices_prepare_soon(batch)
     audit(batch=batch, actor=actor, action="rescheduled", before=before, after=after, **counts)
     batch.notice_counts = counts
     return batch

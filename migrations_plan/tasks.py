@@ -8,7 +8,7 @@ from celery import shared_task
 from django.conf import settings
 
 from . import services
-from .notices import delivery
+from .notices import delivery, prepared
 
 
 @shared_task(name="migrations_plan.tasks.batch_plan_task", acks_late=True)
@@ -66,3 +66,10 @@ def continuity_check() -> int:
     """Beat, every 15 minutes: phones whose grace period ran out become silent (no import
     needed for that), and their people get their follow-up."""
     return services.continuity_check()
+
+
+@shared_task(name="migrations_plan.tasks.notices_prepare_task", acks_late=True, ignore_result=True)
+def notices_prepare_task(batch_id: int) -> int:
+    """Render a scheduled batch's before-move notices ahead of their time (notices/prepared.py).
+    Safe to run any number of times: only renderings out of date are written."""
+    return prepared.notices_prepare(batch_id=batch_id)

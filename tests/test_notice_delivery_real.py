@@ -30,7 +30,7 @@ from devices.models import Generation, Mailbox
 from migrations_plan import services
 from migrations_plan.models import MoveBatch, Notice, NoticeState
 from migrations_plan.notices import delivery
-from migrations_plan.tasks import notice_send
+from migrations_plan.tasks import notice_send, notices_prepare_task
 from tests.factories import (
     ExchangeServerFactory,
     MailboxFactory,
@@ -347,3 +347,34 @@ def test_two_beats_at_once_hand_out_each_notice_once_and_it_is_sent_once(
     received = Counter(m["message_id"] for m in sink.messages())
     assert received == Counter(due(batch).values_list("message_id", flat=True))
     assert set(received.values()) == {1}
+
+
+def test_scheduled_notices_are_rendered_ahead_by_the_worker_and_sent_as_rendered(
+    sinks, notice_worker, to_worker, broker, monkeypatch
+):
+    # Scheduling's on_commit sends the task as it would; to this test's own queue.
+    monkeypatch.setattr(
+        notices_prepare_task,
+        "delay",
+        lambda batch_id: notices_prepare_task.apply_async(args=[batch_id], queue=broker.queue),
+    )
+    sink = sinks()
+    notice_worker(sink, concurrency=2)
+
+    batch = scheduled_batch(10)
+
+    wait_for(
+        lambda: not Notice.objects.filter(batch=batch, prepared_key="").exists(),
+        "the worker rendered every notice of the batch ahead",
+    )
+    ahead = {n.pk: n.prepared["rendered"]["full"] for n in due(batch)}
+    to_worker(delivery.notices_dispatch(enqueue=lambda ids: None).enqueued)
+    wait_until_ended(batch, broker)
+    for notice in due(batch):
+        assert notice.state == NoticeState.SENT
+        assert (notice.subject, notice.body_text, notice.body_html) == (
+            ahead[notice.pk]["subject"],
+            ahead[notice.pk]["body_text"],
+            ahead[notice.pk]["body_html"],
+        )
+    assert len(sink.messages()) == 10

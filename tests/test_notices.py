@@ -579,7 +579,7 @@ def test_create_batch_takes_any_lead_times_and_the_short_notice_switch(lab, tmp_
     assert not MoveBatch.objects.filter(name="Bad").exists()
 
 
-def test_sending_a_notice_costs_six_queries_however_many_phones(lab):
+def test_sending_a_notice_costs_six_queries_or_fewer_however_many_phones(lab):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -595,10 +595,12 @@ def test_sending_a_notice_costs_six_queries_however_many_phones(lab):
             with CaptureQueriesContext(connection) as queries:
                 delivery.notice_deliver(notice_id=notice_id)
             counts.append(len(queries))
-    # claim, the notice with batch/person/server, phones, predictions, the ending, and whether
-    # the batch changed meanwhile; the first also reads the wordings and the steps, which
-    # stay a few seconds per process (exsync/process_cache.py)
-    assert counts == [8, 6]
+    # claim, the notice with batch/person/server (one statement on PostgreSQL:
+    # notices/claiming.py), phones, predictions, the ending, and whether the batch changed
+    # meanwhile; the first also reads the wordings and the steps, which stay a few seconds
+    # per process (exsync/process_cache.py)
+    one_less = 1 if connection.vendor == "postgresql" else 0
+    assert counts == [8 - one_less, 6 - one_less]
     assert [len(m.body.split("* ")) - 1 for m in mail.outbox] in ([1, 4], [4, 1])
 
 

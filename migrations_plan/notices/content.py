@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,7 +22,7 @@ from exsync.process_cache import ProcessCache
 from helpdesk.selectors import DeviceRow, device_rows
 
 from ..models import BatchMailbox, MoveBatch
-from .wording import one_line
+from .wording import Rendered, one_line
 
 # What the move does to a phone, in the user's words (the closed vocabulary of eas-moves.md).
 OUTCOME_FOR_USER = {
@@ -74,6 +74,9 @@ class PersonContent:
     move_at: datetime
     phones: list[Phone]
     digest: str
+    # Renderings made ahead of time ("full", "short"), valid for the key they were made
+    # under (prepared.py); empty when the content was read at send time.
+    rendered: dict[str, Rendered] = field(default_factory=dict)
 
     @property
     def undecided(self) -> int:
@@ -151,11 +154,67 @@ def digest_of(*, move_at: datetime | None, phones: list[tuple[int, str, tuple[st
     return hashlib.sha256(json.dumps(said, sort_keys=True).encode()).hexdigest()
 
 
+def _move_context(content: PersonContent) -> dict[str, str]:
+    at = content.move_at
+    return {
+        "at": f"{at:%A} {at.day} {at:%B %Y} at {at:%H:%M}",
+        "day": f"{at:%A} {at.day} {at:%B}",
+        "time_zone": content.time_zone,
+    }
+
+
+def person_context(batch_name: str, content: PersonContent, **extra: object) -> dict[str, object]:
+    """The plain values a person's template sees (no model objects: templates are editable)."""
+    phones = [
+        {
+            "name": p.name,
+            "model": p.model,
+            "platform": p.platform,
+            "outcome": p.outcome,
+            "what_happens": p.what_happens,
+            "explanation": p.explanation,
+            "undecided": p.undecided,
+            "continues": p.continues,
+            "steps": [{"title": s.title, "lines": list(s.lines)} for s in p.steps],
+        }
+        for p in content.phones
+    ]
+    return {
+        "person": {"name": content.name, "address": content.address},
+        "batch": {"name": batch_name},
+        "move": _move_context(content),
+        "phones": phones,
+        "needs_action": content.needs_action,
+        "needs_steps": any(p.steps for p in content.phones),
+        "undecided": content.undecided,
+        "undecided_text": UNDECIDED_TEXT,
+        "short": False,
+        "cancelled": False,
+        "helpdesk": settings.NOTICE_HELPDESK_CONTACT,
+        **extra,
+    }
+
+
+def variant_of(extra: dict[str, object]) -> str | None:
+    """Which rendering of a before-move notice the extras ask for: the full one, the short one
+    (every phone continues), or one never rendered ahead (a cancellation)."""
+    if not extra:
+        return "full"
+    if extra == {"short": True}:
+        return "short"
+    return None
+
+
 def person_content(*, batch: MoveBatch, member: BatchMailbox) -> PersonContent:
     """The person's phones in this batch's plan, in the person's time zone."""
-    mailbox = member.mailbox
     # The phones a current export lists; one a full export no longer lists is not told about.
-    rows = device_rows(mailbox=mailbox, member=member, current_only=True)
+    rows = device_rows(mailbox=member.mailbox, member=member, current_only=True)
+    return content_of(batch=batch, member=member, rows=rows)
+
+
+def content_of(*, batch: MoveBatch, member: BatchMailbox, rows: list[DeviceRow]) -> PersonContent:
+    """person_content() from device rows read already (many people at once: prepared.py)."""
+    mailbox = member.mailbox
     zone = zone_of(mailbox)
     phones = [_phone(row) for row in rows]
     digest = digest_of(
@@ -176,4 +235,31 @@ def person_content(*, batch: MoveBatch, member: BatchMailbox) -> PersonContent:
         move_at=timezone.localtime(batch.start_at, ZoneInfo(zone)),
         phones=phones,
         digest=digest,
+    )
+
+
+def content_to_json(content: PersonContent) -> dict:
+    """A person's content as JSON values, to be stored with a notice rendered ahead."""
+    return {
+        "name": content.name,
+        "address": content.address,
+        "time_zone": content.time_zone,
+        "move_at": content.move_at.isoformat(),
+        "phones": [asdict(phone) for phone in content.phones],
+        "digest": content.digest,
+    }
+
+
+def content_from_json(data: dict) -> PersonContent:
+    phones = [
+        Phone(**{**phone, "steps": [Step(**step) for step in phone["steps"]]})
+        for phone in data["phones"]
+    ]
+    return PersonContent(
+        name=data["name"],
+        address=data["address"],
+        time_zone=data["time_zone"],
+        move_at=datetime.fromisoformat(data["move_at"]),
+        phones=phones,
+        digest=data["digest"],
     )

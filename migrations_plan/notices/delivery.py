@@ -47,9 +47,10 @@ from ..models import (
     NoticeState,
     PlanState,
 )
+from . import claiming, reports
 from . import message as messages
-from . import reports
-from .content import UNDECIDED_TEXT, PersonContent, person_content
+from .content import PersonContent, person_content, person_context, variant_of
+from .prepared import prepared_content
 from .queue import leads_of
 from .wording import TEMPLATE_OF, Rendered, UnusableTemplate, render
 
@@ -89,23 +90,11 @@ class Delivery:
 # --- claiming ------------------------------------------------------------------------------
 
 
-def _due(now: datetime) -> Q:
-    return Q(state=NoticeState.PENDING, due_at__lte=now) & (
-        Q(next_try_at__isnull=True) | Q(next_try_at__lte=now)
-    )
-
-
 def notice_claim(*, notice_id: int, now: datetime | None = None) -> datetime | None:
     """Take a due pending notice for this process; its claim time, or None if another process
     has it, it is not due, or it is no longer pending."""
     now = now or timezone.now()
-    won = (
-        Notice.objects.filter(_due(now), pk=notice_id).update(
-            state=NoticeState.SENDING, claimed_at=now, attempts=F("attempts") + 1
-        )
-        == 1
-    )
-    return now if won else None
+    return now if claiming.notice_claim(notice_id=notice_id, now=now) else None
 
 
 def _end(notice: Notice, claimed_at: datetime, **fields: object) -> bool:
@@ -121,51 +110,15 @@ def _end(notice: Notice, claimed_at: datetime, **fields: object) -> bool:
 # --- deciding what a due notice is ----------------------------------------------------------
 
 
-def _move_context(content: PersonContent) -> dict[str, str]:
-    at = content.move_at
-    return {
-        "at": f"{at:%A} {at.day} {at:%B %Y} at {at:%H:%M}",
-        "day": f"{at:%A} {at.day} {at:%B}",
-        "time_zone": content.time_zone,
-    }
-
-
-def person_context(notice: Notice, content: PersonContent, **extra: object) -> dict[str, object]:
-    """The plain values a person's template sees (no model objects: templates are editable)."""
-    phones = [
-        {
-            "name": p.name,
-            "model": p.model,
-            "platform": p.platform,
-            "outcome": p.outcome,
-            "what_happens": p.what_happens,
-            "explanation": p.explanation,
-            "undecided": p.undecided,
-            "continues": p.continues,
-            "steps": [{"title": s.title, "lines": list(s.lines)} for s in p.steps],
-        }
-        for p in content.phones
-    ]
-    return {
-        "person": {"name": content.name, "address": content.address},
-        "batch": {"name": notice.batch.name},
-        "move": _move_context(content),
-        "phones": phones,
-        "needs_action": content.needs_action,
-        "needs_steps": any(p.steps for p in content.phones),
-        "undecided": content.undecided,
-        "undecided_text": UNDECIDED_TEXT,
-        "short": False,
-        "cancelled": False,
-        "helpdesk": settings.NOTICE_HELPDESK_CONTACT,
-        **extra,
-    }
-
-
 def _send_person(notice: Notice, content: PersonContent, **extra: object) -> Send:
-    context = person_context(notice, content, **extra)
+    rendered = None
+    if notice.kind == NoticeKind.BEFORE_MOVE:
+        rendered = content.rendered.get(variant_of(extra))
+    if rendered is None:
+        context = person_context(notice.batch.name, content, **extra)
+        rendered = render(TEMPLATE_OF[notice.kind], context)
     return Send(
-        rendered=render(TEMPLATE_OF[notice.kind], context),
+        rendered=rendered,
         display_name=content.name,
         digest="cancelled" if extra.get("cancelled") else content.digest,
         undecided=content.undecided,
@@ -224,7 +177,8 @@ def _decide_before(notice: Notice, now: datetime) -> Skip | Wait | Send:
             )
     if _planning(notice):
         return WAIT_FOR_PLAN
-    content = person_content(batch=batch, member=member)
+    # Rendered ahead and still what the plan says (prepared.py), else read and rendered now.
+    content = prepared_content(notice) or person_content(batch=batch, member=member)
     if not content.phones:
         return Skip(NoticeState.SKIPPED, "no phone syncs with this mailbox")
     if not content.needs_action:
@@ -319,10 +273,7 @@ DECIDE: dict[str, Callable[[Notice, datetime], Skip | Wait | Send]] = {
 }
 
 
-def notice_load(notice_id: int) -> Notice:
-    return Notice.objects.select_related(
-        "batch", "member", "member__mailbox", "member__mailbox__server"
-    ).get(pk=notice_id)
+notice_load = claiming.notice_load
 
 
 def notice_preview(notice: Notice, *, now: datetime | None = None) -> Skip | Wait | Send:
@@ -413,10 +364,10 @@ def retry_delay(attempts: int) -> float:
 def notice_deliver(*, notice_id: int) -> Delivery:
     """Claim one notice, decide what it is now, send it, and record the end. Safe to call any
     number of times for one id: only a call that wins the claim does anything."""
-    claimed_at = notice_claim(notice_id=notice_id)
-    if claimed_at is None:
+    claimed_at = timezone.now()
+    notice = claiming.notice_claim_load(notice_id=notice_id, now=claimed_at)
+    if notice is None:
         return Delivery(notice_id, "not claimed")
-    notice = notice_load(notice_id)
     try:
         decision = DECIDE[notice.kind](notice, claimed_at)
     except Exception as error:  # a bug or a database error: the row must not stay claimed
@@ -588,7 +539,7 @@ def notices_dispatch(
     with transaction.atomic():
         ids = list(
             Notice.objects.select_for_update(skip_locked=True)
-            .filter(_due(now))
+            .filter(claiming.due(now))
             .filter(handed)
             .order_by("due_at", "pk")
             .values_list("pk", flat=True)[:limit]

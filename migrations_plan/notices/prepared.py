@@ -1,0 +1,179 @@
+"""Before-move notices rendered ahead of their time, so that sending one renders nothing.
+
+What a notice says is still what the plan says when it is sent (content.py): a rendering made
+ahead is used only while everything it was made from is unchanged, and that is checked at send
+time without a query, from the rows the sender loads anyway. Its key covers:
+- the plan: `planned_at` changes with every plan, and every import or recorded fact that
+  changes the inventory re-plans the active batches (services.replan_after_import), so a
+  device's name, outcome or steps cannot change under an unchanged `planned_at`;
+- the batch's name and start, the person's name, address and time zone (their own, or their
+  organisation's: zone_of);
+- the wording: the admins' templates, the helpdesk's instructions (both re-read every 5 s per
+  process, like the sender's own rendering), the shipped defaults and the helpdesk contact.
+A key that does not match means the sender reads and renders the notice itself, as it would
+without this module. The batch must not be being planned either way (delivery waits then).
+
+Made by a Celery task (tasks.notices_prepare_task) after a batch is scheduled, rescheduled,
+given new people or planned again; re-running it renders only what is out of date.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+
+from django.conf import settings
+
+from helpdesk.models import Instruction
+from helpdesk.selectors import INSTRUCTIONS, members_device_rows
+
+from ..models import (
+    BatchMailbox,
+    BatchState,
+    MoveBatch,
+    Notice,
+    NoticeKind,
+    NoticeState,
+    NoticeTemplate,
+    PlanState,
+)
+from .content import (
+    PersonContent,
+    content_from_json,
+    content_of,
+    content_to_json,
+    person_context,
+    zone_of,
+)
+from .wording import OVERRIDES, TEMPLATE_OF, Rendered, default_source, render
+
+# Raised when what a prepared notice holds changes shape: older ones are then not used.
+FORMAT = 1
+CHUNK = 1000
+
+
+_wording_versions: dict[tuple[int, int], str] = {}
+
+
+def wording_version() -> str:
+    """A hash of every word a before-move notice may hold besides the plan's: recomputed only
+    when the per-process caches of the templates and instructions were re-read."""
+    overrides = OVERRIDES.get("all", lambda: {t.name: t for t in NoticeTemplate.objects.all()})
+    instructions = INSTRUCTIONS.get("all", lambda: list(Instruction.objects.all()))
+    cache_key = (id(overrides), id(instructions))
+    found = _wording_versions.get(cache_key)
+    if found is None:
+        said = {
+            "defaults": default_source(TEMPLATE_OF[NoticeKind.BEFORE_MOVE]),
+            "overrides": sorted(
+                (name, row.subject, row.body_text, row.body_html) for name, row in overrides.items()
+            ),
+            "instructions": sorted(
+                (i.pk, i.platform, i.action, i.title, i.body) for i in instructions
+            ),
+            "helpdesk": settings.NOTICE_HELPDESK_CONTACT,
+        }
+        found = hashlib.sha256(json.dumps(said, default=str).encode()).hexdigest()
+        _wording_versions.clear()  # the caches' previous objects are gone
+        _wording_versions[cache_key] = found
+    return found
+
+
+def prepared_key(*, batch: MoveBatch, member: BatchMailbox) -> str:
+    """What a rendering made now for this person depends on, as a hash (see the docstring)."""
+    mailbox = member.mailbox
+    parts = [
+        FORMAT,
+        batch.pk,
+        batch.name,
+        batch.start_at.isoformat(),
+        batch.planned_at.isoformat() if batch.planned_at else "",
+        member.pk,
+        mailbox.display_name,
+        mailbox.primary_smtp_address,
+        zone_of(mailbox),
+        wording_version(),
+    ]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def prepared_content(notice: Notice) -> PersonContent | None:
+    """The notice's content rendered ahead, if it is still what the plan says; else None."""
+    if not notice.prepared or not notice.prepared_key or notice.member is None:
+        return None
+    if notice.prepared_key != prepared_key(batch=notice.batch, member=notice.member):
+        return None
+    content = content_from_json(notice.prepared["content"])
+    content.rendered = {
+        variant: Rendered(**parts) for variant, parts in notice.prepared["rendered"].items()
+    }
+    return content
+
+
+def _renderings(batch: MoveBatch, content: PersonContent) -> dict[str, dict[str, str]]:
+    """The rendering the sender would pick for this content: full when a phone needs
+    something, short when all continue and the batch sends short notices, else none."""
+    if not content.phones:
+        return {}
+    if content.needs_action:
+        variant, extra = "full", {}
+    elif batch.notify_unaffected:
+        variant, extra = "short", {"short": True}
+    else:
+        return {}
+    rendered = render(
+        TEMPLATE_OF[NoticeKind.BEFORE_MOVE], person_context(batch.name, content, **extra)
+    )
+    return {variant: vars(rendered)}
+
+
+def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start : start + CHUNK]
+
+
+def notices_prepare(*, batch_id: int) -> int:
+    """Render ahead every pending before-move notice of a scheduled, planned batch whose
+    rendering is missing or out of date; returns how many notices were written."""
+    batch = MoveBatch.objects.filter(pk=batch_id).first()
+    if (
+        batch is None
+        or batch.state != BatchState.SCHEDULED
+        or batch.planned_at is None
+        or batch.plan_state in (PlanState.QUEUED, PlanState.RUNNING)
+    ):
+        return 0  # the plan task prepares again when it is done
+    pending = Notice.objects.filter(
+        batch=batch, kind=NoticeKind.BEFORE_MOVE, state=NoticeState.PENDING, member__isnull=False
+    )
+    member_ids = sorted(set(pending.values_list("member_id", flat=True)))
+    written = 0
+    for chunk in _chunks(member_ids):
+        members = list(BatchMailbox.objects.filter(pk__in=chunk).select_related("mailbox__server"))
+        keys = {m.pk: prepared_key(batch=batch, member=m) for m in members}
+        notices = [
+            n
+            for n in pending.filter(member_id__in=chunk).only("pk", "member_id", "prepared_key")
+            if n.prepared_key != keys[n.member_id]
+        ]
+        if not notices:
+            continue
+        stale = {n.member_id for n in notices}
+        members = [m for m in members if m.pk in stale]
+        rows = members_device_rows([(m.mailbox, m) for m in members], current_only=True)
+        prepared = {}
+        for member in members:
+            content = content_of(batch=batch, member=member, rows=rows[member.mailbox_id])
+            prepared[member.pk] = {
+                "content": content_to_json(content),
+                "rendered": _renderings(batch, content),
+            }
+        for notice in notices:
+            notice.prepared_key = keys[notice.member_id]
+            notice.prepared = prepared[notice.member_id]
+        # Only the two columns: a notice claimed meanwhile keeps its state, and its sender
+        # checks the key against the rows it loaded, not against this write.
+        Notice.objects.bulk_update(notices, ["prepared_key", "prepared"], batch_size=250)
+        written += len(notices)
+    return written

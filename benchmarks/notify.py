@@ -4,9 +4,10 @@ messages to the same server, in the same run (issue 13, point 7: at least 0.5x t
 
 The pipeline is what production does: after scheduling, notices_prepare_task renders the
 batch's notices ahead (notices/prepared.py; timed apart as `prepare_s`, before the clock);
-beat's dispatch hands the ids to the broker, the worker claims each row and reads it with its
-batch and person (one statement: notices/claiming.py), checks the rendering is still what the
-plan says, sends it over its process's SMTP connection and records it sent. The clock runs from the dispatch until every row is `sent`.
+beat's dispatch hands the ids to the broker, the worker claims each row and reads it with
+its batch and person (one statement: notices/claiming.py), checks the rendering is still
+what the plan says, sends it over its process's SMTP connection and records it sent.
+The clock runs from the dispatch until every row is `sent`.
 The loop sends the stored messages (the rows' subject, text, HTML, recipient and Message-ID,
 built with message.build() before the clock starts) over one smtplib connection.
 

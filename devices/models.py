@@ -144,6 +144,19 @@ class ExchangeServer(models.Model):
         blank=True,
         help_text="Exchange 2007 CAS only; no export carries it. Unknown until recorded.",
     )
+    # Readiness checks (issue 15). No export says either: recorded by an admin.
+    is_sbs = models.BooleanField(
+        "Small Business Server",
+        null=True,
+        blank=True,
+        help_text="SBS 2008 turns circular logging on; unknown until recorded.",
+    )
+    third_party_backup = models.BooleanField(
+        "third-party backup in use",
+        null=True,
+        blank=True,
+        help_text="A backup product other than Windows Server Backup; unknown until recorded.",
+    )
 
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -735,3 +748,144 @@ def exchange_online_server() -> ExchangeServer:
             defaults={"generation": Generation.EXO, "forest": EXCHANGE_ONLINE_FOREST},
         )
     return server
+
+
+# --- readiness facts (issue 15) -----------------------------------------------------------------
+
+
+class MailboxDatabase(models.Model):
+    """A mailbox database or storage group (Get-MailboxDatabase -Status / Get-StorageGroup):
+    circular logging while a third-party backup is in use is check O-SBS-CIRC."""
+
+    server = models.ForeignKey(
+        ExchangeServer, null=True, blank=True, on_delete=models.CASCADE, related_name="databases"
+    )
+    name = models.CharField(max_length=255)
+    storage_group = models.CharField(max_length=255, blank=True)
+    circular_logging_enabled = models.BooleanField(null=True, blank=True)
+    last_full_backup = models.DateTimeField(null=True, blank=True)
+    imported_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["server_id", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["server", "storage_group", "name"], name="one_database_per_server_group"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OwaBackupConfirmation(models.Model):
+    """An admin confirmed the OWA customisations of a server were backed up before an Update
+    Rollup or CU (check O-UR-OWA): who, when, before which update."""
+
+    server = models.ForeignKey(ExchangeServer, on_delete=models.CASCADE, related_name="owa_backups")
+    update = models.CharField(
+        max_length=128, blank=True, help_text="e.g. 'Exchange 2007 SP3 RU23'."
+    )
+    note = models.CharField(max_length=255, blank=True)
+    confirmed_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    confirmed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-confirmed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"OWA backup of {self.server} ({self.confirmed_at:%Y-%m-%d})"
+
+
+class ProbeOutcome(models.TextChoices):
+    OK = "ok", "Certificate read and trusted"
+    NAME_MISMATCH = "name_mismatch", "Certificate does not cover the host name"
+    UNTRUSTED = "untrusted", "Certificate chain not trusted"
+    EXPIRED = "expired", "Certificate expired"
+    REFUSED = "refused", "Connection refused"
+    TIMEOUT = "timeout", "No answer within the timeout"
+    NOT_FOUND = "not_found", "Host name not found"
+    TLS_ERROR = "tls_error", "TLS handshake failed"
+
+
+class ProbeTarget(models.Model):
+    """A URL an admin asked exsync to probe besides the ones the exports name."""
+
+    url = models.CharField(max_length=512, unique=True)
+    note = models.CharField(max_length=255, blank=True)
+    added_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    added_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["url"]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class ProbeRun(models.Model):
+    """One run of probe_endpoints (the page's button, the CLI): its progress and its end."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    state = models.CharField(max_length=8, choices=State.choices, default=State.QUEUED)
+    requested_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    via = models.CharField(max_length=16, default="web")
+    urls_total = models.PositiveIntegerField(default=0)
+    urls_done = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"probe run {self.pk} ({self.state})"
+
+
+class EndpointProbe(models.Model):
+    """What one TLS connection to a published EAS endpoint found: the certificate it was
+    served (subject, names, issuer, SHA-1 thumbprint as Exchange prints it, validity), or why
+    there was none. The newest row per host is what the planner's X-CERT uses."""
+
+    run = models.ForeignKey(
+        ProbeRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="probes"
+    )
+    url = models.CharField(max_length=512)
+    host = models.CharField(max_length=255, help_text="Lower case.")
+    port = models.PositiveIntegerField(default=443)
+    probed_at = models.DateTimeField(default=timezone.now)
+    outcome = models.CharField(max_length=16, choices=ProbeOutcome.choices)
+    error = models.TextField(blank=True)
+    subject = models.CharField(max_length=1024, blank=True)
+    names = models.TextField(blank=True, help_text="Subject CN and DNS SANs, one a line.")
+    issuer = models.CharField(max_length=1024, blank=True)
+    thumbprint = models.CharField(max_length=64, blank=True, help_text="SHA-1, upper-case hex.")
+    not_before = models.DateTimeField(null=True, blank=True)
+    not_after = models.DateTimeField(null=True, blank=True)
+    self_signed = models.BooleanField(null=True, blank=True)
+    trusted = models.BooleanField(null=True, blank=True, help_text="Chain verified by exsync.")
+    covers_host = models.BooleanField(null=True, blank=True)
+    chain = models.JSONField(default=list, blank=True, help_text="Subjects, leaf first.")
+
+    class Meta:
+        ordering = ["host", "-probed_at", "-id"]
+        indexes = [models.Index(fields=["host", "-probed_at"], name="probe_host_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.url} {self.outcome}"
+
+    def name_list(self) -> list[str]:
+        return [n for n in self.names.splitlines() if n.strip()]

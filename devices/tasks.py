@@ -1,4 +1,5 @@
-"""Celery tasks of the inventory: the web upload's import runs here, not in the request."""
+"""Celery tasks of the inventory: the web upload's import and the endpoint probes run here,
+not in the request."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from .models import ImportState, InventoryImport
+from .probe_services import endpoints_probe, probe_run_claim
 from .services import inventory_import_run
 
 
@@ -45,3 +47,15 @@ def sweep_queued_imports(older_than_minutes: int = 10, running_limit_minutes: in
     for group in groups:
         inventory_import_group.delay(str(group))
     return len(groups)
+
+
+@shared_task(name="devices.tasks.endpoints_probe_task", acks_late=True)
+def endpoints_probe_task(run_id: int) -> str:
+    """Probe every published EAS endpoint for a queued run (the Endpoints page's button).
+    Safe to run twice: the run is claimed with a conditional UPDATE, and a run that is not
+    queued any more is left alone."""
+    run = probe_run_claim(run_id=run_id)
+    if run is None:
+        return f"probe run {run_id}: not queued, left alone"
+    run = endpoints_probe(run=run, actor=run.requested_by, via=run.via)
+    return f"probe run {run_id}: {run.urls_done} of {run.urls_total} URLs probed"

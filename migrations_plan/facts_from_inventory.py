@@ -9,7 +9,8 @@ invents a value. Where exsync derives a fact from the inventory, the comment say
   InternalUrl; when none is recorded the planner answers under each namespace of the forest;
 - whether a site publishes an EAS ExternalUrl: yes when a server of the site has one; no
   when every client-access server of the site had its directory imported without one;
-- the certificate on a host name: the IIS certificate of the servers answering it;
+- the certificate on a host name: the newest probe of the name that read a certificate
+  (manage.py probe_endpoints), else the IIS certificate of the servers answering it;
 - what a client can do (EAS capability, HTTP 451, modern auth, policy compliance): the most
   specific client profile an admin recorded for its DeviceType / model / OS;
 - whether the target allows or blocks a device: the mailbox's personal lists (Get-CASMailbox,
@@ -24,16 +25,20 @@ from dataclasses import dataclass
 from datetime import date
 from urllib.parse import urlparse
 
+from django.db.models import OuterRef, Subquery
+
 from devices.models import (
     Certificate,
     ClientProfile,
     DeviceAccessRule,
+    EndpointProbe,
     ExchangeServer,
     Generation,
     MobileDevicePolicy,
     Namespace,
     Organisation,
     PersonalAccess,
+    ProbeOutcome,
 )
 from exchange.versions import parse_version
 
@@ -63,6 +68,13 @@ ACCESS = {
 # Kinds after which the target mailbox is a new object: it holds none of today's partnerships.
 NEW_MAILBOX_KINDS = {MoveKind.CROSS_FOREST, MoveKind.STAGED_OR_CUTOVER_OR_IMAP}
 # Mailbox servers where Allow/Block/Quarantine decides (Exchange 2010 and later, and EXO).
+# Probe outcomes after which no certificate was read: such a probe says nothing about it.
+NO_CERTIFICATE = (
+    ProbeOutcome.REFUSED,
+    ProbeOutcome.TIMEOUT,
+    ProbeOutcome.NOT_FOUND,
+    ProbeOutcome.TLS_ERROR,
+)
 ABQ_GENERATIONS = {
     Generation.EX2010,
     Generation.EX2013,
@@ -133,9 +145,15 @@ class Inventory:
         profiles: Iterable[ClientProfile] = (),
         policies: Iterable[MobileDevicePolicy] = (),
         access_rules: Iterable[DeviceAccessRule] = (),
+        probes: Iterable[EndpointProbe] = (),
     ) -> None:
         self.servers = {s.pk: s for s in servers}
         self.certificates = {c.thumbprint.upper(): c for c in certificates}
+        # The newest probe of each host name that read a certificate.
+        self.probes: dict[str, EndpointProbe] = {}
+        for probe in sorted(probes, key=lambda p: (p.probed_at, p.pk)):
+            if probe.outcome not in NO_CERTIFICATE and probe.thumbprint:
+                self.probes[probe.host.lower()] = probe
         self.organisations = {o.forest: o for o in organisations}
         self.profiles = sorted(profiles, key=lambda p: -p.specificity)
         self.policies = {p.pk: p for p in policies}
@@ -157,7 +175,16 @@ class Inventory:
             profiles=ClientProfile.objects.all(),
             policies=MobileDevicePolicy.objects.select_related("organisation"),
             access_rules=DeviceAccessRule.objects.all(),
+            probes=cls._newest_probes(),
         )
+
+    @staticmethod
+    def _newest_probes():
+        """The newest probe that read a certificate, of each recorded namespace: one query,
+        whatever the probe history holds."""
+        read = EndpointProbe.objects.exclude(outcome__in=NO_CERTIFICATE).exclude(thumbprint="")
+        newest = read.filter(host=OuterRef("host")).order_by("-probed_at", "-id").values("pk")[:1]
+        return read.filter(host__in=Namespace.objects.values("host"), pk=Subquery(newest))
 
     # -- servers and sites ---------------------------------------------------------------------
 
@@ -217,6 +244,20 @@ class Inventory:
             self_signed=self_signed,
         )
 
+    def _probed(self, host: str) -> CertificateFacts | None:
+        """What the newest probe of the host read: what phones are served today, preferred to
+        the imported Get-ExchangeCertificate facts."""
+        probe = self.probes.get(host.lower())
+        if probe is None:
+            return None
+        return CertificateFacts(
+            thumbprint=probe.thumbprint,
+            not_after=probe.not_after.date() if probe.not_after else None,
+            names=tuple(probe.name_list()),
+            issuer=probe.issuer or None,
+            self_signed=probe.self_signed,
+        )
+
     def _namespace(self, namespace: Namespace) -> tuple[Namespace, EndpointFacts]:
         answering = sorted(
             (s for s in namespace.servers.all() if s.pk in self.servers),
@@ -228,7 +269,8 @@ class Inventory:
             host=namespace.host,
             server=self.facts[front.pk] if front else None,
             legacy_namespace=namespace.is_legacy,
-            certificate=self._certificate(self.servers[front.pk]) if front else None,
+            certificate=self._probed(namespace.host)
+            or (self._certificate(self.servers[front.pk]) if front else None),
             reaches_mailbox_after_move=not namespace.retired,
         )
 

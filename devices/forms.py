@@ -33,7 +33,8 @@ class MultipleFileField(forms.FileField):
 class ImportUploadForm(forms.Form):
     files = MultipleFileField(
         help_text="CSV files from Export-Csv: servers, mailboxes, devices, virtual directories, "
-        "certificates, move requests; for Exchange 2003 also the Exchange_Mailbox WMI export and "
+        "certificates, move requests, mailbox databases (Get-MailboxDatabase -Status) and "
+        "storage groups (Get-StorageGroup); for Exchange 2003 also the Exchange_Mailbox WMI export and "
         "the front end's IIS logs (exYYMMDD.log). Files uploaded together are imported in the "
         "right order."
     )
@@ -152,10 +153,19 @@ class ServerFactsForm(ChangedOnly, forms.ModelForm):
     )
     iwa_enabled = tri_state("IWA on Microsoft-Server-ActiveSync", yes="Enabled", no="Disabled")
     block_legacy_mailboxes = tri_state("BlockLegacyMailboxes (2007 CAS web.config)")
+    is_sbs = tri_state("Small Business Server 2008")
+    third_party_backup = tri_state("Third-party backup in use")
 
     class Meta:
         model = ExchangeServer
-        fields = ["forest_recorded", "iwa_enabled", "exsetup_version", "block_legacy_mailboxes"]
+        fields = [
+            "forest_recorded",
+            "iwa_enabled",
+            "exsetup_version",
+            "block_legacy_mailboxes",
+            "is_sbs",
+            "third_party_backup",
+        ]
 
     def clean_forest_recorded(self) -> str:
         value = self.cleaned_data["forest_recorded"]
@@ -170,6 +180,38 @@ class ServerFactsForm(ChangedOnly, forms.ModelForm):
                 "Expected a build like 14.3.235.1 (the file version of ExSetup.exe)."
             )
         return value
+
+
+class OwaBackupForm(forms.Form):
+    """An admin ticks that the OWA customisations were backed up before an update (O-UR-OWA)."""
+
+    backed_up = forms.BooleanField(
+        label="OWA customisations backed up",
+        help_text="A copy of C:\\Program Files\\Microsoft\\Exchange Server\\ClientAccess\\OWA "
+        "(logon.aspx and the other customised files) exists.",
+    )
+    update = forms.CharField(
+        label="Before which update",
+        max_length=128,
+        help_text="The Update Rollup or CU about to be installed, e.g. Exchange 2007 SP3 RU23.",
+    )
+    note = forms.CharField(
+        required=False, max_length=255, help_text="Optional: where the copy is, what it holds."
+    )
+
+    def clean_update(self) -> str:
+        value = self.cleaned_data["update"].strip()
+        if not value:
+            raise forms.ValidationError("Name the Update Rollup or CU.")
+        return value
+
+
+class AcceptedDomainSharedForm(forms.Form):
+    """Whether another mail system also receives mail for an accepted domain (O-SAS)."""
+
+    shared_with_other_system = tri_state(
+        "Shared with another mail system", yes="Shared", no="Not shared"
+    )
 
 
 class OrganisationFactsForm(ChangedOnly, forms.ModelForm):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 
 from django.db.models import Count, Prefetch, QuerySet
 
@@ -16,6 +17,7 @@ from .models import (
     MobileDevicePolicy,
     Namespace,
     Organisation,
+    OwaBackupConfirmation,
     Partnership,
 )
 
@@ -104,6 +106,49 @@ def fact_history(*, subject: str | None = None) -> QuerySet[FactChange]:
     """Recorded fact changes, newest first; of one subject when given."""
     changes = FactChange.objects.select_related("actor").order_by("-at", "-id")
     return changes.filter(subject=subject) if subject is not None else changes
+
+
+# The settings a re-created ActiveSync directory loses (its URLs and authentication): field of
+# ExchangeServer -> the fact name of the FactChange rows a Get-ActiveSyncVirtualDirectory
+# re-import writes (devices/writers.py write_vdirs).
+VDIR_FACTS = {
+    "eas_external_url": "ExternalUrl",
+    "eas_internal_url": "InternalUrl",
+    "iwa_enabled": "IWA on Microsoft-Server-ActiveSync",
+    "basic_auth_enabled": "Basic authentication",
+}
+
+
+def vdir_changes(since: datetime | None = None) -> list[FactChange]:
+    """What re-imports of Get-ActiveSyncVirtualDirectory changed, newest first, in one query;
+    only changes at or after `since` when given.
+
+    Each row: `subject` "Server <name>" (as subject_of prints it, the server's name as
+    Exchange prints it), `fact` one of "ExternalUrl", "InternalUrl",
+    "IWA on Microsoft-Server-ActiveSync" (WindowsAuthEnabled) and "Basic authentication"
+    (BasicAuthEnabled), `old_value` / `new_value` as the export printed them: the URL, "True"
+    or "False", and "" for an empty cell (a lost URL reads old "https://…", new ""); `via`
+    "import", `actor` the importing user (None from the CLI), `at` when it was imported.
+    Only a value that was known before is recorded as changed: the first import of a
+    directory (or an authentication setting nobody had recorded) writes no row. Changes an
+    admin records by hand on the server page (via "web") are not included.
+    """
+    changes = FactChange.objects.filter(
+        via="import", subject__startswith="Server ", fact__in=list(VDIR_FACTS.values())
+    )
+    if since is not None:
+        changes = changes.filter(at__gte=since)
+    return list(changes.select_related("actor").order_by("-at", "-id"))
+
+
+def owa_backups(*, server: ExchangeServer) -> list[OwaBackupConfirmation]:
+    """The OWA-backup confirmations of a server (check O-UR-OWA), newest first (the last 50),
+    with who confirmed each."""
+    return list(
+        OwaBackupConfirmation.objects.filter(server=server)
+        .select_related("confirmed_by")
+        .order_by("-confirmed_at", "-id")[:50]
+    )
 
 
 def organisation_page() -> dict[str, object]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -24,6 +25,7 @@ from exchange.versions import parse_eas_version, parse_version
 
 from .importers import Export, IisLog, open_export, open_iis_log, path_is_iis_log
 from .models import (
+    AcceptedDomain,
     AccessLevel,
     ClientProfile,
     ExchangeServer,
@@ -32,6 +34,7 @@ from .models import (
     InventoryImport,
     Namespace,
     Organisation,
+    OwaBackupConfirmation,
     exchange_online_server,
 )
 from .selectors import subject_of
@@ -365,7 +368,16 @@ def _record_history(
     return rows
 
 
-SERVER_FACTS = ("forest_recorded", "iwa_enabled", "exsetup_version", "block_legacy_mailboxes")
+SERVER_FACTS = (
+    "forest_recorded",
+    "iwa_enabled",
+    "exsetup_version",
+    "block_legacy_mailboxes",
+    "is_sbs",
+    "third_party_backup",
+)
+# Yes / no / unknown facts of a server (None records "unknown").
+SERVER_TRI_STATE = ("iwa_enabled", "block_legacy_mailboxes", "is_sbs", "third_party_backup")
 
 
 @transaction.atomic
@@ -377,7 +389,8 @@ def server_record_facts(
     **facts: object,
 ) -> ExchangeServer:
     """Record what no export tells of one server: the forest an admin declares, IWA on a 2003
-    EAS directory, the ExSetup.exe version, BlockLegacyMailboxes of a 2007 CAS.
+    EAS directory, the ExSetup.exe version, BlockLegacyMailboxes of a 2007 CAS, whether it is
+    a Small Business Server and whether a third-party backup is in use (check O-SBS-CIRC).
 
     Only the facts passed are touched (`iwa_enabled=None` records "unknown"; leaving it out
     keeps what is recorded), and only those whose value changed are written. Returns `server`
@@ -386,7 +399,7 @@ def server_record_facts(
     _only(facts, SERVER_FACTS, "A server")
     clean: dict[str, object] = {}
     for field, value in facts.items():
-        if field in ("iwa_enabled", "block_legacy_mailboxes"):
+        if field in SERVER_TRI_STATE:
             clean[field] = _tri_state(field, value)
         elif field == "forest_recorded":
             clean[field] = str(value or "").strip().lower().rstrip(".")
@@ -646,3 +659,85 @@ def exchange_online_ensure() -> ExchangeServer:
     """Exchange Online as a server row (a batch target, or the home of mailboxes already in
     the cloud) with its organisation; created the first time an admin picks it."""
     return exchange_online_server()
+
+
+# --- Readiness facts (issue 15): OWA backups before an update, shared accepted domains ----------
+
+# A second identical confirmation (same admin, server and update) this soon after the first is
+# the same click twice, not a new backup.
+OWA_CONFIRM_DOUBLE_CLICK = timedelta(minutes=1)
+
+
+@transaction.atomic
+def owa_backup_confirm(
+    *,
+    server: ExchangeServer,
+    update: str,
+    note: str = "",
+    actor: AbstractBaseUser | None,
+) -> OwaBackupConfirmation:
+    """Record that `actor` backed up the OWA customisations of `server` (the ClientAccess\\OWA
+    folder) before the Update Rollup or CU `update` (check O-UR-OWA).
+
+    Idempotent against a double click: when the same admin confirmed the same server and update
+    within OWA_CONFIRM_DOUBLE_CLICK, that confirmation is returned and nothing is written (the
+    server row is locked first, so two requests at once also make one row).
+    """
+    update = update.strip()
+    note = note.strip()
+    if not update:
+        raise ValueError("Name the Update Rollup or CU the backup was made before.")
+    ExchangeServer.objects.select_for_update().filter(pk=server.pk).first()
+    now = timezone.now()
+    earlier = (
+        OwaBackupConfirmation.objects.filter(
+            server=server,
+            update__iexact=update,
+            confirmed_by=actor if actor is not None and actor.pk else None,
+            confirmed_at__gte=now - OWA_CONFIRM_DOUBLE_CLICK,
+        )
+        .order_by("-confirmed_at", "-id")
+        .first()
+    )
+    if earlier is not None:
+        return earlier
+    return OwaBackupConfirmation.objects.create(
+        server=server,
+        update=update[:128],
+        note=note[:255],
+        confirmed_by=actor if actor is not None and actor.pk else None,
+        confirmed_at=now,
+    )
+
+
+def accepted_domain_subject(domain: AcceptedDomain) -> str:
+    """How the fact history names an accepted domain."""
+    return f"Accepted domain {domain.domain_name} of {domain.organisation.forest}"[:255]
+
+
+@transaction.atomic
+def accepted_domain_record_shared(
+    *,
+    domain: AcceptedDomain,
+    shared: bool | None,
+    actor: AbstractBaseUser | None,
+    via: str = "web",
+) -> AcceptedDomain:
+    """Record whether another mail system also receives mail for `domain` (None: unknown), for
+    check O-SAS; a FactChange when it changed. Imports never overwrite it."""
+    shared = _tri_state("shared_with_other_system", shared)
+    current = (
+        AcceptedDomain.objects.select_for_update().select_related("organisation").get(pk=domain.pk)
+    )
+    changed = _apply(current, {"shared_with_other_system": shared})
+    if changed:
+        current.save(update_fields=["shared_with_other_system", "updated_at"])
+        _record_history(
+            model=AcceptedDomain,
+            subject=accepted_domain_subject(current),
+            changed=changed,
+            actor=actor,
+            via=via,
+        )
+    domain.shared_with_other_system = current.shared_with_other_system
+    return current

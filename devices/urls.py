@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import views, views_probes
 
 app_name = "devices"
 urlpatterns = [
@@ -22,5 +22,19 @@ urlpatterns = [
         "client-profiles/<int:pk>/delete/",
         views.client_profile_remove,
         name="client_profile_delete",
+    ),
+    path("endpoints/", views_probes.endpoint_probes, name="endpoint_probes"),
+    path("endpoints/probe/", views_probes.endpoint_probe_now, name="endpoint_probe_now"),
+    path("endpoints/urls/add/", views_probes.probe_target_create, name="probe_target_add"),
+    path(
+        "endpoints/urls/<int:pk>/delete/",
+        views_probes.probe_target_remove,
+        name="probe_target_delete",
+    ),
+    path("servers/<int:pk>/owa-backup/", views.server_owa_backup, name="server_owa_backup"),
+    path(
+        "accepted-domains/<int:pk>/shared/",
+        views.accepted_domain_shared,
+        name="accepted_domain_shared",
     ),
 ]

@@ -18,20 +18,31 @@ from django.views.decorators.http import require_POST, require_safe
 
 from . import selectors
 from .forms import (
+    AcceptedDomainSharedForm,
     ClientProfileForm,
     ImportUploadForm,
     NamespaceForm,
     OrganisationFactsForm,
+    OwaBackupForm,
     ServerFactsForm,
 )
-from .models import ClientProfile, ExchangeServer, InventoryImport, Namespace, Organisation
+from .models import (
+    AcceptedDomain,
+    ClientProfile,
+    ExchangeServer,
+    InventoryImport,
+    Namespace,
+    Organisation,
+)
 from .services import (
+    accepted_domain_record_shared,
     client_profile_delete,
     client_profile_save,
     import_record_create,
     namespace_delete,
     namespace_save,
     organisation_record_facts,
+    owa_backup_confirm,
     server_record_facts,
 )
 from .tasks import inventory_import_group
@@ -74,10 +85,20 @@ def _server_or_404(pk: int) -> ExchangeServer:
 
 
 def _server_page(
-    request: HttpRequest, server: ExchangeServer, form: ServerFactsForm, status: int = 200
+    request: HttpRequest,
+    server: ExchangeServer,
+    form: ServerFactsForm,
+    status: int = 200,
+    owa_form: OwaBackupForm | None = None,
 ) -> HttpResponse:
     history = Paginator(selectors.fact_history(subject=selectors.subject_of(server)), 20)
-    context = {"server": server, "form": form, "history": history.get_page(request.GET.get("page"))}
+    context = {
+        "server": server,
+        "form": form,
+        "history": history.get_page(request.GET.get("page")),
+        "owa_form": owa_form or OwaBackupForm(),
+        "owa_backups": selectors.owa_backups(server=server),
+    }
     return render(request, "devices/server_detail.html", context, status=status)
 
 
@@ -272,3 +293,53 @@ def client_profile_remove(request: HttpRequest, pk: int) -> HttpResponse:
     client_profile_delete(profile=profile, actor=request.user)
     messages.success(request, f"Deleted the client profile {profile.name}.")
     return _back_to("client-profiles")
+
+
+# -- readiness facts (issue 15) --------------------------------------------------------------------
+
+
+@require_POST
+@permission_required("devices.change_exchangeserver", raise_exception=True)
+def server_owa_backup(request: HttpRequest, pk: int) -> HttpResponse:
+    """O-UR-OWA: an admin ticks that the OWA customisations were backed up before an update."""
+    server = _server_or_404(pk)
+    form = OwaBackupForm(request.POST)
+    if not form.is_valid():
+        blank = ServerFactsForm(instance=copy.copy(server))
+        return _server_page(request, server, blank, status=400, owa_form=form)
+    before = selectors.owa_backups(server=server)
+    confirmation = owa_backup_confirm(
+        server=server,
+        update=form.cleaned_data["update"],
+        note=form.cleaned_data["note"],
+        actor=request.user,
+    )
+    if any(c.pk == confirmation.pk for c in before):
+        messages.info(request, "That confirmation was already recorded a moment ago.")
+    else:
+        messages.success(
+            request,
+            f"Recorded: the OWA customisations of {server.name} were backed up before "
+            f"{confirmation.update}.",
+        )
+    return redirect(f"{reverse('devices:server_detail', args=[pk])}#owa-backup")
+
+
+@require_POST
+@permission_required("devices.change_organisation", raise_exception=True)
+def accepted_domain_shared(request: HttpRequest, pk: int) -> HttpResponse:
+    """O-SAS: record whether another mail system also receives mail for an accepted domain."""
+    domain = get_object_or_404(AcceptedDomain.objects.select_related("organisation"), pk=pk)
+    form = AcceptedDomainSharedForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose shared, not shared or unknown.")
+        return _back_to(f"org-{domain.organisation_id}-domains")
+    before = domain.shared_with_other_system
+    accepted_domain_record_shared(
+        domain=domain, shared=form.cleaned_data["shared_with_other_system"], actor=request.user
+    )
+    if before == domain.shared_with_other_system:
+        messages.info(request, f"Nothing changed for {domain.domain_name}: nothing was recorded.")
+    else:
+        messages.success(request, f"Recorded whether {domain.domain_name} is shared.")
+    return _back_to(f"org-{domain.organisation_id}-domains")

@@ -25,6 +25,7 @@ from .models import (
     DeviceAccessRule,
     ExchangeServer,
     FactChange,
+    MailboxDatabase,
     MobileDevice,
     MobileDevicePolicy,
     Namespace,
@@ -32,6 +33,7 @@ from .models import (
     Partnership,
     exchange_online_server,
 )
+from .selectors import VDIR_FACTS, subject_of
 from .staging import Stage, upsert
 
 Rows = Iterable[tuple[int, dict[str, Any]]]
@@ -244,6 +246,7 @@ def write_vdirs(rows: Rows, ctx: Context) -> dict[str, Any]:
     ctx.raise_if_problems()
     counts = {"updated": 0, "unchanged": 0}
     published: dict[int, str | None] = {}
+    history: list[FactChange] = []
     for pk, (_line, row) in chosen.items():
         server = ExchangeServer.objects.get(pk=pk)
         present = row["present"]
@@ -265,11 +268,47 @@ def write_vdirs(rows: Rows, ctx: Context) -> dict[str, Any]:
         if all(getattr(server, k) == v for k, v in values.items()):
             counts["unchanged"] += 1
             continue
+        history.extend(_vdir_changes(server, values, ctx))
         for key, value in values.items():
             setattr(server, key, value)
         server.save()
         counts["updated"] += 1
+    FactChange.objects.bulk_create(history)
     return {"servers": counts, "namespaces": _publish_namespaces(published, ctx)}
+
+
+def _as_printed(value: object) -> str:
+    """A vdir setting as Get-ActiveSyncVirtualDirectory prints it: True/False, the URL, or ''
+    for an empty cell."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return str(value)
+
+
+def _vdir_changes(server: ExchangeServer, values: dict[str, Any], ctx: Context) -> list[FactChange]:
+    """A FactChange per known setting the export changes (not for the first value learnt:
+    an unknown authentication setting, or a URL before any ExternalUrl was imported)."""
+    changes = []
+    for field, fact in VDIR_FACTS.items():
+        if field not in values:
+            continue
+        old, new = getattr(server, field), values[field]
+        known = old not in (None, "") or (field.endswith("_url") and server.eas_vdir_imported)
+        if old == new or not known:
+            continue
+        changes.append(
+            FactChange(
+                subject=subject_of(server),
+                fact=fact,
+                old_value=_as_printed(old),
+                new_value=_as_printed(new),
+                actor_id=ctx.actor_id,
+                via="import",
+            )
+        )
+    return changes
 
 
 def _publish_namespaces(published: dict[int, str | None], ctx: Context) -> dict[str, int]:
@@ -1853,6 +1892,146 @@ def write_regional_configurations(rows: Rows, ctx: Context) -> dict[str, Any]:
     }
 
 
+# -- mailbox databases and storage groups (Get-MailboxDatabase -Status, Get-StorageGroup) --------
+#
+# A few dozen rows: plain ORM. A 2010+ database is (server, "", name); a 2007 database
+# (server, storage group, name); a 2007 storage group (server, "", its name), which is also how
+# its Identity reads (EX2007A\First Storage Group). Circular logging is a storage-group
+# property in 2007: a Get-StorageGroup import sets it on the databases of the group too.
+
+
+def _server_for(name: str, servers: dict[str, ExchangeServer]) -> ExchangeServer | None:
+    """A server by its name in any case, or by the first label of an FQDN."""
+    key = name.strip().lower()
+    return servers.get(key) or servers.get(key.split(".", 1)[0])
+
+
+def _database_rows(
+    rows: Rows, ctx: Context
+) -> list[tuple[int, dict[str, Any], ExchangeServer, tuple[int, str, str]]]:
+    """The rows with their server and key; a problem for unknown servers and duplicates."""
+    servers = {s.name.lower(): s for s in ExchangeServer.objects.all()}
+    seen: dict[tuple[int, str, str], int] = {}
+    found = []
+    for line, row in rows:
+        server = _server_for(row["server"], servers)
+        if server is None:
+            ctx.problem(
+                line,
+                row["server_column"],
+                f"server '{row['server']}' is not in the inventory; import Get-ExchangeServer "
+                "first or in the same run",
+            )
+            continue
+        group = row.get("storage_group") or ""
+        key = (server.pk, group.lower(), row["name"].lower())
+        if key in seen:
+            where = "\\".join(part for part in (server.name, group, row["name"]) if part)
+            ctx.problem(line, row["name_column"], f"{where} is also on line {seen[key]}")
+            continue
+        seen[key] = line
+        found.append((line, row, server, key))
+    return found
+
+
+def _write_database_rows(
+    found: list[tuple[int, dict[str, Any], ExchangeServer, tuple[int, str, str]]],
+    ctx: Context,
+    fields: Callable[[dict[str, Any], dict[tuple[int, str, str], MailboxDatabase]], dict],
+) -> tuple[dict[str, int], dict[tuple[int, str, str], MailboxDatabase]]:
+    existing = {
+        (d.server_id, d.storage_group.lower(), d.name.lower()): d
+        for d in MailboxDatabase.objects.filter(server__in={s.pk for _, _, s, _ in found})
+    }
+    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    now = timezone.now()
+    for _line, row, server, key in found:
+        values = fields(row, existing)
+        values["name"] = row["name"]
+        values["storage_group"] = row.get("storage_group") or ""
+        database = existing.get(key)
+        if database is None:
+            existing[key] = MailboxDatabase.objects.create(server=server, imported_at=now, **values)
+            counts["created"] += 1
+            continue
+        if any(getattr(database, k) != v for k, v in values.items()):
+            counts["updated"] += 1
+        else:
+            counts["unchanged"] += 1
+        for k, v in values.items():
+            setattr(database, k, v)
+        database.imported_at = now
+        database.save()
+    return counts, existing
+
+
+def write_mailbox_databases(rows: Rows, ctx: Context) -> dict[str, Any]:
+    """MailboxDatabase rows keyed by server, storage group (2007) and name, in any case.
+
+    Columns the export left out keep what is stored. An empty LastFullBackup means "never
+    backed up" only when the row shows it was read with -Status (Mounted True/False); without
+    -Status every backup time is empty, and the stored one is kept (with a warning). A 2007
+    database without CircularLoggingEnabled takes its storage group's, when that was imported.
+    """
+    found = _database_rows(rows, ctx)
+    ctx.raise_if_problems()
+    not_read = [(line, row) for line, row, _, _ in found if not row["status_read"]]
+
+    def fields(row: dict[str, Any], existing: dict) -> dict[str, Any]:
+        present = row["present"]
+        values: dict[str, Any] = {}
+        circular = row["circular_logging"]
+        group = (row.get("storage_group") or "").lower()
+        if circular is None and group:
+            server_id = row["server_id"]
+            stored_group = existing.get((server_id, "", group))
+            if stored_group is not None:
+                circular = stored_group.circular_logging_enabled
+        if circular is not None or "circular_logging" in present:
+            values["circular_logging_enabled"] = circular
+        if "last_full_backup" in present and row["status_read"]:
+            values["last_full_backup"] = ctx.aware(row["last_full_backup"])
+        return values
+
+    for _line, row, server, _key in found:
+        row["server_id"] = server.pk
+    counts, _ = _write_database_rows(found, ctx, fields)
+    if not_read and any("last_full_backup" in row["present"] for _, row in not_read):
+        line, row = not_read[0]
+        ctx.warn(
+            line,
+            row["mounted_column"],
+            f"{len(not_read)} databases have no Mounted value (first: {row['name']}): exported "
+            "without -Status, or their server did not answer, so LastFullBackup says nothing; "
+            "their last full backup was left as it was. Export Get-MailboxDatabase -Status",
+        )
+    return {"rows": len(found), "databases": counts}
+
+
+def write_storage_groups(rows: Rows, ctx: Context) -> dict[str, Any]:
+    """Exchange 2007 storage groups as MailboxDatabase rows (server, "", name) with their
+    CircularLoggingEnabled, which the databases of the group already imported take too."""
+    found = _database_rows(rows, ctx)
+    ctx.raise_if_problems()
+
+    def fields(row: dict[str, Any], existing: dict) -> dict[str, Any]:
+        return {"circular_logging_enabled": row["circular_logging"]}
+
+    counts, _ = _write_database_rows(found, ctx, fields)
+    in_groups = 0
+    for _line, row, server, _key in found:
+        in_groups += (
+            MailboxDatabase.objects.filter(server=server, storage_group__iexact=row["name"])
+            .exclude(circular_logging_enabled=row["circular_logging"])
+            .update(circular_logging_enabled=row["circular_logging"])
+        )
+    return {
+        "rows": len(found),
+        "storage_groups": counts,
+        "databases": {"updated": in_groups},
+    }
+
+
 WRITERS: dict[str, Callable[[Rows, Context], dict[str, Any]]] = {
     "servers": write_servers,
     "vdirs": write_vdirs,
@@ -1870,6 +2049,8 @@ WRITERS: dict[str, Callable[[Rows, Context], dict[str, Any]]] = {
     "device_access_rules": write_device_access_rules,
     "cas_mailboxes": write_cas_mailboxes,
     "regional_configurations": write_regional_configurations,
+    "mailbox_databases": write_mailbox_databases,
+    "storage_groups": write_storage_groups,
 }
 # Files given together are imported in this order, so devices find their mailboxes and
 # organisation-level settings find the organisations the servers' forests made.
@@ -1883,6 +2064,8 @@ KIND_ORDER = [
     "accepted_domains",
     "device_access_rules",
     "certificates",
+    "storage_groups",  # after servers; before databases, which take their circular logging
+    "mailbox_databases",
     "mailboxes",
     "wmi_mailboxes",  # updates mailboxes: after them
     "devices",

@@ -171,3 +171,39 @@ REGIONAL_CONFIGURATIONS = (
     '"ex2016a.contoso.local","5b1c","False","dd.MM.yyyy","de-DE","True","HH:mm","W. Europe Standard Time","contoso.local/Europe/Munich/Björn Größer","True","Unchanged"\r\n'
     '"ex2016a.contoso.local","5b1c","False",,,"False",,,"contoso.local/Users/Kim Akers","True","Unchanged"\r\n'
 )
+
+# -- readiness facts (issue 15): databases, storage groups ----------------------------------------
+
+# Get-ExchangeServer of an SBS 2008 box (Exchange 2007 SP2 on it), for the 2007 exports below.
+SERVERS_2007 = (
+    "#TYPE Microsoft.Exchange.Data.Directory.Management.ExchangeServer\r\n"
+    '"Name","Fqdn","ServerRole","Site","AdminDisplayVersion","ExchangeVersion","Edition","IsExchange2007OrLater"\r\n'
+    '"EX2007A","ex2007a.contoso.local","Mailbox, ClientAccess, HubTransport","contoso.local/Configuration/Sites/HQ","Version 8.2 (Build 176.2)","0.1 (8.0.535.0)","Standard","True"\r\n'
+)
+
+# Get-MailboxDatabase -Status through a remote session (2010 and 2016), en-US: MDB01 was never
+# backed up (LastFullBackup $null while Mounted says -Status was read).
+MAILBOX_DATABASES = (
+    "#TYPE Deserialized.Microsoft.Exchange.Data.Directory.SystemConfiguration.MailboxDatabase\r\n"
+    '"PSComputerName","RunspaceId","PSShowComputerName","Name","Server","MasterServerOrAvailabilityGroup","Recovery","CircularLoggingEnabled","EdbFilePath","LogFolderPath","Mounted","BackupInProgress","LastFullBackup","LastIncrementalBackup","DatabaseSize","AdminDisplayVersion","Identity","Guid"\r\n'
+    '"ex2016a.contoso.local","5b1c","False","DB2016-01","EX2016A","EX2016A","False","False","D:\\DB\\DB2016-01\\DB2016-01.edb","L:\\Logs\\DB2016-01","True","False","11/23/2026 10:00:12 PM","11/24/2026 4:00:03 AM","212.4 GB (228,063,870,976 bytes)","Version 15.1 (Build 2507.6)","DB2016-01","3c8d2f10-6a4b-4e5c-9d7e-0f1a2b3c4d5e"\r\n'
+    '"ex2016a.contoso.local","5b1c","False","MDB01","EX2010A","EX2010A","False","True","E:\\MDB01\\MDB01.edb","E:\\MDB01","True","False",,,"88.02 GB (94,511,579,136 bytes)","Version 14.3 (Build 123.4)","MDB01","7a1b9c0d-2e3f-4a5b-8c6d-9e0f1a2b3c4d"\r\n'
+)
+
+# Get-MailboxDatabase -Status in the Exchange 2007 shell of an SBS 2008 server, exported with
+# -UseCulture on de-DE (';', dd.MM.yyyy); no CircularLoggingEnabled: a storage-group property.
+MAILBOX_DATABASES_2007 = (
+    "#TYPE Microsoft.Exchange.Data.Directory.SystemConfiguration.MailboxDatabase\r\n"
+    '"Name";"Server";"ServerName";"StorageGroup";"StorageGroupName";"Mounted";"BackupInProgress";"LastFullBackup";"EdbFilePath";"Identity"\r\n'
+    '"Mailbox Database";"EX2007A";"EX2007A";"EX2007A\\First Storage Group";"First Storage Group";"True";"False";"22.11.2026 23:15:40";"C:\\Program Files\\Microsoft\\Exchange Server\\Mailbox\\First Storage Group\\Mailbox Database.edb";"EX2007A\\First Storage Group\\Mailbox Database"\r\n'
+    '"Archive";"EX2007A";"EX2007A";"EX2007A\\Second Storage Group";"Second Storage Group";"True";"False";;"D:\\Archive\\Archive.edb";"EX2007A\\Second Storage Group\\Archive"\r\n'
+)
+
+# Get-StorageGroup (Exchange 2007), local shell: SBS 2008 turned circular logging on in the
+# first group and nobody ran its backup wizard.
+STORAGE_GROUPS = (
+    "#TYPE Microsoft.Exchange.Data.Directory.SystemConfiguration.StorageGroup\r\n"
+    '"Name","Server","ServerName","LogFolderPath","SystemFolderPath","CircularLoggingEnabled","ZeroDatabasePages","LogFilePrefix","Recovery","Identity"\r\n'
+    '"First Storage Group","EX2007A","EX2007A","C:\\Program Files\\Microsoft\\Exchange Server\\Mailbox\\First Storage Group","C:\\Program Files\\Microsoft\\Exchange Server\\Mailbox\\First Storage Group","True","False","E00","False","EX2007A\\First Storage Group"\r\n'
+    '"Second Storage Group","EX2007A","EX2007A","D:\\Logs\\Second Storage Group","D:\\Logs\\Second Storage Group","False","False","E01","False","EX2007A\\Second Storage Group"\r\n'
+)

@@ -821,6 +821,155 @@ DEVICE_ACCESS_RULES = Kind(
     signature=_is_device_access_rules,
 )
 
+# -- mailbox databases and storage groups (check O-SBS-CIRC) -------------------------------------
+#
+# Neither cmdlet is described in formats.md; the column names below come from Microsoft's
+# cmdlet documentation and admin scripts ([V] CircularLoggingEnabled on Database (2010 API
+# reference) and on Set-StorageGroup (2007); [V-3p] LastFullBackup, Mounted and StorageGroupName
+# in -Status output; [I] the #TYPE names and what 2007 prints in StorageGroup). Like every kind,
+# the columns decide; the #TYPE line is only a hint.
+#   Get-MailboxDatabase -Status | Export-Csv databases.csv -NoTypeInformation -Encoding UTF8
+#   Get-StorageGroup | Export-Csv storage-groups.csv -NoTypeInformation -Encoding UTF8   (2007)
+
+# Columns only a mailbox database has (a storage group has none of them). [I] for the set.
+_DATABASE_HINTS = frozenset(
+    {
+        "lastfullbackup",
+        "lastincrementalbackup",
+        "edbfilepath",
+        "mounted",
+        "storagegroup",
+        "storagegroupname",
+        "masterserveroravailabilitygroup",
+        "mailboxretention",
+        "publicfolderdatabase",
+        "offlineaddressbook",
+        "databasesize",
+    }
+)
+# Columns of a 2007 storage group (Get-StorageGroup) that 2010+ databases do not print. [I]
+_STORAGE_GROUP_HINTS = frozenset({"systemfolderpath", "zerodatabasepages", "copysystemfolderpath"})
+
+
+def _is_mailbox_databases(h: frozenset[str]) -> bool:
+    # A bare Select Name,Server,CircularLoggingEnabled also fits: the #TYPE line then decides,
+    # else the storage-group kind (earlier in KINDS) takes it; both store it the same way.
+    if "legacydn" in h or "mailboxguid" in h:
+        return False  # the 2003 WMI mailbox export has StorageGroupName too
+    return bool(h & _DATABASE_HINTS) or (
+        "circularloggingenabled" in h and not h & _STORAGE_GROUP_HINTS
+    )
+
+
+def _is_storage_groups(h: frozenset[str]) -> bool:
+    return "circularloggingenabled" in h and not h & _DATABASE_HINTS
+
+
+def _identity_parts(row: dict[str, Any]) -> list[str]:
+    """``EX2007A\\First Storage Group\\Mailbox Database`` -> its parts; [] for a bare name."""
+    identity = row["identity"] or ""
+    return [part.strip() for part in identity.split("\\")] if "\\" in identity else []
+
+
+def _last_part(value: str | None) -> str | None:
+    # StorageGroup is an AD object id; printed as its name, or as SERVER\name [I]: accept both.
+    if value is None:
+        return None
+    return value.rsplit("\\", 1)[-1].strip() or None
+
+
+def _finish_database(row: dict[str, Any], ctx: RowContext) -> None:
+    row["present"] = frozenset(ctx.names)
+    parts = _identity_parts(row)
+    if row["server"] is None and parts:
+        row["server"] = parts[0] or None
+    row["storage_group"] = (
+        _last_part(row["storage_group_name"])
+        or _last_part(row["storage_group_id"])
+        or (parts[1] if len(parts) == 3 else None)
+    )
+    if row["name"] is None and parts:
+        row["name"] = parts[-1] or None
+    # Without -Status (or with the server unreachable) Mounted and the backup times are all
+    # $null: an empty LastFullBackup then says nothing, not "never backed up". [V-3p]
+    row["status_read"] = row["mounted"] is not None if "mounted" in ctx.names else True
+    row["mounted_column"] = ctx.names.get("mounted")
+    _need_name_and_server(row, ctx, "a database")
+
+
+def _finish_storage_group(row: dict[str, Any], ctx: RowContext) -> None:
+    row["present"] = frozenset(ctx.names)
+    parts = _identity_parts(row)
+    if row["server"] is None and parts:
+        row["server"] = parts[0] or None
+    if row["name"] is None and parts:
+        row["name"] = parts[-1] or None
+    _need_name_and_server(row, ctx, "a storage group")
+
+
+def _need_name_and_server(row: dict[str, Any], ctx: RowContext, what: str) -> None:
+    # Where the writer points when the name or the server is wrong (the header as spelt).
+    row["name_column"] = ctx.names.get("name") or ctx.names.get("identity")
+    row["server_column"] = ctx.names.get("server") or ctx.names.get("identity")
+    if row["name"] is None:
+        ctx.problem(
+            "name" if "name" in ctx.names else "identity", f"empty, but {what} needs a name"
+        )
+    if row["server"] is None:
+        ctx.problem(
+            "server" if "server" in ctx.names else "identity",
+            f"empty, but {what} is on a server (Server, or an Identity like SERVER\\name)",
+        )
+
+
+MAILBOX_DATABASES = Kind(
+    name="mailbox_databases",
+    cmdlets="Get-MailboxDatabase -Status",
+    type_names=frozenset({"mailboxdatabase"}),
+    columns=(
+        col("name", "Name"),
+        col("server", "Server", "ServerName"),
+        col("identity", "Identity"),
+        col("storage_group_name", "StorageGroupName"),  # 2007 only
+        col("storage_group_id", "StorageGroup"),  # 2007 only
+        col("circular_logging", "CircularLoggingEnabled", convert=values.boolean),
+        col("last_full_backup", "LastFullBackup", date=True),
+        col("mounted", "Mounted", convert=values.boolean),
+    ),
+    required=(("Name", "Identity"), ("Server", "ServerName", "Identity")),
+    derived=(
+        "storage_group",
+        "status_read",
+        "present",
+        "mounted_column",
+        "name_column",
+        "server_column",
+    ),
+    finish=_finish_database,
+    signature=_is_mailbox_databases,
+)
+
+STORAGE_GROUPS = Kind(
+    name="storage_groups",
+    cmdlets="Get-StorageGroup (Exchange 2007)",
+    type_names=frozenset({"storagegroup"}),
+    columns=(
+        col("name", "Name"),
+        col("server", "Server", "ServerName"),
+        col("identity", "Identity"),
+        col("circular_logging", "CircularLoggingEnabled", convert=values.boolean),
+    ),
+    required=(
+        ("Name", "Identity"),
+        ("Server", "ServerName", "Identity"),
+        ("CircularLoggingEnabled",),
+    ),
+    needs=(("circular_logging", "a storage group has CircularLoggingEnabled True or False"),),
+    derived=("present", "name_column", "server_column"),
+    finish=_finish_storage_group,
+    signature=_is_storage_groups,
+)
+
 # Detection order: the most specific signature first (a device export may carry a calculated
 # PrimarySmtpAddress column; a move request has Alias and ExchangeGuid like a mailbox).
 KINDS: tuple[Kind, ...] = (
@@ -832,6 +981,8 @@ KINDS: tuple[Kind, ...] = (
     ORG_RELATIONSHIPS,
     ACCEPTED_DOMAINS,
     DEVICE_ACCESS_RULES,
+    STORAGE_GROUPS,  # before MAILBOX_DATABASES: a bare CircularLoggingEnabled export is one
+    MAILBOX_DATABASES,
     CAS_MAILBOXES,  # before MAILBOXES: it has Identity and PrimarySmtpAddress too
     REGIONAL_CONFIGURATIONS,  # before MAILBOXES for the same reason
     VDIRS,

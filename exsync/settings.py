@@ -164,6 +164,16 @@ NOTICE_REQUEUE_SECONDS = config.env_int(ENV, "NOTICE_REQUEUE_SECONDS", 300, mini
 NOTICE_DISPATCH_SECONDS = config.env_int(ENV, "NOTICE_DISPATCH_SECONDS", 30, minimum=1)
 # After the move: how long each device import keeps what it saw of a moved mailbox's phones.
 CONTINUITY_WATCH_DAYS = config.env_int(ENV, "CONTINUITY_WATCH_DAYS", 14, minimum=1)
+# Partnership hygiene: a partnership with no successful sync for this many days is stale
+# (helpdesk/hygiene.py; the list's own filter overrides it per view).
+HYGIENE_STALE_DAYS = config.env_int(ENV, "HYGIENE_STALE_DAYS", 30, minimum=1)
+# Readiness checks (issue 15): a certificate expiring within this many days is a warning.
+READINESS_EXPIRY_WARNING_DAYS = config.env_int(ENV, "READINESS_EXPIRY_WARNING_DAYS", 30, minimum=0)
+# Endpoint certificate probes (manage.py probe_endpoints, the Endpoints page): how long one TLS
+# connection (connect and handshake) may take before it counts as timed out, and an extra CA
+# bundle (PEM file) trusted besides the system store, for an internal CA; empty: none.
+PROBE_TIMEOUT_SECONDS = config.env_int(ENV, "PROBE_TIMEOUT_SECONDS", 5, minimum=1)
+PROBE_CA_FILE = ENV.get("PROBE_CA_FILE", "").strip()
 # Where exsync is reached, for links in reports (e.g. https://exsync.example.org); empty: none.
 SITE_URL = ENV.get("SITE_URL", "").strip()
 

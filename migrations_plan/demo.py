@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from devices.models import ExchangeServer, Mailbox
 
-from . import services
+from . import readiness_inventory, services
 from .models import MoveBatch
 
 REPORTS_TO = "it-ops@northwind.example"
@@ -63,6 +63,16 @@ def seed_demo_batches() -> list[str]:
             via="seed_demo_batches",
         )
         if spec.schedule:
+            # The sample organisation's blocking findings are acknowledged the way an admin
+            # would, so the sample batch shows both the findings and who let it go ahead.
+            blocking = [f for f in readiness_inventory.batch_findings(batch) if f.is_blocking]
+            if blocking:
+                services.findings_acknowledge(
+                    batch=batch,
+                    digests=[f.digest for f in blocking],
+                    note="Sample data: acknowledged by seed_demo_batches.",
+                    actor=None,
+                )
             services.batch_transition(batch=batch, action="schedule", actor=None)
         created.append(spec.name)
     return created

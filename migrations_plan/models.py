@@ -516,3 +516,30 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} → {self.to}"
+
+
+class FindingAcknowledgement(models.Model):
+    """An admin read a blocking readiness finding of a batch and scheduled it anyway (issue
+    15): which finding (check, subject and the digest of what it said), who, when, why. A
+    finding that changes since needs acknowledging again."""
+
+    batch = models.ForeignKey(MoveBatch, on_delete=models.CASCADE, related_name="acknowledgements")
+    check_id = models.CharField(max_length=32)
+    subject = models.CharField(max_length=512)
+    digest = models.CharField(max_length=64)
+    note = models.CharField(max_length=500, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-acknowledged_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["batch", "digest"], name="one_acknowledgement_per_finding"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.check_id} {self.subject}"

@@ -35,6 +35,7 @@ from devices.staging import Stage
 from exchange.versions import Generation as ExchangeGeneration
 
 from . import continuity
+from . import readiness_inventory as readiness
 from .fact_key import KEY, fact_sets, join_on, source
 from .facts_from_inventory import BatchContext, Inventory
 from .models import (
@@ -43,6 +44,7 @@ from .models import (
     BatchMailbox,
     BatchState,
     Explanation,
+    FindingAcknowledgement,
     MemberState,
     MoveBatch,
     Notice,
@@ -659,6 +661,50 @@ def notices_dispatch_soon() -> None:
     transaction.on_commit(lambda: notices_dispatch.delay(), robust=True)
 
 
+@transaction.atomic
+def findings_acknowledge(
+    *, batch: MoveBatch, digests: Sequence[str], note: str, actor: AbstractBaseUser | None
+) -> int:
+    """An admin read these blocking findings of the batch and schedules it anyway: one
+    acknowledgement each (a repeated click adds none), audited with what each finding said.
+    Only findings that are blocking for this batch now can be acknowledged."""
+    note = note.strip()
+    if not note:
+        raise BatchError("Say why the batch may go ahead despite these findings.")
+    batch = _locked(batch)
+    current = {f.digest: f for f in readiness.batch_findings(batch) if f.is_blocking}
+    unknown = [d for d in digests if d not in current]
+    if unknown or not digests:
+        raise BatchError(
+            "These findings changed since the page was shown (or none was chosen): read them again."
+        )
+    made = 0
+    for digest in dict.fromkeys(digests):
+        finding = current[digest]
+        _, created = FindingAcknowledgement.objects.get_or_create(
+            batch=batch,
+            digest=digest,
+            defaults={
+                "check_id": finding.check,
+                "subject": finding.subject[:512],
+                "note": note[:500],
+                "acknowledged_by": actor,
+            },
+        )
+        if created:
+            made += 1
+            audit(
+                batch=batch,
+                actor=actor,
+                action="finding_acknowledged",
+                check=finding.check,
+                subject=finding.subject,
+                message=finding.message,
+                note=note,
+            )
+    return made
+
+
 def notices_prepare_soon(batch: MoveBatch) -> None:
     """Render the batch's before-move notices ahead (notices/prepared.py) once this commits:
     in a worker, never in the request; a batch not scheduled or being planned is left alone."""
@@ -756,10 +802,18 @@ def _require_editable(batch: MoveBatch) -> None:
 
 
 @transaction.atomic
-def batch_transition(*, batch: MoveBatch, action: str, actor: AbstractBaseUser | None) -> MoveBatch:
+def batch_transition(
+    *,
+    batch: MoveBatch,
+    action: str,
+    actor: AbstractBaseUser | None,
+    check_readiness: bool = True,
+) -> MoveBatch:
     """Move a batch along draft -> scheduled -> in progress -> completed, or cancel it.
 
-    A repeated click (the batch is already where the action leads) changes nothing.
+    A repeated click (the batch is already where the action leads) changes nothing. A batch
+    with blocking readiness findings is scheduled only once an admin acknowledged each of them
+    (findings_acknowledge); `check_readiness=False` is for a move recorded after the fact.
     """
     if action not in TRANSITIONS:
         raise BatchError(f"Unknown action '{action}'.")
@@ -774,6 +828,14 @@ def batch_transition(*, batch: MoveBatch, action: str, actor: AbstractBaseUser |
         )
     if action == "schedule" and not batch.members.filter(is_active=True).exists():
         raise BatchError("A batch needs at least one mailbox before it can be scheduled.")
+    if action == "schedule" and check_readiness:
+        blocking = readiness.unacknowledged_blocking(batch, readiness.batch_findings(batch))
+        if blocking:
+            raise BatchError(
+                f"{len(blocking)} blocking readiness finding(s) concern this batch "
+                f"({', '.join(sorted({f.check for f in blocking}))}): fix them, or acknowledge "
+                "each one on the batch page, before scheduling."
+            )
     before = batch.state
     batch.state = to
     batch.save(update_fields=["state", "updated_at"])

@@ -2,13 +2,14 @@
 
 from django.urls import path
 
-from . import views, views_continuity, views_notices
+from . import views, views_continuity, views_notices, views_readiness
 
 app_name = "migrations_plan"
 urlpatterns = [
     path("", views.batch_list, name="batch_list"),
     path("new/", views.batch_create, name="batch_create"),
     path("accuracy/", views_continuity.prediction_accuracy, name="accuracy"),
+    path("readiness/", views_readiness.organisation_readiness, name="readiness"),
     path("notices/<int:notice_id>/", views_notices.notice_detail, name="notice_detail"),
     path("notices/<int:notice_id>/resend/", views_notices.notice_resend, name="notice_resend"),
     path("notice-templates/", views_notices.notice_templates, name="notice_templates"),
@@ -28,6 +29,7 @@ urlpatterns = [
         "<int:pk>/mailboxes/<int:mailbox_id>/<str:action>/", views.batch_member, name="batch_member"
     ),
     path("<int:pk>/grace/", views_continuity.batch_grace, name="batch_grace"),
+    path("<int:pk>/acknowledge/", views_readiness.batch_acknowledge, name="batch_acknowledge"),
     path("<int:pk>/reschedule/", views_notices.batch_reschedule, name="batch_reschedule"),
     path("<int:pk>/notices/", views_notices.batch_notices, name="batch_notices"),
     path("<int:pk>/notices/preview/", views_notices.notice_preview, name="notice_preview"),

@@ -25,6 +25,7 @@ from .models import MoveBatch, PlanState
 from .preview import filter_by_outcome
 from .views_continuity import after_move_panel
 from .views_notices import notices_panel, transition_message
+from .views_readiness import readiness_panel
 
 
 def schedulers_only(view):
@@ -184,6 +185,7 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "now": timezone.now(),
             **notices_panel(batch=batch, user=request.user),
             **after_move_panel(request, batch=batch, membership=membership),
+            **readiness_panel(request, batch=batch),
             **_plan_status([batch], names=False),
         },
     )

@@ -63,7 +63,10 @@ class Command(BaseCommand):
             # Scheduling a draft and recording its moves stand or fall together.
             with transaction.atomic():
                 if batch.state == BatchState.DRAFT:
-                    batch = batch_transition(batch=batch, action="schedule", actor=None)
+                    # The moves happened already: there is nothing left to get ready for.
+                    batch = batch_transition(
+                        batch=batch, action="schedule", actor=None, check_readiness=False
+                    )
                 counts = batch_mark_moves(
                     batch=batch,
                     outcomes=dict.fromkeys(ids, state),

@@ -7,6 +7,7 @@ internal URLs, the recorded namespaces) and those an admin added are probed, and
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,6 +23,8 @@ from . import probes
 from .models import EndpointProbe, ExchangeServer, Namespace, ProbeOutcome, ProbeRun, ProbeTarget
 from .signals import inventory_changed
 
+log = logging.getLogger(__name__)
+
 EAS_PATH = "/Microsoft-Server-ActiveSync"
 # The kind inventory_changed carries after probes changed a host's certificate facts.
 PROBE_KIND = "endpoint probes"
@@ -35,7 +38,7 @@ NO_CERTIFICATE = (
 ACTIVE = (ProbeRun.State.QUEUED, ProbeRun.State.RUNNING)
 PROBE_LOCK = 0x50524F42  # "PROB": the advisory-lock class of probe run requests
 # A run still queued after this lost its message; one running longer than this lost its worker
-# (a probe takes at most twice PROBE_TIMEOUT_SECONDS per URL). Either stops blocking new runs.
+# (a probe takes at most twice PROBE_TIMEOUT_SECONDS per URL, plus the name lookup). Either stops blocking new runs.
 QUEUED_STALE = timedelta(minutes=10)
 RUNNING_STALE = timedelta(hours=1)
 
@@ -183,9 +186,13 @@ def endpoints_probe(
     run.save(update_fields=["state", "started_at", "urls_total", "urls_done"])
     try:
         for url, _source in targets:
-            result = probes.probe(
-                url, timeout=settings.PROBE_TIMEOUT_SECONDS, ca_file=settings.PROBE_CA_FILE
-            )
+            try:
+                result = probes.probe(
+                    url, timeout=settings.PROBE_TIMEOUT_SECONDS, ca_file=settings.PROBE_CA_FILE
+                )
+            except Exception as exc:  # a URL probes.probe could not even try: shown, not fatal
+                log.exception("probe of %s failed", url)
+                result = probes.unprobeable(url, f"{type(exc).__name__}: {exc}")
             _store(run, result)
             run.urls_done += 1
             run.save(update_fields=["urls_done"])

@@ -146,6 +146,26 @@ def _wait(tls: ssl.SSLSocket, *, write: bool, deadline: float, timeout: float) -
     raise TimeoutError(f"no TLS answer within {timeout:g} s")
 
 
+def _connect(host: str, port: int, *, deadline: float, timeout: float) -> socket.socket:
+    """A TCP connection to the first address of `host` that answers, all addresses together
+    within the deadline (socket.create_connection would give each address the whole timeout).
+    The name lookup itself is the system resolver's: it has no timeout of its own to give."""
+    last: OSError | None = None
+    for family, kind, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(remaining)
+            sock.connect(address)
+            return sock
+        except OSError as error:
+            sock.close()
+            last = error
+    raise last or TimeoutError(f"no connection within {timeout:g} s")
+
+
 def _handshake(host: str, port: int, *, context: ssl.SSLContext, timeout: float) -> ssl.SSLSocket:
     """Connect and finish the TLS handshake before the deadline, or raise.
 
@@ -153,7 +173,7 @@ def _handshake(host: str, port: int, *, context: ssl.SSLContext, timeout: float)
     would let a server that answers one byte at a time hold the probe for ever.
     """
     deadline = time.monotonic() + timeout
-    raw = socket.create_connection((host, port), timeout=timeout)
+    raw = _connect(host, port, deadline=deadline, timeout=timeout)
     try:
         raw.setblocking(False)
         tls = context.wrap_socket(raw, server_hostname=host, do_handshake_on_connect=False)
@@ -239,6 +259,8 @@ def probe(url: str, *, timeout: float, ca_file: str = "") -> ProbeResult:
 
     try:
         tls = _handshake(host, port, context=_verifying_context(ca_file), timeout=timeout)
+    except UnicodeError as exc:  # mail..contoso.com, a label over 63 characters: no such name
+        return result(ProbeOutcome.NOT_FOUND, f"not a host name that can be looked up: {exc}")
     except ssl.SSLCertVerificationError as exc:
         outcome, trusted = _verify_failure(exc)
         error = f"{exc.verify_message} (OpenSSL verify code {exc.verify_code})"
@@ -252,14 +274,33 @@ def probe(url: str, *, timeout: float, ca_file: str = "") -> ProbeResult:
         return result(*_connect_failure(exc))
     else:
         with tls:
-            return result(ProbeOutcome.OK, certificate=_read(tls), trusted=True)
+            try:
+                return result(ProbeOutcome.OK, certificate=_read(tls), trusted=True)
+            except ValueError as exc:  # a certificate cryptography cannot parse
+                return result(ProbeOutcome.TLS_ERROR, f"the certificate could not be read: {exc}")
 
     # Verification failed: read what is served anyway, so the failing certificate is recorded.
     try:
         with _handshake(host, port, context=_reading_context(), timeout=timeout) as tls:
             certificate = _read(tls)
-    except OSError as exc:  # ssl.SSLError and timeouts included
+    except (OSError, ValueError) as exc:  # ssl.SSLError, timeouts, an unparsable certificate
         return result(
             outcome, f"{error}; reading the certificate failed too: {exc}", trusted=trusted
         )
     return result(outcome, error, certificate=certificate, trusted=trusted)
+
+
+def unprobeable(url: str, error: str) -> ProbeResult:
+    """The result of a URL that could not be probed at all (shown as a failure, never lost)."""
+    try:
+        host, port = url_host_port(url)
+    except NotProbeable:
+        host, port = urlsplit(url).hostname or "", 443
+    return ProbeResult(
+        url=url,
+        host=host,
+        port=port,
+        outcome=ProbeOutcome.TLS_ERROR,
+        probed_at=datetime.now(UTC),
+        error=error,
+    )

@@ -518,8 +518,19 @@ def removal_of(partnership: Partnership) -> RemovalLine:
 
 def script_lines(partnerships: Iterable[Partnership]) -> Iterator[str]:
     """One line per partnership: the command, or a comment saying why there is none. The
-    comment names exsync's own row number only: nothing untrusted goes outside a literal."""
+    comment names exsync's own row number only: nothing untrusted goes outside a literal.
+
+    A duplicate found only by its look (same type, model and name, another DeviceId) may be a
+    second, identical phone that is in use: it gets a comment to check it, never a command."""
     for partnership in partnerships:
+        if getattr(partnership, "candidate", False) and not getattr(
+            partnership, "candidate_exact", True
+        ):
+            yield (
+                f"# partnership {partnership.pk}: likely the same phone (same type, model and "
+                "name, another DeviceId): check it in the list before removing it by hand."
+            )
+            continue
         removal = removal_of(partnership)
         yield removal.line or f"# partnership {partnership.pk}: no line, {removal.problem}."
 

@@ -12,6 +12,8 @@ from collections.abc import Collection
 from urllib.parse import urlparse
 
 from django.conf import settings
+from django.db.models import F, QuerySet, Window
+from django.db.models.functions import RowNumber
 from django.urls import reverse
 from django.utils import timezone
 
@@ -19,6 +21,7 @@ from devices.models import (
     AcceptedDomain,
     EndpointProbe,
     ExchangeServer,
+    FactChange,
     Generation,
     Mailbox,
     MailboxDatabase,
@@ -102,6 +105,17 @@ def _servers() -> tuple[list[ExchangeServer], tuple[facts.Server, ...]]:
     )
 
 
+def _newest(rows: QuerySet, *partition: str) -> QuerySet:
+    """The newest row of each `partition` group, in one query (a window function)."""
+    return rows.annotate(
+        newest=Window(
+            RowNumber(),
+            partition_by=[F(name) for name in partition],
+            order_by=[F("probed_at").desc(), F("pk").desc()],
+        )
+    ).filter(newest=1)
+
+
 def _endpoints(servers: list[ExchangeServer]) -> tuple[facts.Endpoint, ...]:
     from devices.probe_services import probe_urls
 
@@ -117,13 +131,16 @@ def _endpoints(servers: list[ExchangeServer]) -> tuple[facts.Endpoint, ...]:
         )
         if namespace.devices_use:
             used.add(namespace.host.lower())
-    newest: dict[str, EndpointProbe] = {}
-    previous: dict[str, EndpointProbe] = {}
-    for row in EndpointProbe.objects.order_by("url", "-probed_at", "-pk"):
-        if row.url not in newest:
-            newest[row.url] = row
-        elif row.url not in previous and row.outcome not in FAILED and row.thumbprint:
-            previous[row.url] = row
+    newest = {row.url: row for row in _newest(EndpointProbe.objects.all(), "url")}
+    # Each certificate an endpoint served, at its newest probe: the newest is the one judged,
+    # the one before it what a change is measured against (bounded by certificates, not by
+    # how many probes ever ran).
+    certificates: dict[str, list[EndpointProbe]] = {}
+    served = EndpointProbe.objects.exclude(thumbprint="").exclude(outcome__in=FAILED)
+    for row in sorted(
+        _newest(served, "url", "thumbprint"), key=lambda r: (r.probed_at, r.pk), reverse=True
+    ):
+        certificates.setdefault(row.url, []).append(row)
     return tuple(
         facts.Endpoint(
             url=url,
@@ -131,7 +148,8 @@ def _endpoints(servers: list[ExchangeServer]) -> tuple[facts.Endpoint, ...]:
             source=source,
             servers=frozenset(by_host.get(_host(url), ())),
             probe=_probe(newest[url]) if url in newest else None,
-            previous=_probe(previous[url]) if url in previous else None,
+            last_read=_probe(certificates[url][0]) if certificates.get(url) else None,
+            previous=_probe(certificates[url][1]) if len(certificates.get(url, [])) > 1 else None,
             devices_use=_host(url) in used,
         )
         for url, source in probe_urls()
@@ -139,12 +157,23 @@ def _endpoints(servers: list[ExchangeServer]) -> tuple[facts.Endpoint, ...]:
 
 
 def _vdir_changes(servers: list[ExchangeServer]) -> tuple[facts.VdirChange, ...]:
-    from devices.selectors import vdir_changes
 
     by_name = {s.name.lower(): s.pk for s in servers}
     changes = []
     seen: set[tuple[str, str]] = set()
-    for change in vdir_changes():
+    newest = (
+        FactChange.objects.filter(via="import", fact__in=list(VDIR_SETTINGS))
+        .annotate(
+            newest=Window(
+                RowNumber(),
+                partition_by=[F("subject"), F("fact")],
+                order_by=[F("at").desc(), F("pk").desc()],
+            )
+        )
+        .filter(newest=1)
+        .order_by("-at", "-pk")
+    )
+    for change in newest:
         setting = VDIR_SETTINGS.get(change.fact)
         name = change.subject.removeprefix("Server ").strip()
         if setting is None or (name.lower(), setting) in seen:
@@ -261,7 +290,11 @@ def batch_findings(batch: MoveBatch) -> list[Finding]:
     )
     inventory = readiness_inventory(mailbox_ids=member_ids, target=batch.target_server, batch=batch)
     servers = _batch_servers(batch, inventory)
-    hosts = {e.host for e in inventory.endpoints if e.servers & servers}
+    # An endpoint phones are recorded to use, or one tied to no known server (a namespace
+    # without servers, a URL an admin added), may be any batch's: it concerns each of them.
+    hosts = {
+        e.host for e in inventory.endpoints if e.servers & servers or e.devices_use or not e.servers
+    }
     return [
         f
         for f in run_checks(inventory)

@@ -376,6 +376,9 @@ def test_duplicate_lines_remove_only_the_older_ones(admin, world):
     p = world["p"]
     assert f"'{p['imei_old'].identity}'" in "\n".join(lines)
     assert f"'{p['imei_new'].identity}'" not in "\n".join(lines)
+    # A look-alike may be a second, identical phone in use: a comment, never a command.
+    assert f"'{p['likely_old'].identity}'" not in "\n".join(lines)
+    assert f"# partnership {p['likely_old'].pk}: likely the same phone" in "\n".join(lines)
 
 
 def test_easver_lines_cover_not_accepted_only(admin, world):

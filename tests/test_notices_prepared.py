@@ -4,12 +4,13 @@ changed."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
 import time_machine
 from django.core import mail
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -190,3 +191,52 @@ def test_claiming_reads_the_same_rows_select_related_would_and_only_once(lab):
         assert [getattr(mine, f) for f in fields] == [getattr(theirs, f) for f in fields]
     assert claimed.state == NoticeState.SENDING and claimed.claimed_at == now
     assert claimed.attempts == 1 and isinstance(claimed.prepared, dict)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_that_waited_for_a_reschedule_reads_the_new_start(lab):
+    import threading
+
+    kim = person(lab["source"], "Kim Akers")
+    start = timezone.now().replace(microsecond=0) + 10 * DAY
+    batch = scheduled(lab["target"], [kim], start=start)
+    notice = due_notice(batch)  # the 72 h one
+    earlier = start - timedelta(hours=1)
+    # Due under both starts: the claim passes on the old row, waits for the reschedule's lock,
+    # and goes on with the row the reschedule committed.
+    claim_at = start - timedelta(hours=71)
+    updated, claiming_started = threading.Event(), threading.Event()
+    claimed: list = []
+
+    def reschedule() -> None:
+        try:
+            with transaction.atomic():
+                services.batch_reschedule(
+                    batch=batch, start_at=earlier, complete_by=None, actor=None
+                )
+                updated.set()
+                claiming_started.wait(10)
+                time.sleep(0.5)  # the claim is waiting on the notice's row lock by now
+        finally:
+            connection.close()
+
+    def claim() -> None:
+        try:
+            updated.wait(10)
+            claiming_started.set()
+            claimed.append(claiming.notice_claim_load(notice_id=notice.pk, now=claim_at))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=reschedule), threading.Thread(target=claim)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+
+    (got,) = claimed
+    row = Notice.objects.get(pk=notice.pk)
+    assert got is not None, (row.state, row.due_at, claim_at, row.lead_minutes)
+    assert got.state == NoticeState.SENDING
+    assert got.batch.start_at == earlier, "the start the reschedule committed, not the old one"

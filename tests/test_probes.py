@@ -278,6 +278,18 @@ def test_an_unknown_host_name_is_not_found(cas, monkeypatch):
     assert "not found" in result.error
 
 
+def test_a_host_name_that_cannot_be_looked_up_is_not_found_and_the_run_goes_on(cas, tls_server):
+    server = tls_server(cas[0].issue_cert("localhost"))
+    bad = f"https://mail..contoso.com{EAS}"  # an empty label: the resolver cannot encode it
+
+    run = endpoints_probe(urls=[bad, server.url()], via="test")
+
+    outcomes = dict(run.probes.values_list("url", "outcome"))
+    assert outcomes[bad] == ProbeOutcome.NOT_FOUND
+    assert outcomes[server.url()] == ProbeOutcome.OK
+    assert run.state == ProbeRun.State.DONE and run.urls_done == 2
+
+
 def test_a_server_that_accepts_and_never_answers_times_out(cas, tls_server, settings):
     settings.PROBE_TIMEOUT_SECONDS = 1
     server = tls_server(silent=True)

@@ -176,3 +176,60 @@ def test_the_readiness_page_costs_the_same_queries_for_3_or_30_servers(
         return len(queries)
 
     assert count(3) == count(30)
+
+
+def stored_probe(url: str, *, days_ago: float, issuer: str, thumbprint: str, **extra):
+    from devices.models import EndpointProbe
+
+    host = url.split("/")[2]
+    values = {
+        "url": url,
+        "host": host,
+        "probed_at": timezone.now() - timedelta(days=days_ago),
+        "outcome": "ok",
+        "issuer": issuer,
+        "subject": f"CN={host}",
+        "names": host,
+        "thumbprint": thumbprint,
+        "not_after": timezone.now() + timedelta(days=300),
+        "trusted": True,
+        "covers_host": True,
+        "self_signed": False,
+    }
+    return EndpointProbe.objects.create(**{**values, **extra})
+
+
+def test_an_issuer_change_holds_until_fixed_however_often_it_is_probed_again():
+    url = "https://mail.contoso.com/Microsoft-Server-ActiveSync"
+    ExchangeServerFactory(name="EX2016A", eas_external_url=url)
+    stored_probe(url, days_ago=9, issuer="CN=Contoso CA", thumbprint="A" * 40)
+    for days_ago in (2, 1, 0):  # the new certificate, probed three times
+        stored_probe(url, days_ago=days_ago, issuer="CN=Other CA", thumbprint="B" * 40)
+
+    (finding,) = [f for f in organisation_findings() if f.check == "X-CERT"]
+
+    assert finding.result.value == "blocking"
+    assert "issuer changed from CN=Contoso CA to CN=Other CA" in finding.message
+
+
+def test_a_bad_certificate_on_a_namespace_without_servers_still_stops_scheduling():
+    from tests.factories import NamespaceFactory
+
+    _, cas, mailboxes = coexistence(iwa=True)
+    NamespaceFactory(host="legacy.contoso.com")  # no server recorded behind it
+    stored_probe(
+        "https://legacy.contoso.com/Microsoft-Server-ActiveSync",
+        days_ago=0,
+        issuer="CN=Contoso CA",
+        thumbprint="C" * 40,
+        outcome="expired",
+        not_after=timezone.now() - timedelta(days=2),
+        trusted=False,
+    )
+    batch = draft(cas, mailboxes)
+
+    blocking = [f for f in batch_findings(batch) if f.is_blocking]
+
+    assert [f.check for f in blocking] == ["X-CERT"]
+    with pytest.raises(services.BatchError, match="X-CERT"):
+        services.batch_transition(batch=batch, action="schedule", actor=None)

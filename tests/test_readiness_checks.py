@@ -41,13 +41,17 @@ def probe(**changes) -> Probe:
     return Probe(**{**values, **changes})
 
 
-def endpoint(current: Probe | None, previous: Probe | None = None) -> Endpoint:
+def endpoint(
+    current: Probe | None, previous: Probe | None = None, last_read: Probe | None = None
+) -> Endpoint:
+    read = current if current is not None and current.thumbprint else last_read
     return Endpoint(
         url="https://mail.contoso.com/Microsoft-Server-ActiveSync",
         host="mail.contoso.com",
         source="ExternalUrl of EX2016A",
         servers=frozenset({1}),
         probe=current,
+        last_read=read,
         previous=previous,
     )
 
@@ -243,3 +247,55 @@ def test_every_check_runs_and_blocking_findings_come_first():
     assert found[0].result is Result.BLOCKING and found[0].check == "X-IWA-2003"
     assert [f.result.rank for f in found] == sorted(f.result.rank for f in found)
     assert len({f.digest for f in found}) == len(found)
+
+
+def test_a_failed_probe_does_not_make_a_known_bad_certificate_good():
+    expired = probe(
+        outcome="expired", not_after=NOW - timedelta(days=3), probed_at=NOW - timedelta(days=1)
+    )
+    failed = probe(outcome="timeout", error="no answer in 5 s", thumbprint="", issuer="")
+
+    (finding,) = checks.certificate_findings(
+        Inventory(today=TODAY, endpoints=(endpoint(failed, last_read=expired),))
+    )
+
+    assert finding.result is Result.BLOCKING
+    assert "the last certificate read" in finding.message and "no answer" in finding.message
+    (fine,) = checks.certificate_findings(
+        Inventory(today=TODAY, endpoints=(endpoint(failed, last_read=probe()),))
+    )
+    assert fine.result is Result.WARNING and "was fine" in fine.message
+
+
+def test_an_issuer_change_stays_blocking_however_often_the_new_certificate_is_probed():
+    old = probe(issuer="CN=Contoso CA", probed_at=NOW - timedelta(days=9))
+    # The adapter keeps, as `previous`, the newest probe of another certificate: probing the
+    # new one again (a later probed_at) does not replace it.
+    for probed_at in (NOW, NOW + timedelta(days=1)):
+        current = probe(thumbprint="B" * 40, issuer="CN=Other CA", probed_at=probed_at)
+        (finding,) = checks.certificate_findings(
+            Inventory(today=TODAY, endpoints=(endpoint(current, previous=old),))
+        )
+        assert finding.result is Result.BLOCKING and "issuer changed" in finding.message
+
+
+def test_a_new_probe_of_the_same_certificate_keeps_the_acknowledged_digest():
+    def finding(probed_at):
+        current = probe(outcome="expired", probed_at=probed_at)
+        inventory = Inventory(today=TODAY, endpoints=(endpoint(current),))
+        return checks.certificate_findings(inventory)[0]
+
+    first, later = finding(NOW), finding(NOW + timedelta(hours=5))
+    assert first.result is Result.BLOCKING and first.digest == later.digest
+
+
+def test_the_shared_domain_command_quotes_the_imported_name():
+    hostile = "evil.com' ; Remove-Mailbox * ; '"
+    inventory = Inventory(
+        today=TODAY,
+        domains=(AcceptedDomain("contoso.local", hostile, "Authoritative", True),),
+        domains_imported=True,
+    )
+    (finding,) = checks.shared_address_space_findings(inventory)
+    expected = "-Identity 'evil.com'' ; Remove-Mailbox * ; ''' -DomainType ExternalRelay"
+    assert expected in finding.admin_action

@@ -6,12 +6,16 @@ claim's conditional UPDATE returns the row to a SELECT joining what the decision
 (`WITH claimed AS (UPDATE ... RETURNING *) SELECT ...`), built once per process from the
 models' own columns; the rows become model instances exactly as select_related would make them.
 SQLite cannot put an UPDATE in a WITH: there it is the same UPDATE, then the same SELECT.
+
+One statement reads its joins from the snapshot it started with, while the UPDATE re-reads a
+row it had to wait for: a claim that waited for a reschedule would pair the new notice with
+the old batch. That shows as a due time that does not match the start; it is read again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 
 from django.db import connection
@@ -19,7 +23,7 @@ from django.db.models import F, Model, Q
 
 from devices.models import ExchangeServer, Mailbox
 
-from ..models import BatchMailbox, MoveBatch, Notice, NoticeState
+from ..models import BatchMailbox, MoveBatch, Notice, NoticeKind, NoticeState
 
 
 def due(now: datetime) -> Q:
@@ -128,4 +132,13 @@ def notice_claim_load(*, notice_id: int, now: datetime) -> Notice | None:
         start += width
         if part.parent is not None and instances[part.parent] is not None:
             _field(part).set_cached_value(instances[part.parent], instances[part.alias])
-    return instances["n"]
+    notice = instances["n"]
+    if notice.kind == NoticeKind.BEFORE_MOVE and notice.due_at != notice.batch.start_at - timedelta(
+        minutes=notice.lead_minutes
+    ):
+        # The claim waited for a reschedule's lock on the notice: the UPDATE re-read the row
+        # as the reschedule left it, but the joined batch is the statement's older snapshot.
+        # Read both again now that the reschedule committed (a resend's own due time lands
+        # here too: one query more, for a rare notice).
+        return notice_load(notice_id)
+    return notice

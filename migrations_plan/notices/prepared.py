@@ -25,7 +25,8 @@ from collections.abc import Iterator, Sequence
 
 from django.conf import settings
 
-from helpdesk.models import Instruction
+from helpdesk.models import Action, Instruction
+from helpdesk.platforms import LABELS
 from helpdesk.selectors import INSTRUCTIONS, members_device_rows
 
 from ..models import (
@@ -39,6 +40,8 @@ from ..models import (
     PlanState,
 )
 from .content import (
+    OUTCOME_FOR_USER,
+    UNDECIDED_TEXT,
     PersonContent,
     content_from_json,
     content_of,
@@ -53,31 +56,34 @@ FORMAT = 1
 CHUNK = 1000
 
 
-_wording_versions: dict[tuple[int, int], str] = {}
+# The caches' objects the hash was made from, and the hash: compared by identity, and held so
+# that a freed object's id cannot come back as another's.
+_wording_version: tuple[object, object, str] | None = None
 
 
 def wording_version() -> str:
-    """A hash of every word a before-move notice may hold besides the plan's: recomputed only
-    when the per-process caches of the templates and instructions were re-read."""
+    """A hash of every word a before-move notice may hold besides the plan's: the admins'
+    wordings, the helpdesk's steps, the shipped defaults and the words kept in code;
+    recomputed only when the per-process caches of wordings and steps were re-read."""
+    global _wording_version
     overrides = OVERRIDES.get("all", lambda: {t.name: t for t in NoticeTemplate.objects.all()})
     instructions = INSTRUCTIONS.get("all", lambda: list(Instruction.objects.all()))
-    cache_key = (id(overrides), id(instructions))
-    found = _wording_versions.get(cache_key)
-    if found is None:
-        said = {
-            "defaults": default_source(TEMPLATE_OF[NoticeKind.BEFORE_MOVE]),
-            "overrides": sorted(
-                (name, row.subject, row.body_text, row.body_html) for name, row in overrides.items()
-            ),
-            "instructions": sorted(
-                (i.pk, i.platform, i.action, i.title, i.body) for i in instructions
-            ),
-            "helpdesk": settings.NOTICE_HELPDESK_CONTACT,
-        }
-        found = hashlib.sha256(json.dumps(said, default=str).encode()).hexdigest()
-        _wording_versions.clear()  # the caches' previous objects are gone
-        _wording_versions[cache_key] = found
-    return found
+    found = _wording_version
+    if found is not None and found[0] is overrides and found[1] is instructions:
+        return found[2]
+    said = {
+        "defaults": default_source(TEMPLATE_OF[NoticeKind.BEFORE_MOVE]),
+        "overrides": sorted(
+            (name, row.subject, row.body_text, row.body_html) for name, row in overrides.items()
+        ),
+        "instructions": sorted((i.pk, i.platform, i.action, i.title, i.body) for i in instructions),
+        "helpdesk": settings.NOTICE_HELPDESK_CONTACT,
+        # Words that live in code change with a deploy, not with a plan.
+        "code": [OUTCOME_FOR_USER, UNDECIDED_TEXT, sorted(LABELS.items()), sorted(Action.choices)],
+    }
+    version = hashlib.sha256(json.dumps(said, default=str).encode()).hexdigest()
+    _wording_version = (overrides, instructions, version)
+    return version
 
 
 def prepared_key(*, batch: MoveBatch, member: BatchMailbox) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+from exchange.powershell import quote_literal
+
 from .facts import Endpoint, Inventory, Probe, Server
 from .findings import Finding, Result, ordered
 
@@ -39,15 +41,35 @@ def _probe_facts(probe: Probe) -> tuple[tuple[str, str], ...]:
     )
 
 
+def _problems(read: Probe, previous: Probe | None, endpoint: Endpoint, today) -> list[str]:
+    """What makes a certificate blocking (X-CERT): expired, names not covering the host, a
+    chain not trusted, an issuer other than the certificate's before it."""
+    problems = []
+    if read.outcome == "expired" or (read.not_after is not None and read.not_after.date() < today):
+        problems.append(f"it expired on {_day(read.not_after)}")
+    if read.outcome == "name_mismatch" or read.covers_host is False:
+        problems.append(
+            f"its names ({', '.join(read.names) or 'none'}) do not cover {endpoint.host}"
+        )
+    if read.outcome == "untrusted" or read.trusted is False:
+        problems.append(
+            "its chain is not trusted"
+            + (" (self-signed)" if read.self_signed else "")
+            + (f": {read.error}" if read.error else "")
+        )
+    if previous is not None and previous.issuer and read.issuer and previous.issuer != read.issuer:
+        problems.append(f"its issuer changed from {previous.issuer} to {read.issuer}")
+    return problems
+
+
 def _certificate(endpoint: Endpoint, inventory: Inventory) -> Finding:
-    link = inventory.links.get("probes", "")
     base = {
         "check": "X-CERT",
         "title": "Certificate on a published EAS endpoint",
         "subject": endpoint.url,
         "servers": endpoint.servers,
         "hosts": frozenset({endpoint.host}),
-        "link": link,
+        "link": inventory.links.get("probes", ""),
     }
     action = (
         "Keep the same certificate, or one from a public CA the phones trust, covering every "
@@ -62,42 +84,37 @@ def _certificate(endpoint: Endpoint, inventory: Inventory) -> Finding:
             missing="The certificate this endpoint serves: run probe_endpoints or press "
             "'Probe now' on the Endpoints page.",
         )
-    facts = _probe_facts(probe)
+    # The certificate judged: the newest probe's, else (that probe failed) the last one read.
+    read = endpoint.last_read if probe.outcome in FAILED_PROBES else probe
+    facts = _probe_facts(read or probe)
+    problems = _problems(read, endpoint.previous, endpoint, inventory.today) if read else []
     if probe.outcome in FAILED_PROBES:
+        failure = f"the newest probe could not read its certificate: {probe.error or probe.outcome}"
+        if problems:  # a failed probe does not make a known-bad certificate good
+            return Finding(
+                **base,
+                result=Result.BLOCKING,
+                facts=facts,
+                message=f"{endpoint.url}: the last certificate read ({_day(read.probed_at)}): "
+                f"{'; '.join(problems)}; {failure}.",
+                admin_action=action,
+                confidence="[S] + [I]",
+            )
         return Finding(
             **base,
             result=Result.WARNING,
             facts=facts,
-            message=f"exsync could not read the certificate of {endpoint.url}: "
-            f"{probe.error or probe.outcome}. Phones reaching it from outside may fare "
-            "differently; nothing about its certificate is known.",
+            message=f"{endpoint.url}: {failure}. Phones reaching it from outside may fare "
+            "differently; "
+            + (
+                f"the last certificate read ({_day(read.probed_at)}) was fine."
+                if read
+                else "nothing about its certificate is known."
+            ),
             missing="A probe that reaches the endpoint (from a network that can), or the "
             "Get-ExchangeCertificate export of the servers behind it.",
             admin_action="Check that the endpoint answers, then probe again.",
         )
-    problems = []
-    if probe.outcome == "expired" or (
-        probe.not_after is not None and probe.not_after.date() < inventory.today
-    ):
-        problems.append(f"it expired on {_day(probe.not_after)}")
-    if probe.outcome == "name_mismatch" or probe.covers_host is False:
-        problems.append(
-            f"its names ({', '.join(probe.names) or 'none'}) do not cover {endpoint.host}"
-        )
-    if probe.outcome == "untrusted" or probe.trusted is False:
-        problems.append(
-            "its chain is not trusted"
-            + (" (self-signed)" if probe.self_signed else "")
-            + (f": {probe.error}" if probe.error else "")
-        )
-    previous = endpoint.previous
-    if (
-        previous is not None
-        and previous.issuer
-        and probe.issuer
-        and previous.issuer != probe.issuer
-    ):
-        problems.append(f"its issuer changed from {previous.issuer} to {probe.issuer}")
     if problems:
         return Finding(
             **base,
@@ -107,6 +124,7 @@ def _certificate(endpoint: Endpoint, inventory: Inventory) -> Finding:
             admin_action=action,
             confidence="[S] + [I]",
         )
+    previous = endpoint.previous
     if previous is not None and previous.thumbprint and previous.thumbprint != probe.thumbprint:
         return Finding(
             **base,
@@ -261,7 +279,12 @@ def shared_address_space_findings(inventory: Inventory) -> list[Finding]:
             "link": link,
             "confidence": "[S]",
         }
-        action = f"Set-AcceptedDomain -Identity '{domain.domain}' -DomainType ExternalRelay"
+        quoted = quote_literal(domain.domain)
+        action = (
+            f"Set-AcceptedDomain -Identity {quoted} -DomainType ExternalRelay"
+            if quoted
+            else f"Make {domain.domain!r} an External Relay domain (Set-AcceptedDomain)."
+        )
         if domain.shared is None:
             findings.append(
                 Finding(

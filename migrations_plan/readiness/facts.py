@@ -52,15 +52,16 @@ class Probe:
 @dataclass(frozen=True)
 class Endpoint:
     """A published EAS URL exsync knows (a vdir's ExternalUrl or InternalUrl, a namespace, an
-    admin's addition), with its newest probe and the newest earlier one that read a
-    certificate (to tell a renewal from a change)."""
+    admin's addition), with its newest probe, the newest one that read a certificate, and the
+    certificate before that one (to tell a renewal from a change, as long as it is served)."""
 
     url: str
     host: str
     source: str
     servers: frozenset[int] = field(default_factory=frozenset)
-    probe: Probe | None = None
-    previous: Probe | None = None
+    probe: Probe | None = None  # the newest
+    last_read: Probe | None = None  # the newest that read a certificate (may be `probe`)
+    previous: Probe | None = None  # the newest before it with another certificate
     devices_use: bool = False  # a namespace phones are recorded to use
 
 

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+VOLATILE_FACTS = {"probed at"}
+
 
 class Result(StrEnum):
     BLOCKING = "blocking"
@@ -47,7 +49,10 @@ class Finding:
     @property
     def digest(self) -> str:
         """What the finding says, as a hash: an acknowledgement holds while this holds."""
-        said = [self.check, self.subject, self.result.value, self.message, list(self.facts)]
+        # When a probe ran is not what the finding says: a new probe of an unchanged
+        # certificate keeps its acknowledgement.
+        facts = [list(f) for f in self.facts if f[0] not in VOLATILE_FACTS]
+        said = [self.check, self.subject, self.result.value, self.message, facts]
         return hashlib.sha256(json.dumps(said).encode()).hexdigest()
 
     @property

@@ -889,3 +889,25 @@ class EndpointProbe(models.Model):
 
     def name_list(self) -> list[str]:
         return [n for n in self.names.splitlines() if n.strip()]
+
+
+class ImportProfile(models.Model):
+    """A named column mapping an admin saved for an export exsync did not recognise (issue 16):
+    which of the file's columns holds each of an export kind's keys. The Imports page and
+    `import_inventory --profile NAME` read a file through it."""
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=32, help_text="The export kind the file is read as.")
+    mapping = models.JSONField(default=dict, help_text="{key: the file's column name}")
+    header = models.JSONField(default=list, blank=True, help_text="The columns it was made from.")
+    created_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -18,12 +18,14 @@ from django.utils import timezone
 
 from .models import (
     EXCHANGE_ONLINE_FOREST,
+    AcceptedDomain,
     AccessLevel,
     Certificate,
     ClientProfile,
     ExchangeServer,
     Generation,
     Mailbox,
+    MailboxDatabase,
     MobileDevice,
     Namespace,
     Organisation,
@@ -460,6 +462,49 @@ def seed_organisation(*, servers: dict[str, ExchangeServer], now: datetime) -> N
         namespace.servers.set([servers[name] for name in answering])
     for name, defaults in CLIENT_PROFILES:
         ClientProfile.objects.update_or_create(name=name, defaults=defaults)
+    seed_readiness_facts(servers=servers, now=now)
+
+
+# Readiness facts (issue 15), as Get-AcceptedDomain and Get-StorageGroup / Get-MailboxDatabase
+# -Status would list them: one shared domain still Authoritative (a blocking O-SAS finding the
+# sample batches show), one shared domain nobody recorded, and 2007 storage groups with
+# circular logging on where nobody recorded the backup product.
+ACCEPTED_DOMAINS = (
+    (DOMAIN, "Authoritative", True, False),
+    ("northwind-traders.example", "Authoritative", False, True),
+    ("nwt-partners.example", "InternalRelay", False, None),
+)
+
+
+def seed_readiness_facts(*, servers: dict[str, ExchangeServer], now: datetime) -> None:
+    organisation = Organisation.objects.get(forest=AD_DOMAIN)
+    for domain, domain_type, default, shared in ACCEPTED_DOMAINS:
+        AcceptedDomain.objects.update_or_create(
+            organisation=organisation,
+            domain_name=domain,
+            defaults={
+                "domain_type": domain_type,
+                "is_default": default,
+                "shared_with_other_system": shared,
+            },
+        )
+    for spec in SERVERS:
+        if spec.generation in (Generation.EX2003, Generation.EXO):
+            continue
+        server = servers[spec.name]
+        for store in spec.databases:
+            group, _, name = store.rpartition("\\")
+            MailboxDatabase.objects.update_or_create(
+                server=server,
+                storage_group=group,
+                name=name,
+                defaults={
+                    # 2007 storage groups as SBS-era defaults left them; later ones turned off.
+                    "circular_logging_enabled": spec.generation == Generation.EX2007,
+                    "last_full_backup": now - timedelta(days=1),
+                    "imported_at": now,
+                },
+            )
 
 
 CLIENT_PROFILES = (

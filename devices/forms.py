@@ -6,8 +6,10 @@ import re
 from zoneinfo import available_timezones
 
 from django import forms
+from django.conf import settings
 
 from .importers import CULTURES
+from .importers.community import PROFILE_KEYS, profile_problems
 from .models import ClientProfile, ExchangeServer, Namespace, Organisation
 from .timezones import iana_names, zone_name
 
@@ -24,10 +26,22 @@ class MultipleFileField(forms.FileField):
         super().__init__(*args, **kwargs)
 
     def clean(self, data, initial=None):
-        single = super().clean
-        if isinstance(data, list | tuple):
-            return [single(item, initial) for item in data]
-        return [single(data, initial)]
+        items = data if isinstance(data, list | tuple) else [data]
+        cleaned = []
+        for item in items:
+            try:
+                cleaned.append(super().clean(item, initial))
+            except forms.ValidationError as error:
+                if getattr(error, "code", None) != "empty":
+                    raise
+                # Django's own message names no file; with several uploads the admin must know
+                # which one (worded as import_inventory words it).
+                name = getattr(item, "name", "") or "the file"
+                raise forms.ValidationError(
+                    f"{name}: the file is empty; expected an Export-Csv file with a header line",
+                    code="empty",
+                ) from None
+        return cleaned
 
 
 class ImportUploadForm(forms.Form):
@@ -40,9 +54,12 @@ class ImportUploadForm(forms.Form):
     )
     full_export = forms.BooleanField(
         required=False,
-        initial=True,
+        initial=False,
         label="Device files are full exports",
-        help_text="Partnerships missing from a full device export are marked stale (never deleted).",
+        help_text="Tick only when a device file lists every phone of the servers it covers: "
+        "partnerships of mailboxes on those servers that it does not list are then marked "
+        "stale (never deleted). If that is more than {share:.0%} of them, you are asked to "
+        "confirm first. Unticked, nothing is marked stale.",
     )
     dry_run = forms.BooleanField(
         required=False, label="Dry run: report what would change, write nothing"
@@ -74,6 +91,11 @@ class ImportUploadForm(forms.Form):
         "throttling, policy, relationship or accepted-domain exports without a "
         "DistinguishedName column.",
     )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["full_export"]
+        field.help_text = field.help_text.format(share=settings.STALE_CONFIRM_SHARE)
 
     def clean_timezone(self) -> str:
         value = self.cleaned_data["timezone"].strip()
@@ -319,3 +341,29 @@ class ClientProfileForm(ChangedOnly, forms.ModelForm):
         if parsed is None:
             raise forms.ValidationError("Expected an EAS protocol version such as 14.1 or 16.1.")
         return f"{parsed[0]}.{parsed[1]}"
+
+
+class ImportMappingForm(forms.Form):
+    """Which of an unrecognised file's columns holds each device fact (issue 16): saved as a
+    named import profile. A display name is never a mailbox key, so none is offered as one."""
+
+    name = forms.CharField(max_length=100, help_text="e.g. 'MDM console export'.")
+
+    def __init__(self, *args, header: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.header = header
+        choices = [("", "—"), *((column, column) for column in header)]
+        for key, label in PROFILE_KEYS.items():
+            self.fields[f"map_{key}"] = forms.ChoiceField(
+                label=label, choices=choices, required=False
+            )
+
+    @property
+    def mapping(self) -> dict[str, str]:
+        return {key: self.cleaned_data.get(f"map_{key}") or "" for key in PROFILE_KEYS}
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        for problem in profile_problems({k: v for k, v in self.mapping.items() if v}, self.header):
+            self.add_error(None, problem)
+        return cleaned

@@ -499,14 +499,16 @@ class MobileDevice(models.Model):
     # Unique through Meta.constraints, not unique=True: that would add a second
     # (varchar_pattern_ops) index on PostgreSQL that nothing uses and every import maintains.
     device_id = models.CharField("DeviceId", max_length=128)
-    device_type = models.CharField(max_length=64, blank=True)
-    model = models.CharField(max_length=128, blank=True)
-    os = models.CharField("OS", max_length=128, blank=True)
-    user_agent = models.CharField(max_length=255, blank=True)
-    friendly_name = models.CharField(max_length=255, blank=True)
-    imei = models.CharField("IMEI", max_length=32, blank=True)
+    # What the device reports about itself (EAS Settings/DeviceInformation, the User-Agent
+    # header): free text of any length, so unbounded; DeviceId keeps its limit (a key).
+    device_type = models.TextField(blank=True)
+    model = models.TextField(blank=True)
+    os = models.TextField("OS", blank=True)
+    user_agent = models.TextField(blank=True)
+    friendly_name = models.TextField(blank=True)
+    imei = models.TextField("IMEI", blank=True)
     # DevicePhoneNumber; the IIS-log import's INSERT does not name it, hence db_default.
-    phone_number = models.CharField(max_length=64, blank=True, default="", db_default="")
+    phone_number = models.TextField(blank=True, default="", db_default="")
 
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -37,10 +37,11 @@ from .models import (
     OwaBackupConfirmation,
     exchange_online_server,
 )
+from .profiles import import_profile_kind
 from .selectors import subject_of
 from .signals import devices_observed, inventory_changed
 from .timezones import zone_name
-from .writers import KIND_ORDER, WRITERS, Context, ImportRejected
+from .writers import KIND_ORDER, WRITERS, Context, ImportRejected, StaleConfirmationNeeded
 
 ProgressHook = Callable[[InventoryImport], None]
 
@@ -69,10 +70,13 @@ def import_record_create(
     actor: AbstractBaseUser | None,
     source: str,
     dry_run: bool = False,
-    full_export: bool = True,
+    full_export: bool = False,
     options: dict | None = None,
 ) -> InventoryImport:
-    """Record one file to import (before it is read), with its SHA-256."""
+    """Record one file to import (before it is read), with its SHA-256.
+
+    Partial by default: only an admin who says a file lists everything (`full_export`) lets a
+    device export mark partnerships stale, and then only within what the file covers."""
     record = InventoryImport(
         group=group,
         created_by=actor,
@@ -98,52 +102,180 @@ def _path_of(record: InventoryImport) -> Path:
     return Path(record.upload.path) if record.upload else Path(record.options["path"])
 
 
+# A running import's `started_at` is its heartbeat: the claim sets it and the import refreshes
+# it as it checks its files (_beat); while it writes, the rows of its records stay locked by its
+# transaction instead. A record running with neither (its process was killed) is stopped by
+# the sweeper or by a redelivered task (_stop_if_lost). The value is also the claim's token:
+# a process writes to a record only while `started_at` is still the value it wrote last, so
+# one that lost its claim (taken over while it hung) writes nothing more.
+#
+# An upload whose worker was lost this many times fails instead of being sent again: a file
+# that kills its worker (out of memory) would otherwise do so for ever.
+IMPORT_MAX_ATTEMPTS = 3
+
+
 def _claim(record: InventoryImport) -> bool:
-    """Only one worker runs a given import: the one whose conditional UPDATE wins."""
-    claimed = InventoryImport.objects.filter(pk=record.pk, state=ImportState.QUEUED).update(
-        state=ImportState.RUNNING, started_at=timezone.now()
-    )
+    """Only one process runs a given import: the one whose conditional UPDATE wins. A record
+    still running after its process died is stopped first (queued again), so a message
+    redelivered after its worker was killed takes the import over; one running with a fresh
+    heartbeat, or being written, is left alone."""
+
+    def take() -> int:
+        return InventoryImport.objects.filter(pk=record.pk, state=ImportState.QUEUED).update(
+            state=ImportState.RUNNING, started_at=timezone.now(), rows_done=0
+        )
+
+    claimed = take()
+    if not claimed and _stop_if_lost(pk=record.pk) is not None:
+        claimed = take()
     record.refresh_from_db()
     return bool(claimed)
 
 
-def _finish(record: InventoryImport, **fields) -> None:
+def _held(record: InventoryImport) -> models.QuerySet:
+    """The record, as long as this process's claim on it holds (its token unchanged)."""
+    return InventoryImport.objects.filter(
+        pk=record.pk, state=ImportState.RUNNING, started_at=record.started_at
+    )
+
+
+def _beat(held: list[InventoryImport]) -> None:
+    """The heartbeat of a running import: refresh `started_at` of the records it holds; a
+    record another process took over is dropped from `held` (and is not written)."""
+    now = timezone.now()
+    for record in list(held):
+        if _held(record).update(started_at=now):
+            record.started_at = now
+        else:
+            held.remove(record)
+
+
+def _finish(record: InventoryImport, **fields) -> bool:
+    """Record a file's outcome, if this process still holds it (False: it does not; nothing
+    written, and `record` unchanged)."""
     fields.setdefault("finished_at", timezone.now())
+    if not _held(record).update(**fields):
+        return False
     for key, value in fields.items():
         setattr(record, key, value)
-    record.save(update_fields=[*fields.keys()])
+    return True
+
+
+def _stop_if_lost(*, pk: int, now: datetime | None = None) -> InventoryImport | None:
+    """Stop an import whose process died: running, its heartbeat older than
+    IMPORT_STALE_SECONDS and its row locked by no live transaction. An upload is queued again
+    (`started_at` then says when; the caller sends it), up to IMPORT_MAX_ATTEMPTS; a file of
+    `import_inventory`, which nobody would run again, fails. Returns the stopped record, or
+    None when the import is alive (or not running)."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.IMPORT_STALE_SECONDS)
+    with transaction.atomic():
+        # SKIP LOCKED: a row locked by a live import's write (or by another sweeper) is alive.
+        record = (
+            InventoryImport.objects.select_for_update(skip_locked=True)
+            .filter(pk=pk, state=ImportState.RUNNING, started_at__lt=stale)
+            .first()
+        )
+        if record is None:
+            return None
+        lost = int(record.options.get("workers_lost", 0)) + 1
+        if record.source == "web" and lost < IMPORT_MAX_ATTEMPTS:
+            record.options = {**record.options, "workers_lost": lost}
+            record.state, record.started_at, record.rows_done = ImportState.QUEUED, now, 0
+            record.save(update_fields=["options", "state", "started_at", "rows_done"])
+            return record
+        if record.source == "web":
+            problem = (
+                f"the worker importing it was lost {lost} times (killed, or out of memory?); "
+                "nothing from it was written. Import it again, or with manage.py import_inventory."
+            )
+        else:
+            problem = (
+                f"the process importing it ({record.source}) stopped before it finished "
+                "(killed?); nothing from it was written. Run the import again."
+            )
+        record.state, record.finished_at, record.problems = ImportState.FAILED, now, [problem]
+        record.save(update_fields=["state", "finished_at", "problems"])
+        return record
+
+
+def inventory_imports_sweep(
+    *, enqueue: Callable[[str], object], queued_minutes: int = 10, now: datetime | None = None
+) -> int:
+    """Beat's safety net for imports. An import whose process died (no heartbeat for
+    IMPORT_STALE_SECONDS) is queued and sent again when it was uploaded, and failed when it
+    was run by `import_inventory`; an upload still queued long after it was sent (its message
+    was lost) is sent again, and a command's file never claimed (the command was killed
+    before) fails. `enqueue(group)` sends an upload's task.
+
+    Sending twice is harmless: a file is claimed with a conditional UPDATE, and one that is
+    running or finished is left alone. Returns how many uploads were sent.
+    """
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.IMPORT_STALE_SECONDS)
+    running = InventoryImport.objects.filter(state=ImportState.RUNNING, started_at__lt=stale)
+    groups = set()
+    for pk in list(running.values_list("pk", flat=True)):
+        record = _stop_if_lost(pk=pk, now=now)
+        if record is not None and record.state == ImportState.QUEUED:
+            groups.add(record.group)
+    cutoff = now - timedelta(minutes=queued_minutes)
+    waiting = InventoryImport.objects.filter(state=ImportState.QUEUED).filter(
+        # `started_at` of a queued file: when it was sent again after its worker was lost.
+        models.Q(started_at__lt=cutoff) | models.Q(started_at__isnull=True, created_at__lt=cutoff)
+    )
+    groups.update(waiting.filter(source="web").values_list("group", flat=True))
+    waiting.exclude(source="web").update(
+        state=ImportState.FAILED,
+        finished_at=now,
+        problems=["the process importing it stopped before it began; run the import again"],
+    )
+    for group in sorted(groups, key=str):
+        enqueue(str(group))
+    return len(groups)
 
 
 def inventory_import_run(
     *, records: Sequence[InventoryImport], on_progress: ProgressHook | None = None
 ) -> list[InventoryImport]:
     """Check, order and import the given files; each file in one transaction. Idempotent:
-    files already finished (or running elsewhere) are left alone."""
-    claimed = [r for r in records if _claim(r)]
+    files already finished (or running elsewhere) are left alone, and files whose process
+    died are taken over. A process killed at any point leaves nothing of a file written (the
+    write is one transaction) and its records running, without a heartbeat, for the sweeper."""
+    held = [r for r in records if _claim(r)]  # shrinks if another process takes one over
     try:
-        exports = [pair for record in claimed if (pair := _check(record)) is not None]
+        exports = [
+            pair for record in list(held) if record in held and (pair := _check(record, held))
+        ]
         exports.sort(key=lambda pair: KIND_ORDER.index(pair[0].kind))
         _write_all(exports, on_progress)
     except Exception as exc:
         # Never leave a record "running" forever: whatever failed, the database says so
         # (in-memory states may be stale after a rolled-back dry run), then the error surfaces.
-        InventoryImport.objects.filter(
-            pk__in=[r.pk for r in claimed], state=ImportState.RUNNING
-        ).update(
-            state=ImportState.FAILED,
-            finished_at=timezone.now(),
-            problems=[f"import failed: {exc!r}; nothing from the unfinished files was written"],
-        )
+        for record in held:
+            _held(record).update(
+                state=ImportState.FAILED,
+                finished_at=timezone.now(),
+                problems=[f"import failed: {exc!r}; nothing from the unfinished files was written"],
+            )
         raise
     return list(records)
 
 
-def _check(record: InventoryImport) -> tuple[InventoryImport, Export | IisLog] | None:
-    """The first pass over one file: its kind and every problem. Rejected files end here."""
+def _check(
+    record: InventoryImport, held: list[InventoryImport]
+) -> tuple[InventoryImport, Export | IisLog] | None:
+    """The first pass over one file: its kind and every problem. Rejected files end here.
+    Its progress is the heartbeat of every file the run holds (`held`)."""
     options = record.options
+    checking = True
 
     def progress(rows: int) -> None:
-        InventoryImport.objects.filter(pk=record.pk).update(rows_done=rows)
+        # Called by the write's pass too: inside its transaction a count would show only at
+        # commit, and there the row lock the write holds tells the sweeper it is alive.
+        if checking:
+            _held(record).update(rows_done=rows)
+            _beat(held)
 
     path = _path_of(record)
     export: Export | IisLog
@@ -160,7 +292,10 @@ def _check(record: InventoryImport) -> tuple[InventoryImport, Export | IisLog] |
             culture=options.get("culture"),
             encoding=options.get("encoding"),
             progress=progress,
+            via=record.source,  # messages name the Imports page's fields or the CLI's options
+            kind=import_profile_kind(options.get("profile")),  # an admin's column mapping
         )
+    checking = False
     record.kind = export.kind or ""
     record.rows_total = export.row_count
     problems = [str(p) for p in export.problems]
@@ -176,7 +311,8 @@ def _check(record: InventoryImport) -> tuple[InventoryImport, Export | IisLog] |
             warnings=[str(w) for w in export.warnings],
         )
         return None
-    record.save(update_fields=["kind", "rows_total"])
+    if not _held(record).update(kind=record.kind, rows_total=record.rows_total):
+        return None  # taken over by another process meanwhile: it imports the file
     return record, export
 
 
@@ -189,6 +325,14 @@ def _write_all(
     # end, so later files see what earlier ones would have written (devices find the mailboxes
     # of the same run); the import records are written after the rollback.
     with transaction.atomic():
+        # The records' rows stay locked until the commit: the sweeper and a redelivered task
+        # skip locked rows, so an import being written is left alone however long that takes.
+        # A file taken over since its check (this process hung) is not written here.
+        exports = [
+            (record, export)
+            for record, export in exports
+            if _held(record).select_for_update().values_list("pk", flat=True)
+        ]
         for record, export in exports:
             outcome = _import_one(record, export)
             if dry_run:
@@ -239,13 +383,76 @@ def _changed_anything(counts: dict) -> bool:
     return False
 
 
+# The counts key of a file refused because, as a full export, it would mark more than
+# settings.STALE_CONFIRM_SHARE of the partnerships it covers stale: it waits for a confirmation.
+STALE_CONFIRM = "stale_confirm"
+
+
+def import_awaits_stale_confirmation(record: InventoryImport) -> bool:
+    return record.state == ImportState.REJECTED and STALE_CONFIRM in (record.counts or {})
+
+
+def inventory_import_confirm_stale(
+    *, group: uuid.UUID, actor: AbstractBaseUser | None
+) -> tuple[uuid.UUID | None, bool]:
+    """Queue again, with confirm_stale, the files of `group` whose stale marking waits for a
+    confirmation: (the new group, whether this call made it). In a dry run every file of the
+    group is queued again, because its devices find their mailboxes in the same run.
+
+    Only one confirmation wins (a double click, two admins): the first file's record is
+    claimed with a conditional UPDATE; a later call gets the group the first one made and
+    queues nothing. (None, False): nothing in `group` waits for a confirmation.
+    """
+    records = list(InventoryImport.objects.filter(group=group).order_by("id"))
+    waiting = [r for r in records if import_awaits_stale_confirmation(r)]
+    if not waiting:
+        return None, False
+    first = waiting[0]
+    new_group = uuid.uuid4()
+    with transaction.atomic():
+        claimed = InventoryImport.objects.filter(
+            pk=first.pk, options__confirmed_in__isnull=True
+        ).update(options={**first.options, "confirmed_in": str(new_group)})
+        if not claimed:
+            first.refresh_from_db()
+            return uuid.UUID(first.options["confirmed_in"]), False
+        again = records if any(r.dry_run for r in records) else waiting
+        for record in again:
+            options = {k: v for k, v in record.options.items() if k != "confirmed_in"}
+            InventoryImport.objects.create(
+                group=new_group,
+                created_by=actor,
+                source=record.source,
+                filename=record.filename,
+                upload=record.upload.name,  # the stored file, not a copy: same SHA-256
+                sha256=record.sha256,
+                size_bytes=record.size_bytes,
+                dry_run=record.dry_run,
+                full_export=record.full_export,
+                options={**options, "confirm_stale": True},
+            )
+    return new_group, True
+
+
+WHOLE_BY_DEFAULT = {"iis_log", "device_access_rules", "org_relationships", "accepted_domains"}
+
+
 def _import_one(record: InventoryImport, export: Export | IisLog) -> dict:
     """Write one checked export in its own (sub)transaction; the fields to record."""
     options = record.options
+    full_export = record.full_export
+    if record.kind in WHOLE_BY_DEFAULT and not options.get("partial"):
+        # Partial is the default for device files (a few rows must not make the rest stale).
+        # These kinds list the whole organisation whenever they are exported (its rules, its
+        # relationships, its domains), and for a log "partial" means skipping users that
+        # match no mailbox: they stay whole unless an admin says --partial.
+        full_export = True
     ctx = Context(
         filename=record.filename,
         tz=ZoneInfo(options.get("timezone") or settings.TIME_ZONE),
-        full_export=record.full_export,
+        full_export=full_export,
+        stale_share=settings.STALE_CONFIRM_SHARE,
+        confirm_stale=bool(options.get("confirm_stale")),
         server=options.get("server"),
         organisation=options.get("organisation"),
         actor_id=record.created_by_id,
@@ -257,11 +464,22 @@ def _import_one(record: InventoryImport, export: Export | IisLog) -> dict:
             if isinstance(export, IisLog):
                 counts["requests"] = export.requests  # rows are devices; these the log lines
     except ImportRejected as rejected:
-        return {
+        refused = {
             "state": ImportState.REJECTED,
             "problems": [str(p) for p in rejected.problems],
             "warnings": [str(w) for w in [*export.warnings, *ctx.warnings]],
         }
+        if isinstance(rejected, StaleConfirmationNeeded):
+            # Refused whole (nothing written) until confirmed: the numbers for the page / CLI.
+            refused["counts"] = {
+                STALE_CONFIRM: {
+                    "would_mark_stale": rejected.stale,
+                    "covered": rejected.covered,
+                    "percent": rejected.percent,
+                    "servers": rejected.servers,
+                }
+            }
+        return refused
     return {
         "state": ImportState.SUCCEEDED,
         "rows_done": record.rows_total,

@@ -3,50 +3,40 @@ not in the request."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from celery import shared_task
-from django.utils import timezone
 
 from .models import ImportState, InventoryImport
 from .probe_services import endpoints_probe, probe_run_claim
-from .services import inventory_import_run
+from .services import inventory_import_run, inventory_imports_sweep
 
 
-@shared_task(name="devices.tasks.inventory_import_group", acks_late=True)
+@shared_task(
+    name="devices.tasks.inventory_import_group",
+    # Acknowledged after it ran, and given back if the worker process dies (SIGKILL, out of
+    # memory): a second delivery is harmless, see inventory_import_run.
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
 def inventory_import_group(group: str) -> list[str]:
     """Import the queued files of one upload. Safe to run twice: finished files are skipped,
-    and a file is claimed with a conditional UPDATE before it is read."""
+    and a file is claimed with a conditional UPDATE before it is read; one running elsewhere
+    is left alone unless its process died (no heartbeat), then it is taken over."""
     records = list(
-        InventoryImport.objects.filter(group=group, state=ImportState.QUEUED).order_by("id")
+        InventoryImport.objects.filter(
+            group=group, state__in=[ImportState.QUEUED, ImportState.RUNNING]
+        ).order_by("id")
     )
     inventory_import_run(records=records)
     return [f"{r.filename}: {r.state}" for r in records]
 
 
 @shared_task(name="devices.tasks.sweep_queued_imports")
-def sweep_queued_imports(older_than_minutes: int = 10, running_limit_minutes: int = 120) -> int:
-    """Re-send uploads whose message was lost (still queued long after upload), and mark
-    imports whose worker died (running far longer than any import takes) as failed."""
-    InventoryImport.objects.filter(
-        state=ImportState.RUNNING,
-        started_at__lt=timezone.now() - timedelta(minutes=running_limit_minutes),
-    ).update(
-        state=ImportState.FAILED,
-        finished_at=timezone.now(),
-        problems=[
-            f"the import did not finish within {running_limit_minutes} minutes (worker stopped?); upload again"
-        ],
+def sweep_queued_imports(older_than_minutes: int = 10) -> int:
+    """Beat: send again uploads whose message was lost or whose worker died, and fail the
+    files of an import_inventory that was killed (services.inventory_imports_sweep)."""
+    return inventory_imports_sweep(
+        enqueue=inventory_import_group.delay, queued_minutes=older_than_minutes
     )
-    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
-    groups = set(
-        InventoryImport.objects.filter(
-            state=ImportState.QUEUED, created_at__lt=cutoff, source="web"
-        ).values_list("group", flat=True)
-    )
-    for group in groups:
-        inventory_import_group.delay(str(group))
-    return len(groups)
 
 
 @shared_task(name="devices.tasks.endpoints_probe_task", acks_late=True)

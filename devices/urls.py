@@ -11,6 +11,11 @@ urlpatterns = [
     path("servers/<int:pk>/facts/", views.server_facts, name="server_facts"),
     path("imports/", views.import_list, name="import_list"),
     path("imports/<uuid:group>/", views.import_group, name="import_group"),
+    path(
+        "imports/<uuid:group>/confirm-stale/",
+        views.import_confirm_stale,
+        name="import_confirm_stale",
+    ),
     path("organisation/", views.organisation, name="organisation"),
     path("organisation/<int:pk>/edit/", views.organisation_edit, name="organisation_edit"),
     path("namespaces/add/", views.namespace_edit, name="namespace_add"),
@@ -37,4 +42,5 @@ urlpatterns = [
         views.accepted_domain_shared,
         name="accepted_domain_shared",
     ),
+    path("imports/file/<int:pk>/map/", views.import_mapping, name="import_mapping"),
 ]

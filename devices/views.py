@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import uuid
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
@@ -20,25 +23,31 @@ from . import selectors
 from .forms import (
     AcceptedDomainSharedForm,
     ClientProfileForm,
+    ImportMappingForm,
     ImportUploadForm,
     NamespaceForm,
     OrganisationFactsForm,
     OwaBackupForm,
     ServerFactsForm,
 )
+from .importers import CsvFile
+from .importers.problems import Findings
 from .models import (
     AcceptedDomain,
     ClientProfile,
     ExchangeServer,
+    ImportState,
     InventoryImport,
     Namespace,
     Organisation,
 )
+from .profiles import import_profile_save
 from .services import (
     accepted_domain_record_shared,
     client_profile_delete,
     client_profile_save,
     import_record_create,
+    inventory_import_confirm_stale,
     namespace_delete,
     namespace_save,
     organisation_record_facts,
@@ -155,6 +164,24 @@ def import_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+@require_POST
+def import_confirm_stale(request: HttpRequest, group: uuid.UUID) -> HttpResponse:
+    """The "Confirm and mark them stale" button: the files of an upload held back because they
+    would mark too many partnerships stale are queued again, once however often it is pressed."""
+    if not request.user.has_perm("devices.add_inventoryimport"):
+        raise PermissionDenied("Only Exchange admins may import inventory.")
+    new_group, queued = inventory_import_confirm_stale(group=group, actor=request.user)
+    if new_group is None:
+        messages.info(request, "Nothing in this import waits for a confirmation.")
+        return redirect("devices:import_group", group=group)
+    if queued:
+        transaction.on_commit(lambda: inventory_import_group.delay(str(new_group)))
+        messages.info(request, "Confirmed; the import runs again and marks them stale.")
+    else:
+        messages.info(request, "Already confirmed: this is the import that followed.")
+    return redirect("devices:import_group", group=new_group)
+
+
 @require_safe
 def import_group(request: HttpRequest, group: uuid.UUID) -> HttpResponse:
     records = list(
@@ -166,7 +193,13 @@ def import_group(request: HttpRequest, group: uuid.UUID) -> HttpResponse:
     return render(
         request,
         "devices/import_group.html",
-        {"records": records, "running": running, "group": group},
+        {
+            "records": records,
+            "running": running,
+            "group": group,
+            "can_import": request.user.has_perm("devices.add_inventoryimport"),
+            "stale_confirm_share": settings.STALE_CONFIRM_SHARE,
+        },
     )
 
 
@@ -343,3 +376,78 @@ def accepted_domain_shared(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.success(request, f"Recorded whether {domain.domain_name} is shared.")
     return _back_to(f"org-{domain.organisation_id}-domains")
+
+
+# -- mapping an export exsync does not recognise (issue 16) ------------------------------------
+
+PREVIEW_ROWS = 5
+
+
+def _path_of(record: InventoryImport) -> Path:
+    return Path(record.upload.path) if record.upload else Path(record.options["path"])
+
+
+def _preview(record: InventoryImport) -> tuple[list[str], list[list[str]], list[str]]:
+    """The file's header and first rows (untrusted text: the template escapes it), and why
+    it cannot be read as CSV at all."""
+    path = _path_of(record)
+    problems = Findings(file=record.filename)
+    csv_file = CsvFile(
+        path,
+        filename=record.filename,
+        delimiter=record.options.get("delimiter"),
+        encoding=record.options.get("encoding"),
+    )
+    if not csv_file.open(problems, Findings(file=record.filename, warning=True)):
+        return [], [], [str(p) for p in problems.as_list()]
+    rows = [fields for _, fields in itertools.islice(csv_file.records(problems), PREVIEW_ROWS)]
+    return csv_file.header, rows, []
+
+
+def import_mapping(request: HttpRequest, pk: int) -> HttpResponse:
+    """A rejected file whose kind exsync could not tell: its first rows, and a form that maps
+    its columns onto a device export's; saving makes an import profile and imports again."""
+    record = get_object_or_404(InventoryImport, pk=pk)
+    if record.kind or record.state != ImportState.REJECTED:
+        raise Http404("Only a file exsync did not recognise is mapped")
+    header, rows, unreadable = _preview(record)
+    can_save = request.user.has_perm("devices.add_inventoryimport")
+    form = ImportMappingForm(header=header)
+    if request.method == "POST":
+        if not can_save:
+            raise PermissionDenied("Only Exchange admins may save import profiles.")
+        form = ImportMappingForm(request.POST, header=header)
+        if form.is_valid() and not unreadable:
+            profile = import_profile_save(
+                name=form.cleaned_data["name"],
+                kind="devices",
+                mapping=form.mapping,
+                header=header,
+                actor=request.user,
+            )
+            group = uuid.uuid4()
+            with transaction.atomic():
+                import_record_create(
+                    path=_path_of(record),
+                    filename=record.filename,
+                    group=group,
+                    actor=request.user,
+                    source="web",
+                    dry_run=record.dry_run,
+                    full_export=record.full_export,
+                    options={**record.options, "profile": profile.name},
+                )
+                transaction.on_commit(lambda: inventory_import_group.delay(str(group)))
+            messages.info(request, f"Saved the import profile {profile.name}; importing again.")
+            return redirect("devices:import_group", group=group)
+    context = {
+        "record": record,
+        "header": header,
+        "rows": rows,
+        "unreadable": unreadable,
+        "form": form,
+        "can_save": can_save,
+    }
+    return render(
+        request, "devices/import_mapping.html", context, status=400 if form.errors else 200
+    )

@@ -48,6 +48,22 @@ class ImportRejected(Exception):
         self.problems = problems
 
 
+class StaleConfirmationNeeded(ImportRejected):
+    """A full device export would mark more than the allowed share of the partnerships it
+    covers stale: the whole file is refused until an admin confirms (`confirm_stale`), so a
+    file is still imported whole or not at all and nothing is written before the decision."""
+
+    def __init__(self, *, filename: str, stale: int, covered: int, servers: list[str]) -> None:
+        self.stale, self.covered, self.servers = stale, covered, servers
+        self.percent = round(100 * stale / covered, 1) if covered else 0.0
+        message = (
+            f"would mark {stale} of {covered} covered partnerships stale ({self.percent:g}%): "
+            f"confirm. Covered: the partnerships of mailboxes on {', '.join(servers)}, the "
+            "servers of the mailboxes in this file; nothing from it was written"
+        )
+        super().__init__([Problem(filename, None, None, message)])
+
+
 class Context:
     """What every writer needs: file name, time zone of naive export dates, options."""
 
@@ -61,11 +77,17 @@ class Context:
         organisation: str | None = None,
         actor_id: int | None = None,
         import_id: int | None = None,
+        stale_share: float = 1.0,
+        confirm_stale: bool = False,
     ) -> None:
         self.filename = filename
         self.import_id = import_id  # the InventoryImport, for rows that record what it saw
         self.tz = tz
         self.full_export = full_export
+        # A full device export marking more than this share of the partnerships it covers
+        # stale is refused unless confirm_stale (settings.STALE_CONFIRM_SHARE).
+        self.stale_share = stale_share
+        self.confirm_stale = confirm_stale
         self.server = server
         # --organisation FOREST: the organisation of an export without DistinguishedName.
         self.organisation = organisation
@@ -590,6 +612,8 @@ DEVICE_STAGE = [
     ("line", "integer"),
     ("mailbox_identity_key", "text"),
     ("mailbox_key", "text null"),
+    ("mailbox_key2", "text null"),  # a community report's second key (UPN after the address)
+    ("mailbox_guid", "uuid null"),  # an ExchangeGuid column (community reports, import profiles)
     ("device_id", "text"),
     ("device_type", "text"),
     ("model", "text"),
@@ -638,13 +662,7 @@ PARTNERSHIP_COLUMNS = [
 # and may be longer than the inventory keeps; such a row is a line-precise problem, not a crash.
 DEVICE_LIMITS = {
     "device_id": ("device_id", "DeviceID"),
-    "device_type": ("device_type", "DeviceType"),
-    "model": ("model", "DeviceModel"),
-    "os": ("os", "DeviceOS"),
-    "user_agent": ("user_agent", "DeviceUserAgent"),
-    "friendly_name": ("friendly_name", "DeviceFriendlyName"),
-    "imei": ("imei", "DeviceImei"),
-    "phone_number": ("phone_number", "DevicePhoneNumber"),
+    # DeviceType, DeviceModel, DeviceOS, ... are unbounded text (migration 0014).
 }
 PARTNERSHIP_LIMITS = {
     "identity": ("identity", "Identity"),
@@ -677,13 +695,20 @@ def _report_too_long(
 def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
     stage = Stage(connection, "stage_devices", DEVICE_STAGE, tz=ctx.tz)
 
+    key_column: list[str] = []  # the column a community report names its mailbox in
+
     def staged() -> Iterator[tuple]:
         for line, row in rows:
             key = row["mailbox_key"]
+            key2 = row.get("mailbox_key2")
+            if not key_column and "mailbox_key2" in row and row["mailbox_key_column"]:
+                key_column.append(row["mailbox_key_column"])
             yield (
                 line,
                 _text(row["mailbox_identity"]).lower(),
                 key.strip().lower() if key else None,
+                key2.strip().lower() if key2 else None,
+                row.get("mailbox_guid"),
                 row["device_id"],
                 _text(row["device_type"]),
                 _text(row["model"]),
@@ -710,19 +735,27 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
     _report_too_long(stage, ctx, MobileDevice, DEVICE_LIMITS)
     _report_too_long(stage, ctx, Partnership, PARTNERSHIP_LIMITS)
     ctx.raise_if_problems()
-    # An explicit Mailbox/User/PrimarySmtpAddress column wins over the Identity path.
-    stage.index("mailbox_key")
+    # An ExchangeGuid (a community report's or an import profile's) is the surest key.
     stage.execute(
         f"UPDATE {s} SET mailbox_id = m.id FROM devices_mailbox m "
-        f"WHERE {s}.mailbox_key IS NOT NULL AND m.primary_smtp_address = {s}.mailbox_key"
+        f"WHERE {s}.mailbox_guid IS NOT NULL AND m.exchange_guid = {s}.mailbox_guid"
     )
-    for column in ("user_principal_name", "alias", "identity_key"):
-        # Only a single match links: an ambiguous key is reported, never guessed.
+    # An explicit Mailbox/User/PrimarySmtpAddress column wins over the Identity path; a
+    # community report's second key (its UPN after its address) is tried after the first.
+    # Display names are never a key.
+    stage.index("mailbox_key")
+    for key in ("mailbox_key", "mailbox_key2"):
         stage.execute(
-            f"UPDATE {s} SET mailbox_id = (SELECT MIN(m.id) FROM devices_mailbox m "
-            f"WHERE LOWER(m.{column}) = {s}.mailbox_key HAVING COUNT(*) = 1) "
-            f"WHERE mailbox_id IS NULL AND mailbox_key IS NOT NULL"
+            f"UPDATE {s} SET mailbox_id = m.id FROM devices_mailbox m WHERE {s}.mailbox_id IS NULL "
+            f"AND {s}.{key} IS NOT NULL AND m.primary_smtp_address = {s}.{key}"
         )
+        for column in ("user_principal_name", "alias", "identity_key"):
+            # Only a single match links: an ambiguous key is reported, never guessed.
+            stage.execute(
+                f"UPDATE {s} SET mailbox_id = (SELECT MIN(m.id) FROM devices_mailbox m "
+                f"WHERE LOWER(m.{column}) = {s}.{key} HAVING COUNT(*) = 1) "
+                f"WHERE mailbox_id IS NULL AND {key} IS NOT NULL"
+            )
     stage.execute(
         f"UPDATE {s} SET mailbox_id = m.id FROM (SELECT identity_key, MIN(id) AS id FROM devices_mailbox "
         f"GROUP BY identity_key HAVING COUNT(*) = 1) m "
@@ -732,8 +765,9 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
     _report_unmatched(
         stage,
         ctx,
-        f"SELECT line, COALESCE(mailbox_key, mailbox_identity_key) FROM {s} WHERE mailbox_id IS NULL",
-        "Identity",
+        f"SELECT line, COALESCE(mailbox_key, CAST(mailbox_guid AS text), mailbox_identity_key) "
+        f"FROM {s} WHERE mailbox_id IS NULL",
+        key_column[0] if key_column else "Identity",
         "mailbox '{value}' is not in the inventory (or matches several mailboxes); import mailboxes.csv "
         "(Get-Mailbox) first or in the same run",
     )
@@ -781,26 +815,89 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
         now=_now_sql(),
     )
     observed = _observe_watched(stage, ctx)
-    stale = 0
-    if ctx.full_export:
-        true = "true" if stage.vendor == "postgresql" else "1"
-        # Device cmdlets cannot see the partnerships of mailboxes still on Exchange 2003 (they
-        # come from its IIS logs): a full export says nothing about those.
-        stale = stage.execute(
-            f"UPDATE devices_partnership SET is_stale = {true}, updated_at = {_now_sql()} "
-            f"WHERE NOT is_stale AND NOT EXISTS (SELECT 1 FROM {s} s "
-            f"JOIN devices_mobiledevice d ON d.device_id = s.device_id "
-            f"WHERE d.id = devices_partnership.device_id AND s.mailbox_id = devices_partnership.mailbox_id) "
-            f"AND NOT EXISTS (SELECT 1 FROM devices_mailbox m JOIN devices_exchangeserver e "
-            f"ON e.id = m.server_id WHERE m.id = devices_partnership.mailbox_id AND e.generation = '2003')"
-        )
-    return {
+    counts: dict[str, Any] = {
         "rows": total,
         "devices": devices,
         "partnerships": partnerships,
-        "stale": stale,
+        "stale": 0,
         "observed": observed,
     }
+    if ctx.full_export:
+        counts.update(_mark_stale(stage, ctx))
+    return counts
+
+
+def _mark_stale(stage: Stage, ctx: Context) -> dict[str, Any]:
+    """Mark stale what a full device export could have listed but did not.
+
+    The scope is the servers of the mailboxes in the file's own rows, read from the inventory:
+    a device export has no server or database column (its Identity names only the mailbox,
+    formats.md §2.3), so the mailboxes it lists are the only evidence of what it covered. An
+    export of one server (Get-Mailbox -Server X | ...) then never marks another server's phones
+    stale. Databases are not used to narrow it: the export does not carry them, and a database
+    whose every phone is gone would never be covered; a file exported per database is what
+    the confirmation share catches. Mailboxes without a known server, and those on Exchange
+    2003 (whose partnerships come from IIS logs, which device cmdlets cannot see), are never
+    covered. More than ctx.stale_share of the covered partnerships: StaleConfirmationNeeded
+    unless ctx.confirm_stale.
+    """
+    s = stage.name
+    servers = stage.rows(
+        "SELECT e.id, e.name FROM devices_exchangeserver e WHERE e.generation <> '2003' "
+        f"AND e.id IN (SELECT m.server_id FROM {s} s JOIN devices_mailbox m ON m.id = s.mailbox_id) "
+        "ORDER BY e.name"
+    )
+    names = [name for _, name in servers]
+    unplaced = stage.scalar(
+        f"SELECT COUNT(DISTINCT s.mailbox_id) FROM {s} s JOIN devices_mailbox m "
+        "ON m.id = s.mailbox_id WHERE m.server_id IS NULL"
+    )
+    if unplaced:
+        ctx.warn(
+            None,
+            "Identity",
+            f"{unplaced} mailboxes in this file have no server in the inventory: their "
+            "partnerships are not covered, none of them is marked stale; import Get-Mailbox "
+            "(with ServerName or Database) to place them",
+        )
+    if not servers:
+        return {"stale": 0, "covered": {"servers": 0, "partnerships": 0}}
+    in_scope = (
+        "NOT p.is_stale AND p.mailbox_id IN (SELECT m.id FROM devices_mailbox m "
+        f"WHERE m.server_id IN ({', '.join('%s' for _ in servers)}))"
+    )
+    listed = (
+        f"EXISTS (SELECT 1 FROM {s} s JOIN devices_mobiledevice d ON d.device_id = s.device_id "
+        "WHERE d.id = p.device_id AND s.mailbox_id = p.mailbox_id)"
+    )
+    ids = [pk for pk, _ in servers]
+    covered, missing = stage.rows(
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN "
+        f"{listed} THEN 0 ELSE 1 END), 0) FROM devices_partnership p WHERE {in_scope}",
+        ids,
+    )[0]
+    covered, missing = int(covered), int(missing)
+    if missing > ctx.stale_share * covered and not ctx.confirm_stale:
+        raise StaleConfirmationNeeded(
+            filename=ctx.filename, stale=missing, covered=covered, servers=names
+        )
+    stale = 0
+    if missing:
+        true = "true" if stage.vendor == "postgresql" else "1"
+        stale = stage.execute(
+            f"UPDATE devices_partnership SET is_stale = {true}, updated_at = {_now_sql()} "
+            f"WHERE id IN (SELECT p.id FROM devices_partnership p WHERE {in_scope} "
+            f"AND NOT {listed})",
+            ids,
+        )
+    ctx.warn(
+        None,
+        None,
+        f"full export covering {', '.join(names)} (the servers of the mailboxes in its rows): "
+        f"{stale} of its {covered} partnerships there are not in the file and were marked "
+        "stale; partnerships on other servers were left as they were",
+    )
+    return {"stale": stale, "covered": {"servers": len(names), "partnerships": covered}}
 
 
 def _observe_watched(stage: Stage, ctx: Context) -> int:

@@ -162,6 +162,20 @@ NOTICE_CLAIM_TIMEOUT_SECONDS = config.env_int(ENV, "NOTICE_CLAIM_TIMEOUT_SECONDS
 # An id handed to the broker and not claimed within this was lost: handed out again.
 NOTICE_REQUEUE_SECONDS = config.env_int(ENV, "NOTICE_REQUEUE_SECONDS", 300, minimum=1)
 NOTICE_DISPATCH_SECONDS = config.env_int(ENV, "NOTICE_DISPATCH_SECONDS", 30, minimum=1)
+# An import that gave no sign of life for this long was killed (its worker, or the
+# import_inventory process): beat's sweep sends an upload again and fails a command's file.
+# A running import refreshes its heartbeat every 10,000 rows it checks, and holds its rows
+# locked while it writes; keep this well above the time 10,000 rows take (about a second).
+IMPORT_STALE_SECONDS = config.env_int(ENV, "IMPORT_STALE_SECONDS", 120, minimum=1)
+# Device imports (devices/writers.py): a full export that would mark more than this share
+# (0..1) of the partnerships it covers (those of mailboxes on the servers in its rows) stale
+# is refused until confirmed (the import page's button, import_inventory --confirm-stale).
+try:
+    STALE_CONFIRM_SHARE = float(ENV.get("STALE_CONFIRM_SHARE", "").strip() or 0.2)
+except ValueError:
+    raise config.ConfigError("STALE_CONFIRM_SHARE: expected a share such as 0.2") from None
+if not 0 <= STALE_CONFIRM_SHARE <= 1:
+    raise config.ConfigError("STALE_CONFIRM_SHARE: expected a share from 0 to 1, such as 0.2")
 # After the move: how long each device import keeps what it saw of a moved mailbox's phones.
 CONTINUITY_WATCH_DAYS = config.env_int(ENV, "CONTINUITY_WATCH_DAYS", 14, minimum=1)
 # Partnership hygiene: a partnership with no successful sync for this many days is stale
@@ -209,7 +223,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "exsync.tasks.heartbeat", "schedule": 60.0},
-    "sweep-queued-imports": {"task": "devices.tasks.sweep_queued_imports", "schedule": 300.0},
+    "sweep-queued-imports": {
+        "task": "devices.tasks.sweep_queued_imports",
+        "schedule": float(min(300, max(10, IMPORT_STALE_SECONDS // 2))),
+    },
     "sweep-batch-plans": {"task": "migrations_plan.tasks.sweep_batch_plans", "schedule": 300.0},
     "continuity-check": {"task": "migrations_plan.tasks.continuity_check", "schedule": 900.0},
     "notices-dispatch": {

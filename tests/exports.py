@@ -207,3 +207,71 @@ STORAGE_GROUPS = (
     '"First Storage Group","EX2007A","EX2007A","C:\\Program Files\\Microsoft\\Exchange Server\\Mailbox\\First Storage Group","C:\\Program Files\\Microsoft\\Exchange Server\\Mailbox\\First Storage Group","True","False","E00","False","EX2007A\\First Storage Group"\r\n'
     '"Second Storage Group","EX2007A","EX2007A","D:\\Logs\\Second Storage Group","D:\\Logs\\Second Storage Group","False","False","E01","False","EX2007A\\Second Storage Group"\r\n'
 )
+
+
+# -- stale marking (issue 16 point 3) ------------------------------------------------------------
+
+
+def device_export(partnerships: list[tuple[str, str]]) -> str:
+    """A Get-MobileDeviceStatistics export (DEVICES' header) of one iPhone per (mailbox
+    Identity, DeviceId) pair: to list exactly the partnerships a test means."""
+    header = "".join(DEVICES.splitlines(keepends=True)[:2])
+    rows = "".join(
+        f'"{identity}/ExchangeActiveSyncDevices/iPhone§{device_id}","{device_id}","iPhone",'
+        '"iPhone15C2","iOS 17.5.1 21F90","Apple-iPhone15C2/2106.90","iPhone",,"16.1","EAS",'
+        '"3/14/2019 9:12:44 AM","11/24/2026 4:05:07 PM","11/24/2026 4:05:07 PM","Allowed",'
+        '"Global","Default","DeviceOK"\r\n'
+        for identity, device_id in partnerships
+    )
+    return header + rows
+
+
+# -- community scripts' device reports (issue 16 point 5; devices/importers/community.py) -----
+# Column names as each script writes them; values realistic for the MAILBOXES above, plus
+# COMMUNITY_MAILBOXES: two people who share the display name "Alex Wilber".
+
+COMMUNITY_MAILBOXES = (
+    '"Identity","Name","DisplayName","Alias","PrimarySmtpAddress","UserPrincipalName","SamAccountName","ExchangeGuid","Database","ServerName","OrganizationalUnit","RecipientTypeDetails"\r\n'
+    '"contoso.local/Sales/Alex Wilber","Alex Wilber","Alex Wilber","awilber","alex.wilber@contoso.com","awilber@contoso.local","awilber","3c8e1f4a-6b2d-4e7f-9a1c-5d0b7e2f8a41","DB2016-01","ex2016a","contoso.local/Sales","UserMailbox"\r\n'
+    '"contoso.local/Support/Alex Wilber2","Alex Wilber2","Alex Wilber","awilber2","alex.wilber2@contoso.com","awilber2@contoso.local","awilber2","d41f7b0e-2c9a-4b53-8e6d-1a7c3f9e0b25","DB2016-01","ex2016a","contoso.local/Support","UserMailbox"\r\n'
+)
+
+# cunninghamp/Get-EASDeviceReport.ps1 (Export-Csv -NoTypeInformation -Encoding UTF8).
+EAS_DEVICE_REPORT = (
+    '"Display Name","Email Address","Sync Age (Days)","DeviceID","DeviceAccessState","DeviceAccessStateReason","DeviceModel","DeviceType","DeviceFriendlyName","DeviceOS","LastSyncAttemptTime","LastSuccessSync"\r\n'
+    '"Smith, Tony","Tony.Smith@contoso.com","0","ApplF17LTTCGFFG8","Allowed","Global","iPhone15C2","iPhone","Tony\'s iPhone","iOS 17.5.1 21F90","11/24/2026 4:05:07 PM","11/24/2026 4:05:07 PM"\r\n'
+    '"Alex Wilber","alex.wilber2@contoso.com","12","SEC1A2B3C4D5E6F7","Allowed","DeviceRule","SM-G991B","SAMSUNGSMG991B","Galaxy S21","Android 13","11/12/2026 8:15:00 AM","11/12/2026 8:15:00 AM"\r\n'
+)
+
+# JeremyTBradshaw/PowerShell Get-MDevStats.ps1 -All | Export-Csv -NTI -Encoding UTF8.
+MDEVSTATS = (
+    '"UserDisplayName","LastSuccessSync","DeviceAccessState","DeviceAccessStateReason","Status","DeviceModel","DeviceImei","DevicePhoneNumber","DeviceOS","DeviceType","DeviceID","DeviceUserAgent","DeviceFriendlyName","DeviceMobileOperator","DevicePolicyApplied","DevicePolicyApplicationStatus","LastDeviceWipeRequestor","ClientVersion","NumberOfFoldersSynced","ClientType","Guid","UserGuid","UserUPN"\r\n'
+    '"Alex Wilber","11/23/2026 6:40:12 PM","Allowed","Global","DeviceOK","iPhone14C5",,,"iOS 16.6 20G75","iPhone","C39XK2ABCDEF","Apple-iPhone14C5/2006.75","Alex\'s iPhone","Contoso Mobile","Default","AppliedInFull",,"16.1","5","EAS","7e2d9c41-0b3a-4f6e-8d15-2a9c7b4e6f03","a4b1c2d3-e5f6-4a7b-8c9d-0e1f2a3b4c5d","awilber@contoso.local"\r\n'
+)
+
+# 12Knocksinna/Office365itpros Report-MobileDevices.PS1 ($Report | Export-CSV -NoTypeInformation).
+O365ITPROS_MOBILE_DEVICES = (
+    '"DeviceId","DeviceOS","Model","UA","User","UPN","FirstSync","DaysSinceFirstSync","LastSync","DaysSinceLastSync","SyncStatus","Status","Policy","State","LastPolicy"\r\n'
+    '"5eec4e941e0748a264512fd83770d5ac","iOS 17.4","Outlook for iOS and Android","Outlook-iOS-Android/1.0","Alex Wilber","awilber2@contoso.local","1/2/2024 8:00:00 AM","1057","11/24/2026 7:30:00 AM","0","OK","DeviceOK","Default","Allowed","11/1/2026 9:00:00 AM"\r\n'
+)
+
+# michevnew/PowerShell Mobile_devices_inventoryV2.ps1 (-UseCulture: ';' in de-DE; dd.MM.yyyy).
+MICHEV_MOBILE_DEVICES = (
+    '"FriendlyName";"UserDisplayName";"DeviceId";"DeviceOS";"DeviceType";"DeviceUserAgent";"DeviceModel";"DistinguishedName";"Identity";"OrganizationId";"FirstSyncTime";"DeviceAccessState";"DeviceAccessStateReason";"DeviceAccessControlRule";"ClientType";"LastSuccessSync";"Status";"DevicePolicyApplied";"DevicePolicyApplicationStatus";"UserPrincipalName";"PrimarySmtpAddress"\r\n'
+    '"iPhone von Björn";"Größer, Björn";"ApplDNPX12345678";"iOS 17.5.1 21F90";"iPhone";"Apple-iPhone16C1/2106.90";"iPhone16C1";"CN=iPhone§ApplDNPX12345678,CN=ExchangeActiveSyncDevices,CN=bgroesser,OU=contoso.onmicrosoft.com,OU=Microsoft Exchange Hosted Organizations,DC=EURPR01A001,DC=prod,DC=outlook,DC=com";"bgroesser\\ExchangeActiveSyncDevices\\iPhone§ApplDNPX12345678";"EURPR01A001.prod.outlook.com/Microsoft Exchange Hosted Organizations/contoso.onmicrosoft.com - EURPR01A001.prod.outlook.com/ConfigurationUnits/contoso.onmicrosoft.com/Configuration";"02.03.2025 09:14:00";"Allowed";"Global";;"EAS";"Never";"DeviceOK";"Default";"AppliedInFull";"bgroesser@contoso.local";"bjoern.groesser@contoso.com"\r\n'
+    '"Alex\'s Pixel";"Alex Wilber";"androidc1234567890";"Android 14";"Android";"Android-Mail/2024.05";"Pixel 8";"CN=Android§androidc1234567890,CN=ExchangeActiveSyncDevices,CN=awilber,OU=contoso.onmicrosoft.com,OU=Microsoft Exchange Hosted Organizations,DC=EURPR01A001,DC=prod,DC=outlook,DC=com";"awilber\\ExchangeActiveSyncDevices\\Android§androidc1234567890";"EURPR01A001.prod.outlook.com/Microsoft Exchange Hosted Organizations/contoso.onmicrosoft.com - EURPR01A001.prod.outlook.com/ConfigurationUnits/contoso.onmicrosoft.com/Configuration";"15.06.2025 17:02:11";"Allowed";"Global";;"EAS";"23.11.2026 18:40:12";"DeviceOK";"Default";"AppliedInFull";"awilber@contoso.local";"alex.wilber@contoso.com"\r\n'
+)
+
+# garrint/Activesync-Device-report EXO_MobileDevice_Inventory_3.6.ps1 (export-csv -notypeinformation:
+# ASCII in Windows PowerShell 5.1, so RemovalId has '?' where '§' was).
+EXO_MOBILE_DEVICE_INVENTORY = (
+    '"DisplayName","User","UserId","PrimarySMTPAddress","FriendlyName","UserAgent","FirstSyncTime","LastPolicyUpdate","DeviceOS","ClientProtocolVersion","ClientType","DeviceModel","DeviceId","AccessState","AccessReason","ActivesyncSuppressReadReceipt","ActivesyncDebugLogging","Managed","DistinguishedName","RemovalId"\r\n'
+    '"Kim Akers","kakers","kakers","kim.akers@contoso.com","Kim\'s iPad","Apple-iPad13C1/2106.90","4/2/2025 11:20:31 AM","11/20/2026 3:10:00 PM","iOS 17.5.1 21F90","16.1","EAS","iPad13C1","DMPXK9ABCDEF","Allowed","Global","False","False","False","CN=kakers,OU=contoso.onmicrosoft.com,OU=Microsoft Exchange Hosted Organizations,DC=EURPR01A001,DC=prod,DC=outlook,DC=com","kakers\\ExchangeActiveSyncDevices\\iPad?DMPXK9ABCDEF"\r\n'
+)
+
+# A shape exsync does not know: an MDM console's export, mapped by an admin into a profile.
+MDM_EXPORT = (
+    '"Handset","Owner","Owner mailbox GUID","Platform","Protocol","Enrolled"\r\n'
+    '"HTC-0042-AB","Smith, Tony","5f0c9a3e-2b7d-4c11-9e8a-7d4b1c6e0f92","Android 12","14.1","3/14/2024 9:12:44 AM"\r\n'
+    '"HTC-0077-CD","Alex Wilber","3c8e1f4a-6b2d-4e7f-9a1c-5d0b7e2f8a41","Android 13","16.1","5/2/2024 10:00:00 AM"\r\n'
+)

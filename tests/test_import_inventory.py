@@ -93,7 +93,10 @@ def test_a_newer_export_updates_in_place_and_marks_missing_partnerships_stale(tm
     lines = exports.DEVICES.splitlines(keepends=True)
     newer = "".join(lines[:3] + lines[4:]).replace("iOS 17.5.1 21F90", "iOS 18.1 22B83")
 
-    code, _, err = run(exports.write(tmp_path, "devices-new.csv", newer))
+    # 1 of the 3 partnerships it covers: over the share, confirmed (tests/test_stale_marking.py).
+    code, _, err = run(
+        exports.write(tmp_path, "devices-new.csv", newer), full=True, confirm_stale=True
+    )
 
     assert code == 0, err
     assert MobileDevice.objects.get(device_id="ApplF17LTTCGFFG8").os == "iOS 18.1 22B83"
@@ -815,7 +818,7 @@ def test_a_full_device_export_leaves_the_2003_phones_of_iis_logs_alone(tmp_path)
     run(exports.write(tmp_path, "ex090417.log", IIS_HEADER + IIS_EXAMPLE))
     assert Partnership.objects.filter(is_stale=False).count() == 1
 
-    code, _, err = run(exports.write(tmp_path, "devices.csv", exports.DEVICES))
+    code, _, err = run(exports.write(tmp_path, "devices.csv", exports.DEVICES), full=True)
 
     assert code == 0, err
     assert (

@@ -9,10 +9,12 @@ over the whole file: :meth:`DateColumn.observe` samples every value in a first p
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from .problems import option_named
 from .values import BadValue
 
 
@@ -165,8 +167,16 @@ def _at(example: tuple[int, str]) -> str:
 class DateColumn:
     """One date column of one file: samples it, decides its day/month order, parses it."""
 
-    def __init__(self, column: str, *, culture: Culture | None = None, limit: int = 200) -> None:
+    def __init__(
+        self,
+        column: str,
+        *,
+        culture: Culture | None = None,
+        limit: int = 200,
+        option: Callable[..., str] = option_named,
+    ) -> None:
         self.column = column
+        self._option = option  # names --culture where the message is read (problems.py)
         self.culture = culture
         self.order: DateOrder | None = culture.order if culture else None
         self.decided_by = culture.name if culture else ""
@@ -245,7 +255,7 @@ class DateColumn:
                         None,
                         f"some dates only make sense day-first ({_at(day_first)}) and others "
                         f"only month-first ({_at(month_first)}); check the file, or re-run with "
-                        "--culture to choose one reading",
+                        f"{self._option('culture')} to choose one reading",
                     )
                 ]
             self.order = self.evidence()
@@ -262,8 +272,9 @@ class DateColumn:
                     (
                         None,
                         "the dates could be day/month or month/day (no day above 12 and no "
-                        f"AM/PM in {_values(self.year_last.count)}); re-run with --culture "
-                        "en-GB (day first) or --culture en-US (month first)",
+                        f"AM/PM in {_values(self.year_last.count)}); re-run with "
+                        f"{self._option('culture', 'en-GB')} (day first) or "
+                        f"{self._option('culture', 'en-US')} (month first)",
                     )
                 ]
                 problems += [

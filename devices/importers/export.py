@@ -12,7 +12,16 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .dates import Culture, DateColumn, culture_named
-from .kinds import KINDS, KINDS_BY_NAME, Kind, RowContext, RowParser, detect, missing_columns
+from .kinds import (
+    KINDS,
+    KINDS_BY_NAME,
+    Kind,
+    RowContext,
+    RowParser,
+    community,
+    detect,
+    missing_columns,
+)
 from .problems import MAX_REPORTED, Findings, Problem, ReportsFindings
 from .reader import CsvFile, Source
 
@@ -105,7 +114,10 @@ class Export(ReportsFindings):
             self._file.columns,
             self._file.header,
             ctx,
-            {key: column.parse for key, column in self._dates.items()},
+            {
+                key: community.null_aware(self._kind, column.parse)
+                for key, column in self._dates.items()
+            },
             first_pass=False,
         )
         parse = parser.parse
@@ -137,9 +149,13 @@ class Export(ReportsFindings):
             for c in kind.columns:
                 found = [columns[a.lower()] for a in c.names if a.lower() in columns]
                 if c.date and found:
-                    self._dates[c.key] = DateColumn(csv_file.header[found[0]], culture=culture)
+                    self._dates[c.key] = DateColumn(
+                        csv_file.header[found[0]], culture=culture, option=problems.option
+                    )
             observers = {
-                key: (lambda value, column=column: column.observe(ctx.line, value))
+                key: community.null_aware(
+                    kind, lambda value, column=column: column.observe(ctx.line, value)
+                )
                 for key, column in self._dates.items()
             }
             parse = RowParser(
@@ -266,12 +282,13 @@ def open_export(
     source: Source,
     *,
     filename: str | None = None,
-    kind: str | None = None,
+    kind: str | Kind | None = None,
     delimiter: str | None = None,
     culture: str | None = None,
     encoding: str | None = None,
     max_problems: int = MAX_REPORTED,
     progress: Progress | None = None,
+    via: str = "cli",
 ) -> Export:
     """Read an Exchange Management Shell export once and report what it is and what is wrong.
 
@@ -281,20 +298,22 @@ def open_export(
     ``culture`` (e.g. ``en-GB``) and ``encoding`` (e.g. ``cp1252``) override what is detected.
     ``progress(records)`` is called every PROGRESS_EVERY records and at the end of each pass:
     first while this function checks the file, then again from 0 while rows() hands them out.
+    ``via`` is where the messages are read: ``"cli"`` names options as import_inventory spells
+    them (``--encoding``), ``"web"`` as the Imports page's form labels them.
     """
     filename = filename or _filename_of(source)
-    problems = Findings(file=filename, limit=max_problems)
-    warnings = Findings(file=filename, warning=True, limit=max_problems)
+    problems = Findings(file=filename, limit=max_problems, via=via)
+    warnings = Findings(file=filename, warning=True, limit=max_problems, via=via)
     chosen_culture = None
     if culture:
         try:
             chosen_culture = culture_named(culture)
         except ValueError as error:
-            problems.add(None, None, f"{error} (--culture)")
+            problems.add(None, None, f"{error} ({problems.option('culture')})")
     try:
         delimiter = _delimiter_of(delimiter)
     except ValueError as error:
-        problems.add(None, None, f"{error} (--delimiter)")
+        problems.add(None, None, f"{error} ({problems.option('delimiter')})")
         delimiter = None
     csv_file = CsvFile(source, filename=filename, delimiter=delimiter, encoding=encoding)
     export = Export(csv_file, problems=problems, warnings=warnings, progress=progress)
@@ -302,7 +321,9 @@ def open_export(
         return export
 
     chosen: Kind | None = None
-    if kind is not None:
+    if isinstance(kind, Kind):
+        chosen = kind  # an import profile's mapping
+    elif kind is not None:
         chosen = KINDS_BY_NAME.get(kind)
         if chosen is None:
             problems.add(
@@ -310,6 +331,7 @@ def open_export(
             )
     else:
         detected, hinted = detect(csv_file.header, csv_file.type_name)
+        detected = community.report_kind_of(csv_file.header) or detected
         chosen = detected or hinted
         if detected is None and hinted is None:
             expected = "; ".join(k.cmdlets for k in KINDS)
@@ -336,6 +358,9 @@ def open_export(
                 f"has no column {group[0]!r}{alternatives} (columns found: "
                 f"{_columns_found(csv_file.header)})",
             )
+    if isinstance(chosen, community.ReportKind):
+        for message in chosen.header_warnings(csv_file.header):
+            warnings.add(None, None, message)
     # With problems already, still read the file once for its structural problems.
     export._first_pass(None if problems.count else chosen, chosen_culture)
     if chosen is not None:

@@ -1030,6 +1030,69 @@ def missing_columns(kind: Kind, header: list[str]) -> list[tuple[str, ...]]:
     return [group for group in kind.required if not any(n.lower() in names for n in group)]
 
 
+# The longest text the inventory keeps, per kind and key: identities, addresses and names whose
+# Exchange schema has a limit keep a bounded column, and a longer value is refused with its line
+# (the same on every database) instead of failing inside the write. Device-reported strings
+# (DeviceModel, DeviceOS, DeviceUserAgent, DeviceFriendlyName, ...) have no natural limit and are
+# stored unbounded. Must equal the model fields' max_length (tests/test_bad_input.py checks).
+COLUMN_LIMITS: dict[str, dict[str, int]] = {
+    "devices": {
+        "device_id": 128,  # MobileDevice.device_id
+        "identity": 768,  # Partnership.*
+        "client_type": 32,
+        "eas_version": 16,
+        "access_state": 32,
+        "access_state_reason": 32,
+        "policy_applied": 128,
+        "status": 64,  # Partnership.policy_status
+    },
+    "mailboxes": {
+        "identity": 512,  # Mailbox.*
+        "name": 255,
+        "display_name": 255,
+        "alias": 128,
+        "primary_smtp": 320,
+        "upn": 320,
+        "sam_account_name": 64,
+        "database": 255,
+        "ou": 512,  # Mailbox.organizational_unit
+        "recipient_type": 64,
+        "legacy_dn": 512,
+    },
+    "servers": {
+        "name": 64,  # ExchangeServer.*
+        "fqdn": 255,
+        "roles": 255,
+        "site": 255,
+        "admin_display_version": 128,
+        "edition": 64,
+        "legacy_dn": 512,
+        "distinguished_name": 512,
+    },
+    "vdirs": {"internal_url": 512, "external_url": 512},  # ExchangeServer.eas_*_url
+    "certificates": {
+        "subject": 512,  # Certificate.*
+        "issuer": 512,
+        "services": 128,
+        "status": 32,
+        "friendly_name": 255,
+    },
+    "move_requests": {
+        "status": 32,  # MoveRequest.*
+        "status_detail": 64,
+        "source_database": 255,
+        "target_database": 255,
+        "source_server": 255,
+        "target_server": 255,
+        "batch_name": 255,
+    },
+    "wmi_mailboxes": {"legacy_dn": 512, "display_name": 255},  # Mailbox.*
+    "mailbox_policies": {"name": 255},  # MobileDevicePolicy.name
+    "device_access_rules": {"name": 255, "query_string": 255},  # DeviceAccessRule.*
+    "mailbox_databases": {"name": 255, "storage_group_name": 255},  # MailboxDatabase.*
+}
+
+
 class RowParser:
     """Turns the fields of one record into a row dict of ``kind``, for one pass.
 
@@ -1052,11 +1115,15 @@ class RowParser:
         text: list[tuple[str, int]] = []
         converted: list[tuple[str, int, Callable[[str], Any]]] = []
         damage: list[tuple[str, int]] = []
+        limits: list[tuple[str, int, int]] = []
+        kind_limits = COLUMN_LIMITS.get(kind.name, {})
         for c in kind.columns:
             index = next((columns[a.lower()] for a in c.names if a.lower() in columns), None)
             if index is None:
                 continue
             ctx.names[c.key] = header[index]
+            if first_pass and c.key in kind_limits:
+                limits.append((c.key, index, kind_limits[c.key]))
             if c.date:
                 converted.append((c.key, index, dates[c.key]))
             elif c.convert is None:
@@ -1075,6 +1142,7 @@ class RowParser:
             self.text_values = lambda fields: tuple(fields[i] for i in indexes)
         self.converted = tuple(converted)
         self.damage = tuple(damage)
+        self.limits = tuple(limits)
         where = {key: index for key, index in text} | {key: i for key, i, _ in converted}
         self.needs = tuple((key, where[key], what) for key, what in kind.needs if key in where)
         self.finish = kind.finish
@@ -1096,6 +1164,10 @@ class RowParser:
         for key, index, what in self.needs:
             if not fields[index]:
                 ctx.problem(key, f"empty, but {what}")
+        for key, index, limit in self.limits:
+            length = len(fields[index])
+            if length > limit:
+                ctx.problem(key, f"{length} characters, at most {limit}")
         for key, index in self.damage:
             value = fields[index]
             if "?" in value and values.looks_ascii_damaged(value):
@@ -1103,3 +1175,9 @@ class RowParser:
         if self.finish is not None:
             self.finish(row, ctx)
         return row
+
+
+# -- community scripts' device reports (issue 16): read as DEVICES, see community.py ------------
+from . import community  # noqa: E402  (community.py builds on the kinds above)
+
+KINDS = (*KINDS, *community.COMMUNITY_KINDS)

@@ -7,6 +7,26 @@ from dataclasses import dataclass
 MAX_REPORTED = 200
 """How many problems (and, separately, warnings) an export keeps; the rest are counted."""
 
+CLI_OPTIONS = {"encoding": "--encoding", "culture": "--culture", "delimiter": "--delimiter"}
+"""How import_inventory spells the options a message may point to."""
+
+WEB_FIELDS = {
+    "encoding": "the Encoding field",
+    "culture": "the Culture field",
+    "delimiter": "the Delimiter field",
+}
+"""How the Imports page names them (its form's labels; tests/test_bad_input.py checks)."""
+
+
+def option_named(name: str, value: str | None = None, *, via: str = "cli") -> str:
+    """An import option as the admin reading the message sets it: ``--encoding cp1252`` on the
+    command line, ``the Encoding field set to cp1252`` on the Imports page (``via="web"``)."""
+    if via == "web":
+        label = WEB_FIELDS[name]
+        return f"{label} set to {value}" if value else label
+    option = CLI_OPTIONS[name]
+    return f"{option} {value}" if value else option
+
 
 @dataclass(frozen=True, slots=True)
 class Problem:
@@ -36,9 +56,12 @@ class ExportWarning(Problem):
 class Findings:
     """Collects problems or warnings of one file, keeping the first ``limit`` and counting all."""
 
-    def __init__(self, *, file: str, warning: bool = False, limit: int = MAX_REPORTED) -> None:
+    def __init__(
+        self, *, file: str, warning: bool = False, limit: int = MAX_REPORTED, via: str = "cli"
+    ) -> None:
         self.file = file
         self.limit = limit
+        self.via = via  # "cli" or "web": where the messages are read (see option_named)
         self.count = 0
         self._kind = ExportWarning if warning else Problem
         self._items: list[Problem] = []
@@ -47,6 +70,10 @@ class Findings:
         self.count += 1
         if len(self._items) < self.limit:
             self._items.append(self._kind(self.file, line, column, message))
+
+    def option(self, name: str, value: str | None = None) -> str:
+        """The option ``name`` (encoding, culture, delimiter) as this file's reader sets it."""
+        return option_named(name, value, via=self.via)
 
     def add_unshown(self, count: int) -> None:
         """Count ``count`` more findings that were summarised rather than kept one by one."""

@@ -26,6 +26,27 @@ opens the file anew and returns a binary stream (closed after each pass)."""
 HEAD_SIZE = 1 << 16  # bytes looked at before reading: BOM, #TYPE, header, not-CSV shapes
 _BUFFER = 1 << 20
 
+FIELD_SIZE_LIMIT = 1 << 24
+"""Characters one value may have. The csv module's default (131,072) refused a properly closed
+1 MB DeviceFriendlyName; the limit only stops a runaway quote from reading the whole file into
+one value. The setting is process-wide, so it is only ever raised here, never lowered."""
+if csv.field_size_limit() < FIELD_SIZE_LIMIT:
+    csv.field_size_limit(FIELD_SIZE_LIMIT)
+
+# Files admins upload by mistake, by their first bytes.
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"%PDF-", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive, such as an Excel .xlsx workbook"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Office 97-2003 file, such as an Excel .xls workbook"),
+    (b"\x1f\x8b", "a gzip archive"),
+)
+# Control characters no Export-Csv text holds (tab, CR and LF are text).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
 # Longest first, so UTF-32LE's FF FE 00 00 is not taken for UTF-16LE's FF FE.
 BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF32_LE, "utf-32-le"),
@@ -119,6 +140,37 @@ def _bom_of(head: bytes) -> tuple[bytes, str | None]:
     return b"", None
 
 
+def utf16_without_bom(head: bytes) -> str | None:
+    """The codec (utf-16-le or utf-16-be) of UTF-16 text without a byte order mark, else None.
+
+    Export-Csv text is mostly ASCII, which UTF-16 writes with a NUL in every other byte: the odd
+    (little-endian) or even (big-endian) bytes are largely NUL and the others almost never. A
+    file with a stray NUL here and there is not UTF-16; it is a text file with a damaged line.
+    """
+    sample = head[:4096]
+    if len(sample) < 8:
+        return None
+    even, odd = sample[0::2], sample[1::2]
+    even_nul, odd_nul = even.count(0) / len(even), odd.count(0) / len(odd)
+    if odd_nul >= 0.3 and even_nul <= 0.05:
+        return "utf-16-le"
+    if even_nul >= 0.3 and odd_nul <= 0.05:
+        return "utf-16-be"
+    return None
+
+
+def binary_reason(head: bytes, text: str) -> str | None:
+    """What a file that is no text at all seems to be (its first bytes, decoded as ``text``)."""
+    for signature, what in _SIGNATURES:
+        if head.startswith(signature):
+            return what
+    controls = len(_CONTROL.findall(text))
+    # Real exports hold none; a few stray ones are reported line by line instead.
+    if controls > max(8, len(text) // 100):
+        return f"{controls} control characters in its first {len(head)} bytes: binary data"
+    return None
+
+
 def _count_outside_quotes(line: str, chars: str) -> dict[str, int]:
     counts = dict.fromkeys(chars, 0)
     quoted = False
@@ -182,6 +234,16 @@ def not_csv_reason(head: str, filename: str) -> str | None:
     return None
 
 
+def _noting_nuls(lines: Iterator[str], base: int, nuls: list[tuple[int, int]]) -> Iterator[str]:
+    """The lines as they are, noting (physical line, position) of each one holding a NUL."""
+    number = base
+    for line in lines:
+        number += 1
+        if "\x00" in line:
+            nuls.append((number, line.index("\x00") + 1))
+        yield line
+
+
 class CsvFile:
     """One Export-Csv file: call :meth:`open` once, then :meth:`records` for each pass."""
 
@@ -221,7 +283,11 @@ class CsvFile:
             try:
                 given = codecs.lookup(given).name
             except LookupError:
-                problems.add(None, None, f"unknown encoding {self._given_encoding!r} (--encoding)")
+                problems.add(
+                    None,
+                    None,
+                    f"unknown encoding {self._given_encoding!r} ({problems.option('encoding')})",
+                )
                 return False
         if bom_encoding:
             self.encoding = bom_encoding
@@ -230,25 +296,39 @@ class CsvFile:
                     None,
                     None,
                     f"starts with a {bom_encoding.upper()} byte order mark; read as "
-                    f"{bom_encoding}, not as --encoding {self._given_encoding}",
+                    f"{bom_encoding}, not as {warnings.option('encoding', self._given_encoding)}",
                 )
         else:
             self.encoding = given or "utf-8"
         if not head:
-            problems.add(None, None, "is empty; expected an Export-Csv file with a header line")
+            problems.add(
+                None, None, "the file is empty; expected an Export-Csv file with a header line"
+            )
             return False
+        if not bom_encoding and not (given and given.startswith(("utf-16", "utf-32"))):
+            signature = next((what for sig, what in _SIGNATURES if head.startswith(sig)), None)
+            utf16 = None if signature else utf16_without_bom(head)
+            if utf16:
+                problems.add(
+                    None,
+                    None,
+                    f"looks like {utf16.upper()} without a byte order mark (every other byte "
+                    f"is NUL). Re-run with {problems.option('encoding', utf16)}, or export "
+                    "again with -Encoding UTF8.",
+                )
+                return False
         text = codecs.decode(head[len(self.bom) :], self.encoding, "replace")
-        reason = not_csv_reason(text, self.filename)
-        if reason:
-            problems.add(None, None, reason)
-            return False
-        if "\x00" in text:
+        binary = binary_reason(head[len(self.bom) :], text)
+        if binary:
             problems.add(
                 None,
                 None,
-                "contains NUL characters: it looks like UTF-16 without a byte order mark. "
-                "Re-run with --encoding utf-16-le, or export again with -Encoding UTF8.",
+                f"not a text export ({binary}); expected a CSV file written by Export-Csv",
             )
+            return False
+        reason = not_csv_reason(text, self.filename)
+        if reason:
+            problems.add(None, None, reason)
             return False
         # Split lines the way the records pass will (universal newlines, nothing else).
         head_lines = io.StringIO(text, newline="")
@@ -260,6 +340,14 @@ class CsvFile:
             number = 2
         if not header_text.endswith(("\n", "\r")) and len(head) >= HEAD_SIZE:
             problems.add(number, None, "the header line is implausibly long; is this a CSV file?")
+            return False
+        if "\x00" in header_text:
+            problems.add(
+                number,
+                None,
+                f"a NUL character (byte 0) at position {header_text.index(chr(0)) + 1} of the "
+                "header line; an Export-Csv file has none (a damaged file?)",
+            )
             return False
         if not header_text.strip():
             problems.add(
@@ -338,14 +426,20 @@ class CsvFile:
                 for _ in range(self.header_line):
                     text.readline()
                     base += 1
-                reader = csv.reader(text, delimiter=self.delimiter, strict=True)
+                nuls: list[tuple[int, int]] = []  # (line, position) of NULs in this record
+                reader = csv.reader(
+                    _noting_nuls(text, base, nuls), delimiter=self.delimiter, strict=True
+                )
                 done = 0  # lines the reader had consumed after the last complete record
                 while True:
                     try:
                         for fields in reader:
                             start = base + done + 1
                             done = reader.line_num
-                            if len(fields) == width:
+                            if nuls:
+                                self._report_nuls(start, fields, nuls, problems)
+                                nuls.clear()
+                            elif len(fields) == width:
                                 yield start, fields
                             elif fields:  # an empty line is no record
                                 problems.add(
@@ -355,6 +449,7 @@ class CsvFile:
                                 )
                         break
                     except csv.Error as error:
+                        nuls.clear()
                         start = base + done + 1
                         done = reader.line_num
                         message = str(error)
@@ -376,18 +471,39 @@ class CsvFile:
                 return
             self.ascii = tap.ascii and not self.bom
 
+    def _report_nuls(
+        self, start: int, fields: list[str], nuls: list[tuple[int, int]], problems: Findings
+    ) -> None:
+        # PostgreSQL cannot store a NUL in text (COPY fails far from the line), SQLite would keep
+        # it: either way it is damage, reported where the admin can see it.
+        line, position = nuls[0]
+        where = f"position {position} of line {line}" if line != start else f"position {position}"
+        message = (
+            f"a NUL character (byte 0) at {where}; an Export-Csv file has none (a damaged file?)"
+        )
+        columns = [i for i, value in enumerate(fields) if "\x00" in value]
+        for i in columns or [None]:
+            column = self.header[i] if i is not None and i < len(self.header) else None
+            problems.add(start, column, message)
+
     def _bad_encoding(self, problems: Findings) -> None:
         line, byte = self._find_bad_byte()
         if self._given_encoding:
+            how = (
+                f"{problems.option('encoding')} set to the encoding"
+                if problems.via == "web"
+                else "the --encoding"
+            )
             message = (
-                f"is not valid {self.encoding} (byte 0x{byte:02X}); "
-                "re-run with the --encoding it was written in"
+                f"is not valid {self.encoding} (byte 0x{byte:02X}); re-run with {how} it was "
+                "written in"
             )
         else:
             message = (
                 f"is not UTF-8 (byte 0x{byte:02X} on line {line}). It was probably exported "
-                "with -Encoding Default or OEM; re-import with --encoding cp1252 (or the code "
-                "page it was written in), or export again with -Encoding UTF8."
+                f"with -Encoding Default or OEM; re-import with "
+                f"{problems.option('encoding', 'cp1252')} (or the code page it was written "
+                "in), or export again with -Encoding UTF8."
             )
         problems.add(line, None, message)
 
@@ -410,11 +526,14 @@ class CsvFile:
         return newlines + 1, 0
 
     def _runaway_quote(self, start: int, problems: Findings, *, at_end: bool) -> None:
-        """Report a quote that never closes at the line where it opened (and its column)."""
-        budget = 4 * csv.field_size_limit()
+        """Report a quote that never closes at the line where it opened (and its column), or a
+        value longer than the csv module reads (csv.field_size_limit) at the line it starts."""
+        limit = csv.field_size_limit()
+        budget = 4 * limit
         delimiter = self.delimiter
         opened_line, opened_field = start, 0
-        field = 0
+        field, field_line, length = 0, start, 0
+        too_long: tuple[int, int, int] | None = None  # (line, field, length)
         quoted = False
         at_field_start = True
         with self._opener.open() as stream:
@@ -423,45 +542,60 @@ class CsvFile:
             for number, line in enumerate(text, 1):
                 if number < start:
                     continue
-                budget -= len(line)
-                if budget < 0:
+                if budget < 0 or too_long:
                     break
+                budget -= len(line)
                 if not quoted:  # a new record begins
-                    field = 0
+                    field, field_line, length = 0, number, 0
                     at_field_start = True
+                stop = len(line.rstrip("\r\n"))
                 i = 0
                 end = len(line)
                 while i < end:
                     if quoted:
                         j = line.find('"', i)
                         if j < 0:
+                            length += end - i
                             break
                         if line.startswith('"', j + 1):
+                            length += j + 1 - i  # a doubled quote is one character
                             i = j + 2
                         else:
+                            length += j - i
                             quoted = False
                             at_field_start = False
                             i = j + 1
-                    elif at_field_start and line[i] == '"':
+                    elif at_field_start and i < stop and line[i] == '"':
                         quoted = True
                         opened_line, opened_field = number, field
-                        i += 1
-                    elif line[i] == delimiter:
-                        field += 1
-                        at_field_start = True
-                        i += 1
-                    elif line[i] in "\r\n":
-                        i = end
-                    else:
                         at_field_start = False
                         i += 1
+                    else:  # unquoted text up to the next delimiter or the end of the record
+                        j = line.find(delimiter, i, stop)
+                        length += (stop if j < 0 else j) - i
+                        if length > limit and too_long is None:
+                            too_long = (field_line, field, length)
+                        if j < 0:
+                            i = end
+                        else:
+                            field, field_line, length = field + 1, number, 0
+                            at_field_start = True
+                            i = j + 1
             text.detach()
+        if too_long is not None and not quoted:
+            line_number, index, size = too_long
+            problems.add(
+                line_number,
+                self.header[index] if index < len(self.header) else None,
+                f"a value of {size} characters; exsync reads at most {limit} in one value",
+            )
+            return
         column = self.header[opened_field] if opened_field < len(self.header) else None
         problems.add(
             opened_line,
             column,
             "quoted value never closed before the end of the file (file cut off?)"
             if at_end
-            else f"quoted value never closed: more than {csv.field_size_limit()} characters "
+            else f"quoted value never closed: more than {limit} characters "
             "follow the opening quote (a missing closing quote?)",
         )

@@ -279,7 +279,7 @@ def test_empty_and_duplicate_header_cells_name_their_column_number():
 
 def test_empty_file_and_header_only_file():
     assert messages(read(b"", "d.csv")) == [
-        "d.csv: is empty; expected an Export-Csv file with a header line"
+        "d.csv: the file is empty; expected an Export-Csv file with a header line"
     ]
     header_only = read(crlf(SERVER_HEADER), "s.csv")
     assert header_only.ok

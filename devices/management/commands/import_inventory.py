@@ -6,10 +6,11 @@ import json
 import uuid
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from devices.models import ImportState
-from devices.services import import_record_create, inventory_import_run
+from devices.models import ImportProfile, ImportState
+from devices.services import STALE_CONFIRM, import_record_create, inventory_import_run
 
 
 class Command(BaseCommand):
@@ -45,24 +46,61 @@ class Command(BaseCommand):
             "organisation-level export without a DistinguishedName column.",
         )
         parser.add_argument(
+            "--full",
+            action="store_true",
+            help="The device files list everything they cover: a device export marks stale the "
+            "partnerships it does not list, of mailboxes on the servers its rows name. Device "
+            "files are partial by default; organisation-wide exports (device access rules, "
+            "organisation relationships, accepted domains) are whole unless --partial.",
+        )
+        parser.add_argument(
             "--partial",
             action="store_true",
-            help="The device export covers only some mailboxes: do not mark missing partnerships "
-            "stale. For an IIS log: skip (with a warning) users that match no mailbox.",
+            help="The default for device files (a device export marks nothing stale). For "
+            "organisation-wide exports: only add and change, delete nothing. For an IIS log: "
+            "skip (with a warning) users that match no mailbox.",
+        )
+        parser.add_argument(
+            "--confirm-stale",
+            action="store_true",
+            help="With --full: mark partnerships stale even when that is more than "
+            "STALE_CONFIRM_SHARE (default 20%%) of those the export covers.",
         )
         parser.add_argument("--json", action="store_true", help="Print the results as JSON.")
+        parser.add_argument(
+            "--profile",
+            metavar="NAME",
+            help="Read the files through a saved import profile (a column mapping made on the "
+            "Imports page for an export exsync does not recognise).",
+        )
 
     def handle(
-        self, *args, files: list[Path], dry_run: bool, partial: bool, json: bool, **options
+        self,
+        *args,
+        files: list[Path],
+        dry_run: bool,
+        full: bool,
+        partial: bool,
+        confirm_stale: bool,
+        json: bool,
+        **options,
     ) -> None:
         missing = [str(f) for f in files if not f.is_file()]
         if missing:
             raise CommandError(f"no such file: {', '.join(missing)}")
+        if full and partial:
+            raise CommandError("--full and --partial contradict each other; give one")
         group = uuid.uuid4()
         wanted = {
             k: options.get(k)
             for k in ("delimiter", "culture", "encoding", "timezone", "server", "organisation")
         }
+        wanted["partial"] = partial  # said explicitly: IIS logs skip unknown users
+        if options.get("profile"):
+            if not ImportProfile.objects.filter(name=options["profile"]).exists():
+                raise CommandError(f"no import profile named {options['profile']!r}")
+            wanted["profile"] = options["profile"]
+        wanted["confirm_stale"] = confirm_stale
         records = [
             import_record_create(
                 path=path.resolve(),
@@ -71,7 +109,7 @@ class Command(BaseCommand):
                 actor=None,
                 source="cli",
                 dry_run=dry_run,
-                full_export=not partial,
+                full_export=full,
                 options=wanted,
             )
             for path in files
@@ -92,6 +130,15 @@ class Command(BaseCommand):
             if record.state == ImportState.SUCCEEDED:
                 self.stdout.write(
                     f"{record.filename}: {verb} {record.kind}: {_summary(record.counts)}"
+                )
+            elif STALE_CONFIRM in record.counts:
+                held = record.counts[STALE_CONFIRM]
+                self.stdout.write(
+                    f"{record.filename}: NOT IMPORTED: would mark {held['would_mark_stale']} of "
+                    f"{held['covered']} covered partnerships stale "
+                    f"({held['percent']:g}%), more than "
+                    f"{settings.STALE_CONFIRM_SHARE:.0%}; nothing from it was written. Re-run "
+                    "with --confirm-stale to import it and mark them stale"
                 )
             else:
                 self.stdout.write(

@@ -311,7 +311,7 @@ def batches_moved() -> tuple[list, float]:
 
     from devices.models import ExchangeServer
     from migrations_plan.continuity import continuity_start
-    from migrations_plan.models import BatchState, Explanation, MoveBatch
+    from migrations_plan.models import BatchMailbox, BatchState, Explanation, MoveBatch
 
     with connection.cursor() as cur:
         cur.execute(
@@ -352,8 +352,14 @@ def batches_moved() -> tuple[list, float]:
         )
         cur.execute("ANALYZE migrations_plan_batchmailbox")
         cur.execute("ANALYZE migrations_plan_prediction")
+    members = {
+        batch.pk: list(
+            BatchMailbox.objects.filter(batch=batch).values_list("mailbox_id", flat=True)
+        )
+        for batch in batches
+    }
     started = time.perf_counter()
-    rows = sum(continuity_start(batch=batch) for batch in batches)
+    rows = sum(continuity_start(batch=b, mailbox_ids=members[b.pk]) for b in batches)
     start_s = time.perf_counter() - started
     with connection.cursor() as cur:
         cur.execute("ANALYZE migrations_plan_continuity")

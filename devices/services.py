@@ -248,6 +248,7 @@ def inventory_import_run(
             pair for record in list(held) if record in held and (pair := _check(record, held))
         ]
         exports.sort(key=lambda pair: KIND_ORDER.index(pair[0].kind))
+        exports = _one_full_device_export(exports)
         _write_all(exports, on_progress)
     except Exception as exc:
         # Never leave a record "running" forever: whatever failed, the database says so
@@ -260,6 +261,28 @@ def inventory_import_run(
             )
         raise
     return list(records)
+
+
+def _one_full_device_export(
+    exports: list[tuple[InventoryImport, Export | IisLog]],
+) -> list[tuple[InventoryImport, Export | IisLog]]:
+    """Several full device files in one import would each mark the others' phones stale (each
+    sees only its own rows): they are refused together, with what to do instead."""
+    full = [r for r, _ in exports if r.kind == "devices" and r.full_export]
+    if len(full) < 2:
+        return exports
+    names = ", ".join(r.filename for r in full)
+    for record in full:
+        _finish(
+            record,
+            state=ImportState.REJECTED,
+            problems=[
+                f"{record.filename}: {len(full)} device files given as full exports together "
+                f"({names}): each would mark the phones the others list stale. Join them into "
+                "one file for a full export, or import them as partial exports."
+            ],
+        )
+    return [(r, e) for r, e in exports if r not in full]
 
 
 def _check(
@@ -279,6 +302,17 @@ def _check(
 
     path = _path_of(record)
     export: Export | IisLog
+    try:
+        profile = import_profile_kind(options.get("profile"))  # an admin's column mapping
+        if not path.is_file():
+            raise FileNotFoundError(f"the file is no longer at {path}")
+    except (ValueError, OSError) as exc:  # a profile deleted since, a file moved away
+        _finish(
+            record,
+            state=ImportState.REJECTED,
+            problems=[f"{record.filename}: {exc}; nothing from this file was written"],
+        )
+        return None
     if path_is_iis_log(path):
         # Exchange 2003's devices: the front end's IIS log, recognised by its #-directives.
         export = open_iis_log(
@@ -293,7 +327,7 @@ def _check(
             encoding=options.get("encoding"),
             progress=progress,
             via=record.source,  # messages name the Imports page's fields or the CLI's options
-            kind=import_profile_kind(options.get("profile")),  # an admin's column mapping
+            kind=profile,
         )
     checking = False
     record.kind = export.kind or ""

@@ -8,6 +8,7 @@ ImportRejected with every problem found. Nothing here commits.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -781,6 +782,10 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
         ctx.problem(line, "DeviceID", f"device {device_id} of this mailbox is also on line {first}")
     ctx.raise_if_problems()
 
+    # Whether a full export may mark stale is decided on the partnerships as they were before
+    # this file: rows it creates or revives must not dilute the share.
+    stale_scope = _stale_scope(stage, ctx) if ctx.full_export else None
+
     # One device may be partnered with several mailboxes: its own facts come from its last row.
     if stage.vendor == "postgresql":
         device_select = (
@@ -822,32 +827,43 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
         "stale": 0,
         "observed": observed,
     }
-    if ctx.full_export:
-        counts.update(_mark_stale(stage, ctx))
+    if stale_scope is not None:
+        counts.update(_mark_stale(stage, ctx, stale_scope))
     return counts
 
 
-def _mark_stale(stage: Stage, ctx: Context) -> dict[str, Any]:
-    """Mark stale what a full device export could have listed but did not.
+@dataclass(frozen=True)
+class StaleScope:
+    """The servers a full device export covers, and the partnerships there before it."""
 
-    The scope is the servers of the mailboxes in the file's own rows, read from the inventory:
-    a device export has no server or database column (its Identity names only the mailbox,
-    formats.md §2.3), so the mailboxes it lists are the only evidence of what it covered. An
-    export of one server (Get-Mailbox -Server X | ...) then never marks another server's phones
-    stale. Databases are not used to narrow it: the export does not carry them, and a database
-    whose every phone is gone would never be covered; a file exported per database is what
-    the confirmation share catches. Mailboxes without a known server, and those on Exchange
-    2003 (whose partnerships come from IIS logs, which device cmdlets cannot see), are never
-    covered. More than ctx.stale_share of the covered partnerships: StaleConfirmationNeeded
-    unless ctx.confirm_stale.
-    """
+    servers: list[tuple[int, str]]
+    covered: int
+    missing: int
+
+
+def _scope_sql(stage: Stage, servers: list[tuple[int, str]]) -> tuple[str, str]:
+    s = stage.name
+    in_scope = (
+        "NOT p.is_stale AND p.mailbox_id IN (SELECT m.id FROM devices_mailbox m "
+        f"WHERE m.server_id IN ({', '.join('%s' for _ in servers)}))"
+    )
+    listed = (
+        f"EXISTS (SELECT 1 FROM {s} s JOIN devices_mobiledevice d ON d.device_id = s.device_id "
+        "WHERE d.id = p.device_id AND s.mailbox_id = p.mailbox_id)"
+    )
+    return in_scope, listed
+
+
+def _stale_scope(stage: Stage, ctx: Context) -> StaleScope:
+    """Before the upserts: the covered servers and, on each, the partnerships (not stale) the
+    file does not list. More than ctx.stale_share of any one server's: StaleConfirmationNeeded
+    unless ctx.confirm_stale (one server's phones must not hide behind another's count)."""
     s = stage.name
     servers = stage.rows(
         "SELECT e.id, e.name FROM devices_exchangeserver e WHERE e.generation <> '2003' "
         f"AND e.id IN (SELECT m.server_id FROM {s} s JOIN devices_mailbox m ON m.id = s.mailbox_id) "
         "ORDER BY e.name"
     )
-    names = [name for _, name in servers]
     unplaced = stage.scalar(
         f"SELECT COUNT(DISTINCT s.mailbox_id) FROM {s} s JOIN devices_mailbox m "
         "ON m.id = s.mailbox_id WHERE m.server_id IS NULL"
@@ -861,26 +877,54 @@ def _mark_stale(stage: Stage, ctx: Context) -> dict[str, Any]:
             "(with ServerName or Database) to place them",
         )
     if not servers:
-        return {"stale": 0, "covered": {"servers": 0, "partnerships": 0}}
-    in_scope = (
-        "NOT p.is_stale AND p.mailbox_id IN (SELECT m.id FROM devices_mailbox m "
-        f"WHERE m.server_id IN ({', '.join('%s' for _ in servers)}))"
+        return StaleScope(servers=[], covered=0, missing=0)
+    in_scope, listed = _scope_sql(stage, servers)
+    per_server = stage.rows(
+        "SELECT m.server_id, COUNT(*), COALESCE(SUM(CASE WHEN "
+        f"{listed} THEN 0 ELSE 1 END), 0) FROM devices_partnership p "
+        f"JOIN devices_mailbox m ON m.id = p.mailbox_id WHERE {in_scope} GROUP BY m.server_id",
+        [pk for pk, _ in servers],
     )
-    listed = (
-        f"EXISTS (SELECT 1 FROM {s} s JOIN devices_mobiledevice d ON d.device_id = s.device_id "
-        "WHERE d.id = p.device_id AND s.mailbox_id = p.mailbox_id)"
-    )
-    ids = [pk for pk, _ in servers]
-    covered, missing = stage.rows(
-        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN "
-        f"{listed} THEN 0 ELSE 1 END), 0) FROM devices_partnership p WHERE {in_scope}",
-        ids,
-    )[0]
-    covered, missing = int(covered), int(missing)
-    if missing > ctx.stale_share * covered and not ctx.confirm_stale:
+    names = dict(servers)
+    over = [
+        (names[server], int(covered), int(missing))
+        for server, covered, missing in per_server
+        if int(missing) > ctx.stale_share * int(covered)
+    ]
+    if over and not ctx.confirm_stale:
         raise StaleConfirmationNeeded(
-            filename=ctx.filename, stale=missing, covered=covered, servers=names
+            filename=ctx.filename,
+            stale=sum(m for _, _, m in over),
+            covered=sum(c for _, c, _ in over),
+            servers=[name for name, _, _ in over],
         )
+    return StaleScope(
+        servers=servers,
+        covered=sum(int(c) for _, c, _ in per_server),
+        missing=sum(int(m) for _, _, m in per_server),
+    )
+
+
+def _mark_stale(stage: Stage, ctx: Context, scope: StaleScope) -> dict[str, Any]:
+    """Mark stale what a full device export could have listed but did not.
+
+    The scope is the servers of the mailboxes in the file's own rows, read from the inventory:
+    a device export has no server or database column (its Identity names only the mailbox,
+    formats.md §2.3), so the mailboxes it lists are the only evidence of what it covered. An
+    export of one server (Get-Mailbox -Server X | ...) then never marks another server's phones
+    stale. Databases are not used to narrow it: the export does not carry them, and a database
+    whose every phone is gone would never be covered; a file exported per database is what
+    the confirmation share catches. Mailboxes without a known server, and those on Exchange
+    2003 (whose partnerships come from IIS logs, which device cmdlets cannot see), are never
+    covered. Whether it may (the share) was decided before the upserts (_stale_scope).
+    """
+    servers = scope.servers
+    if not servers:
+        return {"stale": 0, "covered": {"servers": 0, "partnerships": 0}}
+    names = [name for _, name in servers]
+    in_scope, listed = _scope_sql(stage, servers)
+    ids = [pk for pk, _ in servers]
+    covered, missing = scope.covered, scope.missing
     stale = 0
     if missing:
         true = "true" if stage.vendor == "postgresql" else "1"

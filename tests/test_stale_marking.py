@@ -269,3 +269,40 @@ def test_helpdesk_cannot_confirm(
     assert "Confirm and mark them stale" not in client.get(page_url).content.decode()
     assert client.post(confirm_url(page_url), {"confirm_stale": "1"}).status_code == 403
     assert InventoryImport.objects.count() == 1
+
+
+def test_new_partnerships_in_the_file_do_not_dilute_the_share(tmp_path, org):
+    # 10 of EX2016A's 120 phones, plus 400 new ones on the same mailboxes: 110 of the 120
+    # that were there would go stale, whatever the new ones add to the count.
+    mailboxes = [identity for identity, _ in org["EX2016A"]]
+    new = [(mailboxes[n % len(mailboxes)], f"NEWDEV{n:05d}") for n in range(400)]
+    path = exports.write(tmp_path, "devices.csv", exports.device_export(org["EX2016A"][:10] + new))
+
+    code, _, err = run(path, full=True)
+
+    assert code == 1 and "110 of 120" in err, err
+    assert stale() == 0 and not Partnership.objects.filter(device__device_id="NEWDEV00000")
+
+
+def test_each_server_is_judged_on_its_own_phones(tmp_path, org, settings):
+    settings.STALE_CONFIRM_SHARE = 0.5
+    # All of EX2016A's, one of EX2010A's: 59 of 180 overall (33%) but 59 of EX2010A's 60.
+    listed = org["EX2016A"] + org["EX2010A"][:1]
+    path = exports.write(tmp_path, "devices.csv", exports.device_export(listed))
+
+    code, _, err = run(path, full=True)
+
+    assert code == 1 and "59 of 60" in err and "EX2010A" in err, err
+    assert stale() == 0
+
+
+def test_two_full_device_files_in_one_import_are_refused_together(tmp_path, org):
+    half = ON_EX2016A // 2
+    first = exports.write(tmp_path, "db1.csv", exports.device_export(org["EX2016A"][:half]))
+    second = exports.write(tmp_path, "db2.csv", exports.device_export(org["EX2016A"][half:]))
+
+    code, _, err = run(first, second, full=True, confirm_stale=True)
+
+    assert code == 1 and "2 device files given as full exports together" in err, err
+    assert stale() == 0
+    assert set(InventoryImport.objects.values_list("state", flat=True)) == {ImportState.REJECTED}

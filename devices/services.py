@@ -438,7 +438,9 @@ def inventory_import_confirm_stale(
     queues nothing. (None, False): nothing in `group` waits for a confirmation.
     """
     records = list(InventoryImport.objects.filter(group=group).order_by("id"))
-    waiting = [r for r in records if import_awaits_stale_confirmation(r)]
+    # Only stored uploads: a command's file is read from its path again, which may hold
+    # another file by now; the command is re-run with --confirm-stale instead.
+    waiting = [r for r in records if import_awaits_stale_confirmation(r) and r.upload]
     if not waiting:
         return None, False
     first = waiting[0]
@@ -463,7 +465,14 @@ def inventory_import_confirm_stale(
                 size_bytes=record.size_bytes,
                 dry_run=record.dry_run,
                 full_export=record.full_export,
-                options={**options, "confirm_stale": True},
+                # What the admin was shown and confirmed, and no more: a file that would now
+                # mark more stale (the inventory changed since) asks again.
+                options={
+                    **options,
+                    "confirm_stale": (record.counts or {})
+                    .get(STALE_CONFIRM, {})
+                    .get("would_mark_stale", 0),
+                },
             )
     return new_group, True
 
@@ -486,7 +495,7 @@ def _import_one(record: InventoryImport, export: Export | IisLog) -> dict:
         tz=ZoneInfo(options.get("timezone") or settings.TIME_ZONE),
         full_export=full_export,
         stale_share=settings.STALE_CONFIRM_SHARE,
-        confirm_stale=bool(options.get("confirm_stale")),
+        confirm_stale=options.get("confirm_stale") or False,
         server=options.get("server"),
         organisation=options.get("organisation"),
         actor_id=record.created_by_id,

@@ -79,7 +79,7 @@ class Context:
         actor_id: int | None = None,
         import_id: int | None = None,
         stale_share: float = 1.0,
-        confirm_stale: bool = False,
+        confirm_stale: bool | int = False,
     ) -> None:
         self.filename = filename
         self.import_id = import_id  # the InventoryImport, for rows that record what it saw
@@ -88,6 +88,8 @@ class Context:
         # A full device export marking more than this share of the partnerships it covers
         # stale is refused unless confirm_stale (settings.STALE_CONFIRM_SHARE).
         self.stale_share = stale_share
+        # True (the CLI's --confirm-stale): any number; a number (the page's Confirm button):
+        # at most the number the admin was shown.
         self.confirm_stale = confirm_stale
         self.server = server
         # --organisation FOREST: the organisation of an export without DistinguishedName.
@@ -891,7 +893,9 @@ def _stale_scope(stage: Stage, ctx: Context) -> StaleScope:
         for server, covered, missing in per_server
         if int(missing) > ctx.stale_share * int(covered)
     ]
-    if over and not ctx.confirm_stale:
+    shown = ctx.confirm_stale
+    more_than_shown = shown is not True and sum(m for _, _, m in over) > int(shown or 0)
+    if over and more_than_shown:
         raise StaleConfirmationNeeded(
             filename=ctx.filename,
             stale=sum(m for _, _, m in over),

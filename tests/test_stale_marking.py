@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from devices.forms import ImportUploadForm
 from devices.models import (
+    ExchangeServer,
     Generation,
     ImportState,
     InventoryImport,
@@ -306,3 +307,34 @@ def test_two_full_device_files_in_one_import_are_refused_together(tmp_path, org)
     assert code == 1 and "2 device files given as full exports together" in err, err
     assert stale() == 0
     assert set(InventoryImport.objects.values_list("state", flat=True)) == {ImportState.REJECTED}
+
+
+def test_a_confirmation_covers_the_number_shown_and_no_more(
+    client, admin_user, media_root, eager, tmp_path, org, django_capture_on_commit_callbacks
+):
+    client.force_login(admin_user)
+    page_url = upload(client, tmp_path, org, django_capture_on_commit_callbacks, full_export="on")
+    # More phones appear on EX2016A after the page showed its numbers.
+    _phones(ExchangeServer.objects.get(name="EX2016A"), 10, "Later")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(confirm_url(page_url), {"confirm_stale": "1"})
+
+    confirmed = InventoryImport.objects.latest("id")
+    assert confirmed.options["confirm_stale"] == ON_EX2016A - 3
+    assert confirmed.state == ImportState.REJECTED, "it would mark 10 more: asked again"
+    assert confirmed.counts["stale_confirm"]["would_mark_stale"] == ON_EX2016A - 3 + 10
+    assert stale() == 0
+
+
+def test_a_commands_file_is_confirmed_by_running_the_command_again(
+    tmp_path, org, client, admin_user
+):
+    code, _, _ = run(three_rows(tmp_path, org), full=True)
+    assert code == 1
+    record = InventoryImport.objects.get()
+    client.force_login(admin_user)
+
+    page = client.get(reverse("devices:import_group", args=[record.group])).content.decode()
+
+    assert "Confirm and mark them stale" not in page and "--confirm-stale" in page

@@ -61,6 +61,14 @@ class ImportUploadForm(forms.Form):
         "stale (never deleted). If that is more than {share:.0%} of them, you are asked to "
         "confirm first. Unticked, nothing is marked stale.",
     )
+    partial = forms.BooleanField(
+        required=False,
+        initial=False,
+        label="Organisation-wide files list only part of it",
+        help_text="Device access rules, organisation relationships and accepted domains are "
+        "read as the whole organisation's (what they do not list is removed); tick this to "
+        "only add and change. For IIS logs: skip, with a warning, users that match no mailbox.",
+    )
     dry_run = forms.BooleanField(
         required=False, label="Dry run: report what would change, write nothing"
     )

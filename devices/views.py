@@ -143,6 +143,8 @@ def import_list(request: HttpRequest) -> HttpResponse:
                 k: form.cleaned_data[k]
                 for k in ("delimiter", "culture", "encoding", "timezone", "server", "organisation")
             }
+            if form.cleaned_data["partial"]:
+                options["partial"] = True  # organisation-wide exports and logs: as --partial
             with transaction.atomic():
                 for upload in form.cleaned_data["files"]:
                     import_record_create(

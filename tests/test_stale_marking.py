@@ -338,3 +338,15 @@ def test_a_commands_file_is_confirmed_by_running_the_command_again(
     page = client.get(reverse("devices:import_group", args=[record.group])).content.decode()
 
     assert "Confirm and mark them stale" not in page and "--confirm-stale" in page
+
+
+def test_the_web_can_import_organisation_wide_files_as_partial(
+    client, admin_user, media_root, eager, tmp_path, org, django_capture_on_commit_callbacks
+):
+    client.force_login(admin_user)
+    form = client.get(reverse("devices:import_list")).content.decode()
+    assert "Organisation-wide files list only part of it" in form
+
+    upload(client, tmp_path, org, django_capture_on_commit_callbacks, partial="on")
+
+    assert InventoryImport.objects.get().options["partial"] is True  # as --partial

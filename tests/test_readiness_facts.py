@@ -446,3 +446,18 @@ def test_database_exports_are_told_apart_by_their_columns(header, type_name, kin
     from devices.importers.kinds import detect
 
     assert detect(list(header), type_name)[0].name == kind
+
+
+def test_a_database_name_taken_from_a_too_long_identity_is_refused_with_its_line(servers):
+    long_name = "D" * 300
+    text = (
+        "#TYPE Deserialized.Microsoft.Exchange.Data.Directory.SystemConfiguration.MailboxDatabase\r\n"
+        '"Server","CircularLoggingEnabled","Identity"\r\n'
+        f'"EX2016A","False","EX2016A\\{long_name}"\r\n'
+    )
+
+    code, _, err = run(exports.write(servers, "databases.csv", text))
+
+    assert code == 1
+    assert "databases.csv:3: column Identity: 300 characters, at most 255" in err, err
+    assert not MailboxDatabase.objects.exists()

@@ -920,6 +920,18 @@ def _need_name_and_server(row: dict[str, Any], ctx: RowContext, what: str) -> No
             "server" if "server" in ctx.names else "identity",
             f"empty, but {what} is on a server (Server, or an Identity like SERVER\\name)",
         )
+    # A name or group taken from the Identity (no Name column) has no column limit of its own
+    # to be checked against: the stored columns' (MailboxDatabase: 255) apply to it here.
+    for key in ("name", "storage_group"):
+        value = row.get(key)
+        if value and len(value) > DATABASE_NAME_LIMIT:
+            ctx.problem(
+                key if key in ctx.names else "identity",
+                f"{len(value)} characters, at most {DATABASE_NAME_LIMIT}",
+            )
+
+
+DATABASE_NAME_LIMIT = 255  # MailboxDatabase.name and .storage_group
 
 
 MAILBOX_DATABASES = Kind(

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import csv
 import random
-from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.core.management import call_command
 from django.urls import reverse
 
 from devices.forms import ImportUploadForm
@@ -30,21 +28,12 @@ from devices.models import (
     Partnership,
 )
 from tests import exports
+from tests.commands import import_inventory as run
 
 pytestmark = pytest.mark.django_db
 
 DEVICE_HEADER = exports.DEVICES.split("\r\n")[1]  # "Identity","DeviceId",... (17 columns)
 TONY = "contoso.local/Europe/London/Tony Smith/ExchangeActiveSyncDevices"
-
-
-def run(*files: Path, **options) -> tuple[int, str, str]:
-    out, err = StringIO(), StringIO()
-    try:
-        call_command("import_inventory", *map(str, files), stdout=out, stderr=err, **options)
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    return code, out.getvalue(), err.getvalue()
 
 
 def problems(err: str) -> list[str]:

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from io import StringIO
-from pathlib import Path
-
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
 from devices.models import ImportProfile, ImportState, InventoryImport, Partnership
 from tests import exports
+from tests.commands import import_inventory as run
 
 pytestmark = pytest.mark.django_db
-
-
-def run(*files: Path, **options) -> tuple[int, str, str]:
-    out, err = StringIO(), StringIO()
-    try:
-        call_command("import_inventory", *map(str, files), stdout=out, stderr=err, **options)
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture

@@ -22,18 +22,9 @@ from devices.models import (
     Partnership,
 )
 from tests import exports
+from tests.commands import import_inventory as run
 
 pytestmark = pytest.mark.django_db
-
-
-def run(*files: Path, **options) -> tuple[int, str, str]:
-    out, err = StringIO(), StringIO()
-    try:
-        call_command("import_inventory", *map(str, files), stdout=out, stderr=err, **options)
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    return code, out.getvalue(), err.getvalue()
 
 
 def summary() -> dict:

@@ -4,13 +4,11 @@ re-imported ActiveSync directory lost, SBS and backup facts, OWA backups, shared
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from io import StringIO
 from pathlib import Path
 
 import pytest
 import time_machine
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.core.management import call_command
 from django.urls import reverse
 
 from devices.models import (
@@ -25,19 +23,9 @@ from devices.models import (
 from devices.selectors import vdir_changes
 from devices.services import owa_backup_confirm
 from tests import exports
+from tests.commands import import_inventory as run
 
 pytestmark = pytest.mark.django_db
-
-
-def run(*files: Path, **options) -> tuple[int, str, str]:
-    """manage.py import_inventory, as an admin runs it."""
-    out, err = StringIO(), StringIO()
-    try:
-        call_command("import_inventory", *map(str, files), stdout=out, stderr=err, **options)
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    return code, out.getvalue(), err.getvalue()
 
 
 def databases() -> list[tuple[str, str, str, bool | None, datetime | None]]:

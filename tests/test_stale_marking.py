@@ -3,12 +3,10 @@ what it covers (the servers of its mailboxes), and asks first when that is too m
 
 from __future__ import annotations
 
-from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.core.management import call_command
 from django.urls import reverse
 
 from devices.forms import ImportUploadForm
@@ -22,22 +20,13 @@ from devices.models import (
     Partnership,
 )
 from tests import exports
+from tests.commands import import_inventory as run
 from tests.factories import ExchangeServerFactory
 
 pytestmark = pytest.mark.django_db
 
 ON_EX2016A = 120  # partnerships of mailboxes on the server the 3-row file covers
 ON_EX2010A = 60  # and on a server it does not name
-
-
-def run(*files: Path, **options) -> tuple[int, str, str]:
-    out, err = StringIO(), StringIO()
-    try:
-        call_command("import_inventory", *map(str, files), stdout=out, stderr=err, **options)
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    return code, out.getvalue(), err.getvalue()
 
 
 def _phones(server, count: int, prefix: str) -> list[tuple[str, str]]:

@@ -98,7 +98,8 @@ def import_record_create(
     return record
 
 
-def _path_of(record: InventoryImport) -> Path:
+def import_file_path(record: InventoryImport) -> Path:
+    """Where the file of an import is: the stored upload, or the command's own path."""
     return Path(record.upload.path) if record.upload else Path(record.options["path"])
 
 
@@ -300,7 +301,7 @@ def _check(
             _held(record).update(rows_done=rows)
             _beat(held)
 
-    path = _path_of(record)
+    path = import_file_path(record)
     export: Export | IisLog
     try:
         profile = import_profile_kind(options.get("profile"))  # an admin's column mapping

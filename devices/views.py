@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import itertools
 import uuid
-from pathlib import Path
 
 from django.conf import settings
 from django.contrib import messages
@@ -46,6 +45,7 @@ from .services import (
     accepted_domain_record_shared,
     client_profile_delete,
     client_profile_save,
+    import_file_path,
     import_record_create,
     inventory_import_confirm_stale,
     namespace_delete,
@@ -385,14 +385,10 @@ def accepted_domain_shared(request: HttpRequest, pk: int) -> HttpResponse:
 PREVIEW_ROWS = 5
 
 
-def _path_of(record: InventoryImport) -> Path:
-    return Path(record.upload.path) if record.upload else Path(record.options["path"])
-
-
 def _preview(record: InventoryImport) -> tuple[list[str], list[list[str]], list[str]]:
     """The file's header and first rows (untrusted text: the template escapes it), and why
     it cannot be read as CSV at all."""
-    path = _path_of(record)
+    path = import_file_path(record)
     problems = Findings(file=record.filename)
     csv_file = CsvFile(
         path,
@@ -430,7 +426,7 @@ def import_mapping(request: HttpRequest, pk: int) -> HttpResponse:
             group = uuid.uuid4()
             with transaction.atomic():
                 import_record_create(
-                    path=_path_of(record),
+                    path=import_file_path(record),
                     filename=record.filename,
                     group=group,
                     actor=request.user,

@@ -948,6 +948,23 @@ def _mark_stale(stage: Stage, ctx: Context, scope: StaleScope) -> dict[str, Any]
     return {"stale": stale, "covered": {"servers": len(names), "partnerships": covered}}
 
 
+def _link_by_address_then_identity(stage: Stage) -> None:
+    """Link staged rows of a per-mailbox export to their mailbox: by PrimarySmtpAddress
+    (`mailbox_key`), else by an Identity that names exactly one mailbox (`identity_key`)."""
+    s = stage.name
+    stage.index("mailbox_key")
+    stage.execute(
+        f"UPDATE {s} SET mailbox_id = m.id FROM devices_mailbox m "
+        f"WHERE {s}.mailbox_key <> '' AND m.primary_smtp_address = {s}.mailbox_key"
+    )
+    stage.execute(
+        f"UPDATE {s} SET mailbox_id = m.id FROM (SELECT identity_key, MIN(id) AS id "
+        f"FROM devices_mailbox GROUP BY identity_key HAVING COUNT(*) = 1) m "
+        f"WHERE {s}.mailbox_id IS NULL AND {s}.identity_key <> '' "
+        f"AND m.identity_key = {s}.identity_key"
+    )
+
+
 def _observe_watched(stage: Stage, ctx: Context) -> int:
     """Keep what this export says of the partnerships of watched mailboxes (those recorded as
     moved): one INSERT ... SELECT, nothing at all while no mailbox is watched."""
@@ -1793,17 +1810,7 @@ def write_cas_mailboxes(rows: Rows, ctx: Context) -> dict[str, Any]:
     stage = Stage(connection, "stage_cas_mailboxes", CAS_STAGE)
     total = stage.load(staged())
     s = stage.name
-    stage.index("mailbox_key")
-    stage.execute(
-        f"UPDATE {s} SET mailbox_id = m.id FROM devices_mailbox m "
-        f"WHERE {s}.mailbox_key <> '' AND m.primary_smtp_address = {s}.mailbox_key"
-    )
-    stage.execute(
-        f"UPDATE {s} SET mailbox_id = m.id FROM (SELECT identity_key, MIN(id) AS id "
-        f"FROM devices_mailbox GROUP BY identity_key HAVING COUNT(*) = 1) m "
-        f"WHERE {s}.mailbox_id IS NULL AND {s}.identity_key <> '' "
-        f"AND m.identity_key = {s}.identity_key"
-    )
+    _link_by_address_then_identity(stage)
     _report_unmatched(
         stage,
         ctx,
@@ -1978,17 +1985,7 @@ def write_regional_configurations(rows: Rows, ctx: Context) -> dict[str, Any]:
     stage = Stage(connection, "stage_regional", REGIONAL_STAGE)
     total = stage.load(staged())
     s = stage.name
-    stage.index("mailbox_key")
-    stage.execute(
-        f"UPDATE {s} SET mailbox_id = m.id FROM devices_mailbox m "
-        f"WHERE {s}.mailbox_key <> '' AND m.primary_smtp_address = {s}.mailbox_key"
-    )
-    stage.execute(
-        f"UPDATE {s} SET mailbox_id = m.id FROM (SELECT identity_key, MIN(id) AS id "
-        f"FROM devices_mailbox GROUP BY identity_key HAVING COUNT(*) = 1) m "
-        f"WHERE {s}.mailbox_id IS NULL AND {s}.identity_key <> '' "
-        f"AND m.identity_key = {s}.identity_key"
-    )
+    _link_by_address_then_identity(stage)
     # Scripts that call Get-MailboxRegionalConfiguration -Identity <address> print the address.
     stage.execute(
         f"UPDATE {s} SET mailbox_id = m.id FROM devices_mailbox m "

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, F, Prefetch, QuerySet, Window
+from django.db.models.functions import RowNumber
 
 from .models import (
     EXCHANGE_ONLINE_FOREST,
@@ -119,9 +120,11 @@ VDIR_FACTS = {
 }
 
 
-def vdir_changes(since: datetime | None = None) -> list[FactChange]:
+def vdir_changes(since: datetime | None = None, *, newest_only: bool = False) -> list[FactChange]:
     """What re-imports of Get-ActiveSyncVirtualDirectory changed, newest first, in one query;
-    only changes at or after `since` when given.
+    only changes at or after `since` when given; with `newest_only`, only the newest change of
+    each server and setting (what holds now; a window function, bounded by servers, not by
+    history).
 
     Each row: `subject` "Server <name>" (as subject_of prints it, the server's name as
     Exchange prints it), `fact` one of "ExternalUrl", "InternalUrl",
@@ -138,6 +141,14 @@ def vdir_changes(since: datetime | None = None) -> list[FactChange]:
     )
     if since is not None:
         changes = changes.filter(at__gte=since)
+    if newest_only:
+        changes = changes.annotate(
+            newest=Window(
+                RowNumber(),
+                partition_by=[F("subject"), F("fact")],
+                order_by=[F("at").desc(), F("pk").desc()],
+            )
+        ).filter(newest=1)
     return list(changes.select_related("actor").order_by("-at", "-id"))
 
 

@@ -107,7 +107,7 @@ def _in_site(site: str, entries: list[str]) -> bool:
     return bool(site) and any(e.strip().lower() in (site, name) for e in entries)
 
 
-def _serves_client_access(server: ExchangeServer) -> bool:
+def serves_client_access(server: ExchangeServer) -> bool:
     """Whether a server has an ActiveSync directory of its own to import: the Client Access
     role (2007/2010), any 2013+ server, or a server whose roles were not exported."""
     if not server.roles:
@@ -195,7 +195,7 @@ class Inventory:
         site = [s for s in self.servers.values() if s.site == server.site]
         if any(s.eas_external_url for s in site):
             return True
-        cas = [s for s in site if _serves_client_access(s)]
+        cas = [s for s in site if serves_client_access(s)]
         if cas and all(s.eas_vdir_imported for s in cas):
             return False  # imported without ExternalUrl: the site proxies
         return None
@@ -296,7 +296,7 @@ class Inventory:
             for s in self.servers.values()
             if s.generation != Generation.EXO
             and _same_forest(forest, s.effective_forest)
-            and _serves_client_access(s)
+            and serves_client_access(s)
             and not s.eas_vdir_imported
             and s.pk not in answering
         )

@@ -21,21 +21,22 @@ from devices.models import (
     AcceptedDomain,
     EndpointProbe,
     ExchangeServer,
-    FactChange,
     Generation,
     Mailbox,
     MailboxDatabase,
     Namespace,
     OwaBackupConfirmation,
 )
+from devices.probe_services import probe_urls
+from devices.selectors import vdir_changes
+from helpdesk.hygiene import hygiene_counts
 
-from .facts_from_inventory import _serves_client_access
+from .facts_from_inventory import serves_client_access
 from .models import BatchMailbox, FindingAcknowledgement, MoveBatch
 from .readiness import facts
-from .readiness.checks import run_checks
+from .readiness.checks import FAILED_PROBES, run_checks
 from .readiness.findings import Finding, Result
 
-FAILED = ("refused", "timeout", "not_found", "tls_error")
 # FactChange.fact (devices vdir writer) -> the setting a readiness finding names.
 VDIR_SETTINGS = {
     "ExternalUrl": "ExternalUrl",
@@ -82,7 +83,7 @@ def _servers() -> tuple[list[ExchangeServer], tuple[facts.Server, ...]]:
             generation=s.generation,
             forest=s.effective_forest,
             serves_client_access=s.generation not in (Generation.EX2003, Generation.EXO, "")
-            and _serves_client_access(s),
+            and serves_client_access(s),
             has_mailboxes=s.pk in with_mailboxes,
             iwa_enabled=s.iwa_enabled,
             basic_auth_enabled=s.basic_auth_enabled,
@@ -117,8 +118,6 @@ def _newest(rows: QuerySet, *partition: str) -> QuerySet:
 
 
 def _endpoints(servers: list[ExchangeServer]) -> tuple[facts.Endpoint, ...]:
-    from devices.probe_services import probe_urls
-
     by_host: dict[str, set[int]] = {}
     for server in servers:
         for url in (server.eas_external_url, server.eas_internal_url):
@@ -136,7 +135,7 @@ def _endpoints(servers: list[ExchangeServer]) -> tuple[facts.Endpoint, ...]:
     # the one before it what a change is measured against (bounded by certificates, not by
     # how many probes ever ran).
     certificates: dict[str, list[EndpointProbe]] = {}
-    served = EndpointProbe.objects.exclude(thumbprint="").exclude(outcome__in=FAILED)
+    served = EndpointProbe.objects.exclude(thumbprint="").exclude(outcome__in=FAILED_PROBES)
     for row in sorted(
         _newest(served, "url", "thumbprint"), key=lambda r: (r.probed_at, r.pk), reverse=True
     ):
@@ -157,33 +156,15 @@ def _endpoints(servers: list[ExchangeServer]) -> tuple[facts.Endpoint, ...]:
 
 
 def _vdir_changes(servers: list[ExchangeServer]) -> tuple[facts.VdirChange, ...]:
-
     by_name = {s.name.lower(): s.pk for s in servers}
     changes = []
-    seen: set[tuple[str, str]] = set()
-    newest = (
-        FactChange.objects.filter(via="import", fact__in=list(VDIR_SETTINGS))
-        .annotate(
-            newest=Window(
-                RowNumber(),
-                partition_by=[F("subject"), F("fact")],
-                order_by=[F("at").desc(), F("pk").desc()],
-            )
-        )
-        .filter(newest=1)
-        .order_by("-at", "-pk")
-    )
-    for change in newest:
-        setting = VDIR_SETTINGS.get(change.fact)
+    for change in vdir_changes(newest_only=True):  # the newest change of each setting holds
         name = change.subject.removeprefix("Server ").strip()
-        if setting is None or (name.lower(), setting) in seen:
-            continue
-        seen.add((name.lower(), setting))  # the newest change of each setting is what holds
         changes.append(
             facts.VdirChange(
                 server_id=by_name.get(name.lower()),
                 server_name=name,
-                setting=setting,
+                setting=VDIR_SETTINGS.get(change.fact, change.fact),
                 old=change.old_value,
                 new=change.new_value,
                 at=change.at,
@@ -200,8 +181,6 @@ def readiness_inventory(
 ) -> facts.Inventory:
     """The organisation's readiness facts; the hygiene lists counted over `mailbox_ids` (a
     batch's) against `target` when given."""
-    from helpdesk.hygiene import hygiene_counts
-
     servers, server_facts = _servers()
     domains = list(AcceptedDomain.objects.select_related("organisation"))
     databases = list(MailboxDatabase.objects.select_related("server"))

@@ -1,7 +1,8 @@
 """Writes to the inventory: importing Exchange exports, recording facts no export carries.
 
 The web upload (through a Celery task) and `manage.py import_inventory` share
-`inventory_import_run`: each file is checked in full first, then written in one transaction,
+`inventory_import_run`: each file's head is checked first (its kind, its columns), then each
+file is read once, checked and written in one transaction, rolled back if any row is wrong;
 so a file is imported whole or not at all, and every import is recorded.
 """
 
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.core.exceptions import FieldDoesNotExist
 from django.core.files import File
 from django.db import models, transaction
@@ -23,7 +25,15 @@ from django.utils import timezone
 
 from exchange.versions import parse_eas_version, parse_version
 
-from .importers import Export, IisLog, open_export, open_iis_log, path_is_iis_log
+from .importers import (
+    Export,
+    ExportRejected,
+    IisLog,
+    Kind,
+    open_export,
+    open_iis_log,
+    path_is_iis_log,
+)
 from .models import (
     AcceptedDomain,
     AccessLevel,
@@ -41,7 +51,14 @@ from .profiles import import_profile_kind
 from .selectors import subject_of
 from .signals import devices_observed, inventory_changed
 from .timezones import zone_name
-from .writers import KIND_ORDER, WRITERS, Context, ImportRejected, StaleConfirmationNeeded
+from .writers import (
+    DATES_IN_SQL,
+    KIND_ORDER,
+    WRITERS,
+    Context,
+    ImportRejected,
+    StaleConfirmationNeeded,
+)
 
 ProgressHook = Callable[[InventoryImport], None]
 
@@ -131,6 +148,24 @@ def _claim(record: InventoryImport) -> bool:
         claimed = take()
     record.refresh_from_db()
     return bool(claimed)
+
+
+PROGRESS_SECONDS = 3600
+
+
+def _progress_key(pk: int) -> str:
+    return f"devices:import-rows:{pk}"
+
+
+def import_progress(records: Sequence[InventoryImport]) -> None:
+    """Set `rows_done` of running records to what their write's pass has read so far (kept
+    in the cache: the write's transaction shows its own count only at commit)."""
+    running = [r for r in records if r.state == ImportState.RUNNING]
+    if not running:
+        return
+    counts = cache.get_many([_progress_key(r.pk) for r in running])
+    for record in running:
+        record.rows_done = max(record.rows_done, counts.get(_progress_key(record.pk), 0))
 
 
 def _held(record: InventoryImport) -> models.QuerySet:
@@ -286,6 +321,13 @@ def _one_full_device_export(
     return [(r, e) for r, e in exports if r not in full]
 
 
+def reads_once(kind: Kind) -> bool:
+    """Whether an import reads a file of `kind` once, checking its rows as it stores them.
+    Kinds whose writers use dates in Python (certificates, databases: a few rows each) are
+    checked first and read again once the day/month order of their dates is known."""
+    return kind.name in DATES_IN_SQL or not any(c.date for c in kind.columns)
+
+
 def _check(
     record: InventoryImport, held: list[InventoryImport]
 ) -> tuple[InventoryImport, Export | IisLog] | None:
@@ -295,11 +337,14 @@ def _check(
     checking = True
 
     def progress(rows: int) -> None:
-        # Called by the write's pass too: inside its transaction a count would show only at
-        # commit, and there the row lock the write holds tells the sweeper it is alive.
         if checking:
             _held(record).update(rows_done=rows)
             _beat(held)
+        else:
+            # The write's one pass: inside its transaction a count would show only at
+            # commit (and the row lock the write holds tells the sweeper it is alive), so the
+            # page reads it from the cache (import_progress).
+            cache.set(_progress_key(record.pk), rows, PROGRESS_SECONDS)
 
     path = import_file_path(record)
     export: Export | IisLog
@@ -329,6 +374,8 @@ def _check(
             progress=progress,
             via=record.source,  # messages name the Imports page's fields or the CLI's options
             kind=profile,
+            # Only the head now: the write reads the file once, checking it.
+            one_pass=reads_once,
         )
     checking = False
     record.kind = export.kind or ""
@@ -502,14 +549,28 @@ def _import_one(record: InventoryImport, export: Export | IisLog) -> dict:
         actor_id=record.created_by_id,
         import_id=record.pk,
     )
+    if isinstance(export, Export) and export.reads_once:
+        ctx.date_order = export.date_order
+        rows = export.checked_rows()
+    else:
+        rows = export.rows()
     try:
         with transaction.atomic():
-            counts = WRITERS[record.kind](export.rows(), ctx)
+            counts = WRITERS[record.kind](rows, ctx)
             if isinstance(export, IisLog):
                 counts["requests"] = export.requests  # rows are devices; these the log lines
+    except ExportRejected:
+        # A wrong row anywhere in the file: everything the pass stored is rolled back.
+        return {
+            "state": ImportState.REJECTED,
+            "rows_total": export.row_count,
+            "problems": [str(p) for p in export.problems],
+            "warnings": [str(w) for w in export.warnings],
+        }
     except ImportRejected as rejected:
         refused = {
             "state": ImportState.REJECTED,
+            "rows_total": export.row_count,
             "problems": [str(p) for p in rejected.problems],
             "warnings": [str(w) for w in [*export.warnings, *ctx.warnings]],
         }
@@ -526,7 +587,8 @@ def _import_one(record: InventoryImport, export: Export | IisLog) -> dict:
         return refused
     return {
         "state": ImportState.SUCCEEDED,
-        "rows_done": record.rows_total,
+        "rows_total": export.row_count,
+        "rows_done": export.row_count,
         "counts": counts,
         "warnings": [str(w) for w in [*export.warnings, *ctx.warnings]],
     }

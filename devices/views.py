@@ -46,6 +46,7 @@ from .services import (
     client_profile_delete,
     client_profile_save,
     import_file_path,
+    import_progress,
     import_record_create,
     inventory_import_confirm_stale,
     namespace_delete,
@@ -192,6 +193,7 @@ def import_group(request: HttpRequest, group: uuid.UUID) -> HttpResponse:
     if not records:
         raise Http404("No such import")
     running = any(not r.is_finished for r in records)
+    import_progress(records)
     return render(
         request,
         "devices/import_group.html",

@@ -17,6 +17,8 @@ from django.db import connection
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from exsync.setsql import WALLCLOCK, Stage, upsert
+
 from .importers import Problem
 from .importers.values import UNLIMITED, forest_from_dn
 from .models import (
@@ -35,7 +37,6 @@ from .models import (
     exchange_online_server,
 )
 from .selectors import VDIR_FACTS, subject_of
-from .staging import Stage, upsert
 
 Rows = Iterable[tuple[int, dict[str, Any]]]
 MAX_PROBLEMS = 50
@@ -97,6 +98,9 @@ class Context:
         self.actor_id = actor_id  # the importing user, recorded on FactChange rows
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
+        # The day/month order the file's one pass decided for a date key (Export.date_order);
+        # known once the rows are read. Rows from elsewhere carry datetimes: no order needed.
+        self.date_order: Callable[[str], object] = lambda key: None
 
     def problem(self, line: int | None, column: str | None, message: str) -> None:
         self.problems.append(Problem(self.filename, line, column, message))
@@ -628,9 +632,9 @@ DEVICE_STAGE = [
     ("identity", "text"),
     ("client_type", "text"),
     ("eas_version", "text"),
-    ("first_sync_at", "timestamptz"),
-    ("last_success_sync_at", "timestamptz"),
-    ("last_sync_attempt_at", "timestamptz"),
+    ("first_sync_at", WALLCLOCK),
+    ("last_success_sync_at", WALLCLOCK),
+    ("last_sync_attempt_at", WALLCLOCK),
     ("access_state", "text"),
     ("access_state_reason", "text"),
     ("policy_applied", "text"),
@@ -807,11 +811,18 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
         select=device_select,
         now=_now_sql(),
     )
+    dated = stage.dated(
+        {
+            "first_sync_at": ctx.date_order("first_sync"),
+            "last_success_sync_at": ctx.date_order("last_success_sync"),
+            "last_sync_attempt_at": ctx.date_order("last_sync_attempt"),
+        }
+    )
     partnership_select = (
         f"SELECT d.id AS device_id, s.mailbox_id, "
         f"{', '.join('s.' + c for c in PARTNERSHIP_COLUMNS if c != 'is_stale')}, "
         f"{'false' if stage.vendor == 'postgresql' else '0'} AS is_stale "
-        f"FROM {s} s JOIN devices_mobiledevice d ON d.device_id = s.device_id"
+        f"FROM {dated} s JOIN devices_mobiledevice d ON d.device_id = s.device_id"
     )
     partnerships = upsert(
         stage,
@@ -821,7 +832,7 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
         select=partnership_select,
         now=_now_sql(),
     )
-    observed = _observe_watched(stage, ctx)
+    observed = _observe_watched(stage, dated, ctx)
     counts: dict[str, Any] = {
         "rows": total,
         "devices": devices,
@@ -965,12 +976,13 @@ def _link_by_address_then_identity(stage: Stage) -> None:
     )
 
 
-def _observe_watched(stage: Stage, ctx: Context) -> int:
+def _observe_watched(stage: Stage, dated: str, ctx: Context) -> int:
     """Keep what this export says of the partnerships of watched mailboxes (those recorded as
-    moved): one INSERT ... SELECT, nothing at all while no mailbox is watched."""
+    moved): one INSERT ... SELECT, nothing at all while no mailbox is watched. `dated`: the
+    stage with its dates read (Stage.dated)."""
     if ctx.import_id is None:
         return 0
-    s = stage.name
+    s = dated
     return stage.execute(
         "INSERT INTO devices_partnershipobservation (partnership_id, inventory_import_id, "
         "observed_at, last_success_sync_at, first_sync_at) "
@@ -1271,10 +1283,10 @@ MOVE_STAGE = [
     ("target_database", "text"),
     ("source_server", "text"),
     ("target_server", "text"),
-    ("queued_at", "timestamptz"),
-    ("started_at", "timestamptz"),
-    ("completed_at", "timestamptz"),
-    ("failed_at", "timestamptz"),
+    ("queued_at", WALLCLOCK),
+    ("started_at", WALLCLOCK),
+    ("completed_at", WALLCLOCK),
+    ("failed_at", WALLCLOCK),
     ("batch_name", "text"),
     ("mailbox_id", "bigint"),
 ]
@@ -1335,12 +1347,13 @@ def write_move_requests(rows: Rows, ctx: Context) -> dict[str, Any]:
     )
     _report_duplicates(stage, ctx, "mailbox_id", "ExchangeGuid", "the mailbox (inventory id)")
     ctx.raise_if_problems()
+    dated = stage.dated({c: ctx.date_order(c) for c in stage.wallclock})
     moves = upsert(
         stage,
         table="devices_moverequest",
         conflict=["mailbox_id"],
         columns=MOVE_COLUMNS,
-        select=f"SELECT mailbox_id, {', '.join(MOVE_COLUMNS)} FROM {s}",
+        select=f"SELECT mailbox_id, {', '.join(MOVE_COLUMNS)} FROM {dated} m",
         now=_now_sql(),
         created_at=False,
     )
@@ -2173,6 +2186,10 @@ def write_storage_groups(rows: Rows, ctx: Context) -> dict[str, Any]:
         "databases": {"updated": in_groups},
     }
 
+
+# The kinds whose writers stage an export's dates as wall-clock text, read by the database
+# in the day/month order the file decides at the end of its one pass (Stage.dated).
+DATES_IN_SQL = frozenset({"devices", "move_requests"})
 
 WRITERS: dict[str, Callable[[Rows, Context], dict[str, Any]]] = {
     "servers": write_servers,

@@ -65,6 +65,8 @@ ACCESS = {
     "quarantine": AccessLevel.QUARANTINE,
     "block": AccessLevel.BLOCK,
 }
+# The id of Exchange Online in an Inventory before it has a row of its own (never saved).
+EXCHANGE_ONLINE_UNSAVED = -1
 # Kinds after which the target mailbox is a new object: it holds none of today's partnerships.
 NEW_MAILBOX_KINDS = {MoveKind.CROSS_FOREST, MoveKind.STAGED_OR_CUTOVER_OR_IMAP}
 # Mailbox servers where Allow/Block/Quarantine decides (Exchange 2010 and later, and EXO).
@@ -160,6 +162,11 @@ class Inventory:
         self.facts = {pk: self._server_facts(s) for pk, s in self.servers.items()}
         self.namespaces = [self._namespace(n) for n in namespaces]
         self._profile_cache: dict[tuple[str, str, str], ClientProfile | None] = {}
+        # Facts derived from the snapshot alone, per server or per target: a plan asks for them
+        # once per fact key, a comparison of targets once per key and target (compare.py).
+        self._endpoint_cache: dict[int | None, EndpointFacts | None] = {}
+        self._target_endpoint_cache: dict[int, EndpointFacts | None] = {}
+        self._org_cache: dict[tuple[str, int, int | None], OrgFacts] = {}
         self.access_rules: dict[int, list[DeviceAccessRule]] = {}
         for rule in access_rules:
             self.access_rules.setdefault(rule.organisation_id, []).append(rule)
@@ -213,6 +220,20 @@ class Inventory:
             iwa_on_eas_vdir=server.iwa_enabled,
             block_legacy_mailboxes=server.block_legacy_mailboxes,
         )
+
+    def exchange_online_id(self) -> int:
+        """Exchange Online's id in this snapshot. Until an admin first picks it as a target it
+        has no row; a comparison of targets offers it all the same, as an unsaved server with
+        id EXCHANGE_ONLINE_UNSAVED (never written: nothing here writes)."""
+        for pk, server in self.servers.items():
+            if server.generation == Generation.EXO:
+                return pk
+        cloud = ExchangeServer(
+            pk=EXCHANGE_ONLINE_UNSAVED, name=EXCHANGE_ONLINE.name, generation=Generation.EXO
+        )
+        self.servers[cloud.pk] = cloud
+        self.facts[cloud.pk] = EXCHANGE_ONLINE
+        return cloud.pk
 
     def forest_of(self, server_id: int | None) -> str:
         server = self.servers.get(server_id) if server_id else None
@@ -304,6 +325,11 @@ class Inventory:
 
     def device_endpoint(self, server_id: int | None) -> EndpointFacts | None:
         """The host name phones of mailboxes on this server use, when recorded unambiguously."""
+        if server_id not in self._endpoint_cache:
+            self._endpoint_cache[server_id] = self._device_endpoint(server_id)
+        return self._endpoint_cache[server_id]
+
+    def _device_endpoint(self, server_id: int | None) -> EndpointFacts | None:
         server = self.servers.get(server_id) if server_id else None
         if server is None:
             return None
@@ -323,6 +349,11 @@ class Inventory:
         The target's own ExternalUrl, else that of the newest front end of its AD site; a
         legacy name (kept on an older front end during a transition) is never a redirect's
         destination."""
+        if target_id not in self._target_endpoint_cache:
+            self._target_endpoint_cache[target_id] = self._target_endpoint(target_id)
+        return self._target_endpoint_cache[target_id]
+
+    def _target_endpoint(self, target_id: int) -> EndpointFacts | None:
         target = self.servers[target_id]
         if target.generation == Generation.EXO:
             return EndpointFacts(host="outlook.office365.com", server=EXCHANGE_ONLINE)
@@ -342,6 +373,15 @@ class Inventory:
     # -- organisations ---------------------------------------------------------------------------
 
     def _org_facts(self, *, source_id: int | None, target_id: int, policy) -> OrgFacts:
+        # Depends on the source only through its forest: one OrgFacts per forest and target.
+        key = (self.forest_of(source_id), target_id, policy.pk if policy else None)
+        if key not in self._org_cache:
+            self._org_cache[key] = self._org_facts_uncached(
+                source_id=source_id, target_id=target_id, policy=policy
+            )
+        return self._org_cache[key]
+
+    def _org_facts_uncached(self, *, source_id: int | None, target_id: int, policy) -> OrgFacts:
         target = self.servers[target_id]
         org = self.organisations.get(target.effective_forest)
         # The source's forest bounds which servers and names can be answering its phones; an
@@ -524,13 +564,19 @@ class Inventory:
             hybrid_configured=source_org.hybrid_configured if source_org else None,
         )
 
-    def predict(self, key: FactKey, batch: BatchContext) -> Prediction:
-        """The planner's answer, with its range, for one fact key moving as `batch` says."""
+    def facts(
+        self, key: FactKey, batch: BatchContext
+    ) -> tuple[MoveFacts, DeviceFacts, OrgFacts]:
+        """The planner's three inputs for one fact key moving as `batch` says."""
         policy = self._target_policy(batch, key.server_id or None)
-        return predict_range(
+        return (
             self.move(key, batch),
             self.device(key, batch),
             self._org_facts(
                 source_id=key.server_id or None, target_id=batch.target_id, policy=policy
             ),
         )
+
+    def predict(self, key: FactKey, batch: BatchContext) -> Prediction:
+        """The planner's answer, with its range, for one fact key moving as `batch` says."""
+        return predict_range(*self.facts(key, batch))

@@ -11,7 +11,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,8 +31,8 @@ from devices.models import (
     MoveRequest,
     Partnership,
 )
-from devices.staging import Stage
 from exchange.versions import Generation as ExchangeGeneration
+from exsync.setsql import Stage
 
 from . import continuity
 from . import readiness_inventory as readiness
@@ -253,15 +253,23 @@ class UnsupportedPath(BatchError):
 
 
 def unsupported_paths(
-    *, source_ids: Iterable[int | None], target: ExchangeServer
+    *,
+    source_ids: Iterable[int | None],
+    target: ExchangeServer,
+    servers: Mapping[int, ExchangeServer] | None = None,
 ) -> list[PathProblem]:
     """The source servers (with their mailbox counts) whose move to `target` is unsupported,
-    judged on the servers' own generations; one query."""
+    judged on the servers' own generations; one query, none when `servers` (every server by
+    id, as an Inventory holds them) is given."""
     counts = Counter(pk for pk in source_ids if pk)
     if not counts or target.generation in ("", Generation.EXO):
         return []
     problems = []
-    for server in ExchangeServer.objects.filter(pk__in=list(counts)).order_by("name"):
+    if servers is not None:
+        sources = sorted((servers[pk] for pk in counts if pk in servers), key=lambda s: s.name)
+    else:
+        sources = list(ExchangeServer.objects.filter(pk__in=list(counts)).order_by("name"))
+    for server in sources:
         if server.generation in ("", Generation.EXO):
             continue
         if (

@@ -4,6 +4,11 @@ The day/month order of a ``/`` date cannot be read from one value, so a column i
 over the whole file: :meth:`DateColumn.observe` samples every value in a first pass,
 :meth:`DateColumn.decide` picks the order (or reports why it cannot), and
 :meth:`DateColumn.parse` turns values into naive datetimes in the second pass.
+
+An import reads its file once (:meth:`DateColumn.take`): a value whose order is not decided
+yet is handed on as *wall-clock text* (:data:`UNDECIDED` + ``yyyy-AA-BB HH:MM:SS`` with the two
+numbers as written) and the database reads it in the order decided at the end of the pass
+(``exsync.setsql.wallclock_sql``).
 """
 
 from __future__ import annotations
@@ -193,8 +198,10 @@ class DateColumn:
     def observe(self, line: int, value: str) -> None:
         """Sample one value; BadValue when it is no date in any culture."""
         parts = _split(value)
-        if isinstance(parts, datetime):
-            return
+        if not isinstance(parts, datetime):
+            self._observe(line, value, parts)
+
+    def _observe(self, line: int, value: str, parts: _Parts) -> None:
         year_first, sep, p1, p2, p3 = parts[:5]
         if year_first:
             if not _valid(p1, p2, p3):
@@ -301,6 +308,27 @@ class DateColumn:
             f"({self.decided_by})"
         )
 
+    # -- the one pass of an import ------------------------------------------------------------
+
+    def take(self, line: int, value: str) -> datetime | str | None:
+        """Sample one value and return it: a naive datetime where its reading is known now,
+        wall-clock text (:func:`undecided_text`) where it waits for the column's order, None
+        for a value wrong in the order a culture fixed (decide() reports it with its line).
+        BadValue when it is no date in any culture."""
+        parts = _split(value)
+        if isinstance(parts, datetime):
+            return parts
+        self._observe(line, value, parts)
+        year_first, _, p1, p2, p3, hour, minute, second, micro, _ = parts
+        if year_first:
+            return datetime(p1, p2, p3, hour, minute, second, micro)
+        if self.culture is None:
+            return undecided_text(parts)
+        month, day = (p2, p1) if self.order is DateOrder.DMY else (p1, p2)
+        if self.order is DateOrder.YMD or not _valid(p3, month, day):
+            return None
+        return datetime(p3, month, day, hour, minute, second, micro)
+
     # -- second pass --------------------------------------------------------------------------
 
     def parse(self, value: str) -> datetime:
@@ -316,6 +344,28 @@ class DateColumn:
         if self.order is DateOrder.MDY:
             return datetime(p3, p1, p2, hour, minute, second, micro)
         raise BadValue(f"{value!r}: the day/month order of column {self.column} is not decided")
+
+
+UNDECIDED = "~"
+"""Marks wall-clock text whose day/month order the database applies (see take())."""
+
+
+def undecided_text(parts: _Parts) -> str:
+    """``~yyyy-AA-BB HH:MM:SS[.ffffff]``: AA and BB are the first two numbers as written,
+    month-day when the column is read month first, day-month when it is read day first."""
+    _, _, p1, p2, p3, hour, minute, second, micro, _ = parts
+    text = f"~{p3:04d}-{p1:02d}-{p2:02d} {hour:02d}:{minute:02d}:{second:02d}"
+    return f"{text}.{micro:06d}" if micro else text
+
+
+def wallclock(text: str, order: DateOrder | str | None) -> datetime:
+    """Wall-clock text (undecided or ISO) as a naive datetime read in ``order``; SQLite's
+    reading of it (PostgreSQL's is SQL: exsync.setsql)."""
+    if text.startswith(UNDECIDED):
+        text = text[1:]
+        if order == DateOrder.DMY or order == "DMY":
+            text = f"{text[:5]}{text[8:10]}-{text[5:7]}{text[10:]}"
+    return datetime.fromisoformat(text)
 
 
 def parse_date(value: str, *, culture: str) -> datetime:

@@ -1,8 +1,14 @@
-"""open_export(): read one export file in two streaming passes and hand out validated rows.
+"""open_export(): read one export file and hand out validated rows.
 
-The first pass (in :func:`open_export`) checks the structure, parses every value, samples the
-date columns and collects every problem; :meth:`Export.rows` reads the file again and yields
-typed rows. A file is imported whole or not at all, so rows() refuses a file with problems.
+Two ways to read it:
+- an import reads it once (``open_export(..., one_pass=True)`` looks at its head only, then
+  :meth:`Export.checked_rows` yields typed rows while it checks them): a problem anywhere in
+  the file is raised after the last row, as :class:`ExportRejected` with every problem, and the
+  importer's transaction, which stored the rows meanwhile, is rolled back;
+- a check before anything is written (the default): the first pass (in :func:`open_export`)
+  checks the structure, parses every value, samples the date columns and collects every
+  problem; :meth:`Export.rows` reads the file again and yields typed rows, and refuses a file
+  with problems.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .dates import Culture, DateColumn, culture_named
+from .dates import Culture, DateColumn, DateOrder, culture_named
 from .kinds import (
     KINDS,
     KINDS_BY_NAME,
@@ -37,6 +43,14 @@ class ExportHasProblems(ValueError):
 
 class ExportChanged(RuntimeError):
     """The file read differently the second time (changed on disk while being imported)."""
+
+
+class ExportRejected(ValueError):
+    """checked_rows() found problems (``export.problems``): nothing of the file may be kept."""
+
+    def __init__(self, export: Export) -> None:
+        super().__init__(f"{export.filename} has {export.problem_count} problems")
+        self.export = export
 
 
 class _Raising(Findings):
@@ -72,6 +86,7 @@ class Export(ReportsFindings):
         self.date_orders: dict[str, str] = {}  # date column -> "M/d/yyyy" / "d/M/yyyy"
         self._kind: Kind | None = None
         self._dates: dict[str, DateColumn] = {}
+        self._one_pass = False  # opened for checked_rows(), which has not run yet
 
     # -- what the first pass found --------------------------------------------------------------
 
@@ -131,27 +146,94 @@ class Export(ReportsFindings):
         if progress is not None:
             progress(count)
 
+    # -- an import's one pass ---------------------------------------------------------------
+
+    def checked_rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Yield (physical line, row) for every record, checking as it goes; after the last
+        row, raise ExportRejected if the file has any problem (all of them, line-precise).
+
+        Date values whose day/month order the file decides come as wall-clock text (see
+        dates.take()); :meth:`date_order` gives the order once the pass is over.
+        """
+        if self._kind is None or not self._one_pass:
+            raise ExportHasProblems(f"{self.filename} was not opened for one pass")
+        self._one_pass = False
+        ctx = RowContext(self._problems.add)
+        takers = {
+            key: community.null_aware(
+                self._kind, lambda value, column=column: column.take(ctx.line, value)
+            )
+            for key, column in self._dates.items()
+        }
+        parse = RowParser(
+            self._kind,
+            self._file.columns,
+            self._file.header,
+            ctx,
+            takers,
+            first_pass=False,
+            one_pass=True,
+        ).parse
+        session_index = self._session_index()
+        progress = self._progress
+        count = 0
+        for line, fields in self._file.records(self._problems):
+            if session_index is not None and self.session_computer is None:
+                self.session_computer = fields[session_index] or None
+            yield line, parse(line, fields)
+            count += 1
+            if progress is not None and count % PROGRESS_EVERY == 0:
+                progress(count)
+        if progress is not None:
+            progress(count)
+        self._finish_pass(count, ctx)
+        if self._problems.count:
+            raise ExportRejected(self)
+
+    @property
+    def reads_once(self) -> bool:
+        """Opened for checked_rows(), which has not run yet."""
+        return self._one_pass
+
+    def date_order(self, key: str) -> DateOrder | None:
+        """The day/month order the pass decided for date column ``key`` (None: none needed)."""
+        column = self._dates.get(key)
+        return column.order if column is not None else None
+
+    def _session_index(self) -> int | None:
+        header = self._file.header
+        return next((i for i, name in enumerate(header) if name.lower() == "pscomputername"), None)
+
+    def _prepare(self, kind: Kind, culture: Culture | None) -> None:
+        csv_file = self._file
+        self._kind = kind
+        self.kind = kind.name
+        columns = csv_file.columns
+        for c in kind.columns:
+            found = [columns[a.lower()] for a in c.names if a.lower() in columns]
+            if c.date and found:
+                self._dates[c.key] = DateColumn(
+                    csv_file.header[found[0]], culture=culture, option=self._problems.option
+                )
+
+    def _finish_pass(self, count: int, ctx: RowContext) -> None:
+        self.row_count = count
+        if count == 0 and self._problems.count == 0:
+            self._warnings.add(None, None, "has a header but no rows (0 rows)")
+        if self._kind is not None:
+            self._decide_dates()
+            self._report_notes(ctx)
+
     # -- the first pass ---------------------------------------------------------------------------
 
     def _first_pass(self, kind: Kind | None, culture: Culture | None) -> None:
         csv_file = self._file
         problems = self._problems
-        session_index = next(
-            (i for i, name in enumerate(csv_file.header) if name.lower() == "pscomputername"),
-            None,
-        )
+        session_index = self._session_index()
         parse: Callable[..., Any] | None = None
         ctx = RowContext(problems.add)
         if kind is not None:
-            self._kind = kind
-            self.kind = kind.name
-            columns = csv_file.columns
-            for c in kind.columns:
-                found = [columns[a.lower()] for a in c.names if a.lower() in columns]
-                if c.date and found:
-                    self._dates[c.key] = DateColumn(
-                        csv_file.header[found[0]], culture=culture, option=problems.option
-                    )
+            self._prepare(kind, culture)
             observers = {
                 key: community.null_aware(
                     kind, lambda value, column=column: column.observe(ctx.line, value)
@@ -171,14 +253,9 @@ class Export(ReportsFindings):
                 parse(line, fields)
             if progress is not None and count % PROGRESS_EVERY == 0:
                 progress(count)
-        self.row_count = count
         if progress is not None:
             progress(count)
-        if count == 0 and problems.count == 0:
-            self._warnings.add(None, None, "has a header but no rows (0 rows)")
-        if kind is not None:
-            self._decide_dates()
-            self._report_notes(ctx)
+        self._finish_pass(count, ctx)
 
     def _decide_dates(self) -> None:
         proven = {
@@ -289,6 +366,7 @@ def open_export(
     max_problems: int = MAX_REPORTED,
     progress: Progress | None = None,
     via: str = "cli",
+    one_pass: bool | Callable[[Kind], bool] = False,
 ) -> Export:
     """Read an Exchange Management Shell export once and report what it is and what is wrong.
 
@@ -300,6 +378,8 @@ def open_export(
     first while this function checks the file, then again from 0 while rows() hands them out.
     ``via`` is where the messages are read: ``"cli"`` names options as import_inventory spells
     them (``--encoding``), ``"web"`` as the Imports page's form labels them.
+    ``one_pass`` (or ``one_pass(kind)`` true): read only the head now; an import reads the
+    file once, in checked_rows() (``export.reads_once``).
     """
     filename = filename or _filename_of(source)
     problems = Findings(file=filename, limit=max_problems, via=via)
@@ -361,6 +441,14 @@ def open_export(
     if isinstance(chosen, community.ReportKind):
         for message in chosen.header_warnings(csv_file.header):
             warnings.add(None, None, message)
+    if (
+        chosen is not None
+        and not problems.count
+        and (one_pass is True or (callable(one_pass) and one_pass(chosen)))
+    ):
+        export._prepare(chosen, chosen_culture)
+        export._one_pass = True
+        return export
     # With problems already, still read the file once for its structural problems.
     export._first_pass(None if problems.count else chosen, chosen_culture)
     if chosen is not None:

@@ -1109,7 +1109,8 @@ class RowParser:
     """Turns the fields of one record into a row dict of ``kind``, for one pass.
 
     In the first pass (``first_pass=True``) values are only checked where checking is cheaper
-    than converting, and names are checked for ASCII damage; its rows are thrown away.
+    than converting, and names are checked for ASCII damage; its rows are thrown away. An
+    import's one pass (``one_pass=True``) converts and checks everything at once.
     """
 
     def __init__(
@@ -1121,9 +1122,11 @@ class RowParser:
         dates: dict[str, Callable[[str], Any]],
         *,
         first_pass: bool,
+        one_pass: bool = False,
     ) -> None:
         self.ctx = ctx
         self.first_pass = first_pass
+        checks = first_pass or one_pass  # the checks a pass over the file must make once
         text: list[tuple[str, int]] = []
         converted: list[tuple[str, int, Callable[[str], Any]]] = []
         damage: list[tuple[str, int]] = []
@@ -1134,16 +1137,16 @@ class RowParser:
             if index is None:
                 continue
             ctx.names[c.key] = header[index]
-            if first_pass and c.key in kind_limits:
+            if checks and c.key in kind_limits:
                 limits.append((c.key, index, kind_limits[c.key]))
             if c.date:
                 converted.append((c.key, index, dates[c.key]))
             elif c.convert is None:
                 text.append((c.key, index))
             else:
-                convert = (c.check or c.convert) if first_pass else c.convert
+                convert = (c.check or c.convert) if first_pass and not one_pass else c.convert
                 converted.append((c.key, index, convert))
-            if c.name_like and first_pass:
+            if c.name_like and checks:
                 damage.append((c.key, index))
         self.blank = dict.fromkeys(kind.keys)
         self.text_keys = tuple(key for key, _ in text)

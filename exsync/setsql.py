@@ -1,8 +1,13 @@
-"""Set-based writes for imports: a temporary staging table, filled by COPY (PostgreSQL) or
-batched inserts (SQLite), then joined, checked and upserted in a few SQL statements.
+"""Every set-based SQL helper and every PostgreSQL/SQLite difference, in one place.
 
-A Python loop of ORM saves over 400,000 devices takes many minutes; COPY plus
-INSERT ... ON CONFLICT takes seconds (see `make bench-import`).
+Imports (devices/writers.py) and the planner's writes (migrations_plan/services.py) stage
+rows in a temporary table, filled by COPY (PostgreSQL) or batched inserts (SQLite), then join,
+check and upsert them in a few SQL statements: a Python loop of ORM saves over 400,000 devices
+takes many minutes, COPY plus INSERT ... ON CONFLICT takes seconds (`make bench-import`).
+The rest of the code asks this module for what differs between the two databases (boolean
+literals, "the last row of each key", locks, session settings, time arithmetic) instead of
+testing the vendor itself; statements that exist only on one database say so where they
+are used (continuity.py, notices/claiming.py: PostgreSQL's one-statement paths).
 """
 
 from __future__ import annotations
@@ -10,12 +15,25 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo
 
+from django.db import connection as default_connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-COPY_CHUNK_ROWS = 20_000
+COPY_READ_SIZE = 1 << 16  # characters handed to COPY per read: PostgreSQL parses meanwhile
+
+WALLCLOCK = "wallclock"
+"""A staging column type: an export's time of day without a zone, read in the stage's zone.
+
+Its values are naive datetimes or wall-clock text whose day/month order the file decides at
+the end of its one pass (devices/importers/dates.py: "~yyyy-AA-BB HH:MM:SS"). They are staged
+as text; :meth:`Stage.dated` reads them as timestamps in the order decided."""
+
+
+def is_postgresql(connection: BaseDatabaseWrapper | None = None) -> bool:
+    return (connection or default_connection).vendor == "postgresql"
 
 
 class Stage:
@@ -39,15 +57,24 @@ class Stage:
         # a device name that happens to be \N as NULL.
         self.not_null_text = [c for c, t in columns if t == "text"]
         columns = [(c, t.removesuffix(" null")) for c, t in columns]
+        self.wallclock = [c for c, t in columns if t == WALLCLOCK]
         # Only these columns need a Python conversion before COPY; the rest go as they are.
-        self.converted = [i for i, (_, t) in enumerate(columns) if t in ("timestamptz", "uuid")]
+        self.converted = [
+            (i, self._wallclock_text if t == WALLCLOCK else self.value)
+            for i, (_, t) in enumerate(columns)
+            if t in ("timestamptz", "uuid", WALLCLOCK)
+        ]
         ddl = ", ".join(f"{c} {self._type(t)}" for c, t in columns)
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {name}")
             on_commit = " ON COMMIT DROP" if self.vendor == "postgresql" else ""
             cursor.execute(f"CREATE TEMPORARY TABLE {name} ({ddl}){on_commit}")
+        if self.wallclock and self.vendor == "sqlite":
+            _register_sqlite_wallclock(connection)
 
     def _type(self, sql_type: str) -> str:
+        if sql_type == WALLCLOCK:
+            return "text"
         if self.vendor == "postgresql":
             return sql_type
         return {
@@ -74,52 +101,56 @@ class Stage:
             return value.strftime("%Y-%m-%d %H:%M:%S")
         return value
 
+    @staticmethod
+    def _wallclock_text(value: object) -> object:
+        if isinstance(value, datetime):
+            if value.tzinfo is not None:
+                raise ValueError(f"a wall-clock column takes naive datetimes, not {value!r}")
+            return value.isoformat(" ")
+        return value  # already wall-clock text
+
     def load(self, rows: Iterable[Sequence[object]]) -> int:
-        """Append rows (tuples in column order); returns how many."""
+        """Append rows (tuples in column order); returns how many. An exception raised by
+        `rows` (a file found wrong at its end) ends the load and goes to the caller."""
         if self.vendor == "postgresql":
             return self._copy(rows)
         return self._insert(rows)
 
     def _copy(self, rows: Iterable[Sequence[object]]) -> int:
-        count = 0
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
         columns = ", ".join(self.columns)
         force = f", FORCE_NOT_NULL ({', '.join(self.not_null_text)})" if self.not_null_text else ""
         sql = f"COPY {self.name} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N'{force})"
-        value = self.value
-        converted = self.converted
+        source = _CsvSource(rows, self.converted)
         with self.connection.cursor() as cursor:
             # Naive export times are converted by PostgreSQL, not one by one in Python.
             cursor.execute("SELECT set_config('TimeZone', %s, true)", [str(self.tz)])
-            for row in rows:
-                out = ["\\N" if v is None else v for v in row]
-                for i in converted:
-                    if row[i] is not None:
-                        out[i] = value(row[i])
-                writer.writerow(out)
-                count += 1
-                if count % COPY_CHUNK_ROWS == 0:
-                    buffer.seek(0)
-                    cursor.copy_expert(sql, buffer)
-                    buffer.seek(0)
-                    buffer.truncate()
-            if buffer.tell():
-                buffer.seek(0)
-                cursor.copy_expert(sql, buffer)
+            # One COPY for the whole file: PostgreSQL parses what it got while Python makes
+            # the next rows (the two run on two cores).
+            try:
+                cursor.copy_expert(sql, source, size=COPY_READ_SIZE)
+            except Exception:
+                # psycopg2 turns an error of the rows (a file found wrong at its end) into
+                # "COPY from stdin failed": the caller gets the rows' own error instead.
+                if source.error is not None:
+                    raise source.error from None
+                raise
             # Back to the zone Django expects for the rest of the transaction.
             cursor.execute("SELECT set_config('TimeZone', 'UTC', true)")
-        return count
+        return source.count
 
     def _insert(self, rows: Iterable[Sequence[object]]) -> int:
         count = 0
         marks = ", ".join("%s" for _ in self.columns)
         sql = f"INSERT INTO {self.name} ({', '.join(self.columns)}) VALUES ({marks})"
         batch: list[list[object]] = []
-        value = self.value
+        converted = self.converted
         with self.connection.cursor() as cursor:
             for row in rows:
-                batch.append([value(v) for v in row])
+                out = list(row)
+                for i, convert in converted:
+                    if out[i] is not None:
+                        out[i] = convert(out[i])
+                batch.append(out)
                 if len(batch) >= 5000:
                     cursor.executemany(sql, batch)
                     count += len(batch)
@@ -128,6 +159,17 @@ class Stage:
                 cursor.executemany(sql, batch)
                 count += len(batch)
         return count
+
+    def dated(self, orders: Mapping[str, object]) -> str:
+        """The stage as a subquery whose wall-clock columns are timestamps, each read in its
+        day/month order (`orders`: column -> dates.DateOrder or None) in the stage's zone."""
+        columns = [
+            f"{wallclock_sql(c, orders.get(c), self.tz, self.vendor)} AS {c}"
+            if c in self.wallclock
+            else c
+            for c in self.columns
+        ]
+        return f"(SELECT {', '.join(columns)} FROM {self.name})"
 
     def index(self, *columns: str) -> None:
         with self.connection.cursor() as cursor:
@@ -214,3 +256,91 @@ def upsert(
         "updated": int(changed),
         "unchanged": total - int(new) - int(changed),
     }
+
+
+class _CsvSource:
+    """The rows as CSV text for COPY, made as COPY reads it (memory stays flat)."""
+
+    def __init__(self, rows: Iterable[Sequence[object]], converted: Sequence[tuple[int, Callable]]):
+        self._rows: Iterator[Sequence[object]] = iter(rows)
+        self._converted = converted
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer, lineterminator="\n")
+        self._pending = ""
+        self.count = 0
+        self.error: BaseException | None = None
+
+    def read(self, size: int = -1) -> str:
+        try:
+            return self._read(size)
+        except BaseException as error:
+            self.error = error
+            raise
+
+    def _read(self, size: int) -> str:
+        buffer, writer, converted = self._buffer, self._writer, self._converted
+        buffer.seek(0)
+        buffer.truncate()
+        buffer.write(self._pending)
+        for row in self._rows:
+            out = ["\\N" if v is None else v for v in row]
+            for i, convert in converted:
+                if row[i] is not None:
+                    out[i] = convert(row[i])
+            writer.writerow(out)
+            self.count += 1
+            if buffer.tell() >= size > 0:
+                break
+        text = buffer.getvalue()
+        if size > 0:
+            text, self._pending = text[:size], text[size:]
+        else:
+            self._pending = ""
+        return text
+
+    def readline(self, size: int = -1) -> str:  # psycopg2 asks for read() only; for completeness
+        return self.read(size)
+
+
+def _order_name(order: object) -> str:
+    # dates.DateOrder values are "M/d/yyyy", "d/M/yyyy" (this module imports no importer).
+    return "DMY" if str(order) in ("d/M/yyyy", "DMY") else "MDY"
+
+
+def wallclock_sql(column: str, order: object, tz: tzinfo, vendor: str) -> str:
+    """SQL reading a wall-clock column as a timestamp in `tz`: undecided text ("~yyyy-AA-BB
+    ...") in `order`, other text as ISO."""
+    zone = str(tz).replace("'", "''")
+    if vendor != "postgresql":
+        return f"exsync_wallclock({column}, '{_order_name(order)}', '{zone}')"
+    if _order_name(order) == "DMY":
+        undecided = (
+            f"substr({column}, 2, 5) || substr({column}, 10, 2) || '-' || "
+            f"substr({column}, 7, 2) || substr({column}, 12)"
+        )
+    else:
+        undecided = f"substr({column}, 2)"
+    return (
+        f"((CASE WHEN left({column}, 1) = '~' THEN {undecided} ELSE {column} END)::timestamp "
+        f"AT TIME ZONE '{zone}')"
+    )
+
+
+def _sqlite_wallclock(text: str | None, order: str, zone: str) -> str | None:
+    if text is None:
+        return None
+    from devices.importers.dates import wallclock  # the one Python reading of the text
+
+    value = wallclock(text, order).replace(tzinfo=_zone(zone)).astimezone(UTC)
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _zone(name: str) -> tzinfo:
+    return UTC if name == "UTC" else ZoneInfo(name)
+
+
+def _register_sqlite_wallclock(connection: BaseDatabaseWrapper) -> None:
+    connection.ensure_connection()
+    connection.connection.create_function(
+        "exsync_wallclock", 3, _sqlite_wallclock, deterministic=True
+    )

@@ -564,7 +564,7 @@ class Inventory:
             hybrid_configured=source_org.hybrid_configured if source_org else None,
         )
 
-    def facts(
+    def planner_inputs(
         self, key: FactKey, batch: BatchContext
     ) -> tuple[MoveFacts, DeviceFacts, OrgFacts]:
         """The planner's three inputs for one fact key moving as `batch` says."""
@@ -579,4 +579,4 @@ class Inventory:
 
     def predict(self, key: FactKey, batch: BatchContext) -> Prediction:
         """The planner's answer, with its range, for one fact key moving as `batch` says."""
-        return predict_range(*self.facts(key, batch))
+        return predict_range(*self.planner_inputs(key, batch))

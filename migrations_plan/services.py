@@ -254,14 +254,18 @@ class UnsupportedPath(BatchError):
 
 def unsupported_paths(
     *,
-    source_ids: Iterable[int | None],
+    source_ids: Iterable[int | None] = (),
     target: ExchangeServer,
     servers: Mapping[int, ExchangeServer] | None = None,
+    per_server: Mapping[int | None, int] | None = None,
 ) -> list[PathProblem]:
     """The source servers (with their mailbox counts) whose move to `target` is unsupported,
     judged on the servers' own generations; one query, none when `servers` (every server by
-    id, as an Inventory holds them) is given."""
+    id, as an Inventory holds them) is given. The mailboxes are counted from `source_ids`
+    (one server id per mailbox) or given as `per_server` ({server id: mailboxes})."""
     counts = Counter(pk for pk in source_ids if pk)
+    if per_server is not None:
+        counts.update({pk: n for pk, n in per_server.items() if pk})
     if not counts or target.generation in ("", Generation.EXO):
         return []
     problems = []

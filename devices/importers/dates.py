@@ -141,6 +141,107 @@ def _split(value: str) -> _Parts | datetime:
     return (year_first, sep, p1, p2, p3, hour, minute, second, micro, pm)
 
 
+@dataclass(frozen=True, slots=True)
+class _Day:
+    """The date half of a value, as _split would read it, and what it proves."""
+
+    year_first: bool
+    sep: str
+    numbers: tuple[int, int, int]  # year-first: year, month, day; else as written
+    sample: str | None  # the DateColumn sample a year-last date goes to, if any
+    text: str  # "~yyyy-AA-BB" (year last)
+
+
+@dataclass(frozen=True, slots=True)
+class _Clock:
+    numbers: tuple[int, int, int, int]  # hour (24 h), minute, second, microsecond
+    pm: bool | None
+    text: str  # " HH:MM:SS[.ffffff]"
+
+
+_DAY = re.compile(r"(\d{1,4})([/.\-])(\d{1,2})\2(\d{1,4})", re.ASCII)
+_CLOCK = re.compile(
+    r"(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,7}))?)?(?:\s*([AaPp])\.?[Mm]\.?)?\s*", re.ASCII
+)
+_HALVES_LIMIT = 100_000  # distinct halves remembered per column (a day has 86,400 seconds)
+
+
+class _Halves:
+    """The date and time halves of one column's values, each parsed once. A half that is
+    not the common shape (or is wrong) gives None: the whole value goes through _split,
+    which reads it the same way or says what is wrong."""
+
+    __slots__ = ("_clocks", "_days")
+
+    def __init__(self) -> None:
+        self._days: dict[str, _Day | None] = {}
+        self._clocks: dict[str, _Clock | None] = {}
+
+    def day(self, text: str) -> _Day | None:
+        try:
+            return self._days[text]
+        except KeyError:
+            pass
+        day = _day_of(text)
+        if len(self._days) < _HALVES_LIMIT:
+            self._days[text] = day
+        return day
+
+    def clock(self, text: str) -> _Clock | None:
+        try:
+            return self._clocks[text]
+        except KeyError:
+            pass
+        clock = _clock_of(text)
+        if len(self._clocks) < _HALVES_LIMIT:
+            self._clocks[text] = clock
+        return clock
+
+
+def _day_of(text: str) -> _Day | None:
+    match = _DAY.fullmatch(text)
+    if match is None:
+        return None
+    a, sep, b, c = match.groups()
+    p1, p2, p3 = int(a), int(b), int(c)
+    if len(a) == 4:
+        if not _valid(p1, p2, p3):
+            return None  # _split's reading reports it
+        return _Day(True, sep, (p1, p2, p3), None, "")
+    if len(c) != 4:
+        return None
+    sample = None
+    if not (p1 <= 12 and p2 <= 12 and p1 and p2 and p3):
+        month_first = _valid(p3, p1, p2)
+        day_first = _valid(p3, p2, p1)
+        if month_first and not day_first:
+            sample = "mdy_only"
+        elif day_first and not month_first:
+            sample = "dmy_only"
+        elif not day_first:
+            sample = "neither"
+    return _Day(False, sep, (p1, p2, p3), sample, f"~{p3:04d}-{p1:02d}-{p2:02d}")
+
+
+def _clock_of(text: str) -> _Clock | None:
+    match = _CLOCK.fullmatch(text)
+    if match is None:
+        return None
+    hour_text, minute_text, second_text, fraction, marker = match.groups()
+    hour, minute = int(hour_text), int(minute_text)
+    second = int(second_text) if second_text is not None else 0
+    micro = int(fraction[:6].ljust(6, "0")) if fraction is not None else 0
+    pm = None if marker is None else marker in "Pp"
+    if pm is not None:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if pm else 0)
+    if hour > 23 or minute > 59 or second > 59:
+        return None
+    clock = f" {hour:02d}:{minute:02d}:{second:02d}"
+    return _Clock((hour, minute, second, micro), pm, f"{clock}.{micro:06d}" if micro else clock)
+
+
 class _Sample:
     """The first few (line, value) pairs of a sort, and how many there were."""
 
@@ -192,6 +293,7 @@ class DateColumn:
         self.mdy_only = _Sample(limit)  # valid only month-first, like 3/13/2019
         self.neither = _Sample(limit)  # valid in no order, like 2/30/2019
         self.unlisted = 0  # failing values decide() counted but did not list
+        self._halves = _Halves()
 
     # -- first pass ---------------------------------------------------------------------------
 
@@ -315,6 +417,38 @@ class DateColumn:
         wall-clock text (:func:`undecided_text`) where it waits for the column's order, None
         for a value wrong in the order a culture fixed (decide() reports it with its line).
         BadValue when it is no date in any culture."""
+        if self.culture is None:
+            # Most values are "date time" whose date (a few hundred days) and time of day
+            # (at most 86,400) repeat over a file: each half is parsed once (_Halves).
+            cut = value.find(" ")
+            if cut > 0:
+                day = self._halves.day(value[:cut])
+                clock = self._halves.clock(value[cut + 1 :]) if day is not None else None
+                if clock is not None:
+                    return self._take_halves(line, value, day, clock)
+        return self._take(line, value)
+
+    def _take_halves(self, line: int, value: str, day: _Day, clock: _Clock) -> datetime | str:
+        if day.year_first:
+            year, month, date_of_month = day.numbers
+            return datetime(year, month, date_of_month, *clock.numbers)
+        year_last = self.year_last
+        year_last.count += 1
+        if year_last.count <= year_last.limit:
+            year_last.items.append((line, value))
+        if self.ampm is None and clock.pm is not None:
+            self.ampm = (line, value)
+        if day.sep != "/" and self.day_first_separator is None:
+            self.day_first_separator = (line, value)
+        sample = day.sample
+        if sample is not None:
+            sample = getattr(self, sample)
+            sample.count += 1
+            if sample.count <= sample.limit:
+                sample.items.append((line, value))
+        return day.text + clock.text
+
+    def _take(self, line: int, value: str) -> datetime | str | None:
         parts = _split(value)
         if isinstance(parts, datetime):
             return parts

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from functools import lru_cache
 
 from exchange.versions import (
     BUILD_2007_SP1,
@@ -165,6 +166,9 @@ class Prediction:
 # --- facts, read safely ------------------------------------------------------------------------
 
 
+# Facts are immutable and a plan (or a comparison of every target) asks about the same few
+# servers for every device: parse each server's build once.
+@lru_cache(maxsize=4096)
 def server_version(server: ServerFacts | None) -> ExchangeVersion | None:
     """The most precise build known: ExSetup's file version, else AdminDisplayVersion."""
     if server is None or server.is_exchange_online:
@@ -215,6 +219,7 @@ def _name(server: ServerFacts | None) -> str:
     return (server.name if server and server.name else None) or "the server"
 
 
+@lru_cache(maxsize=4096)
 def _thumb(text: str | None) -> str | None:
     cleaned = "".join(ch for ch in (text or "") if ch.isalnum()).upper()
     return cleaned or None

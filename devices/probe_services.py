@@ -15,9 +15,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
+
+from exsync.setsql import advisory_xact_lock
 
 from . import probes
 from .models import EndpointProbe, ExchangeServer, Namespace, ProbeOutcome, ProbeRun, ProbeTarget
@@ -242,9 +244,7 @@ def probe_run_request(*, actor: AbstractBaseUser | None) -> ProbeRun:
     run. Requests are serialised by an advisory lock on PostgreSQL and by SQLite's write lock
     (transaction_mode IMMEDIATE), so two at once cannot both see no run.
     """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PROBE_LOCK])
+    advisory_xact_lock(PROBE_LOCK)
     _fail_stale()
     active = ProbeRun.objects.filter(state__in=ACTIVE).order_by("-created_at", "-id").first()
     if active is not None:

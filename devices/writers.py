@@ -17,7 +17,7 @@ from django.db import connection
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from exsync.setsql import WALLCLOCK, Stage, upsert
+from exsync.setsql import WALLCLOCK, Stage, last_row_per, sql_bool, upsert
 
 from .importers import Problem
 from .importers.values import UNLIMITED, forest_from_dn
@@ -794,16 +794,7 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
     stale_scope = _stale_scope(stage, ctx) if ctx.full_export else None
 
     # One device may be partnered with several mailboxes: its own facts come from its last row.
-    if stage.vendor == "postgresql":
-        device_select = (
-            f"SELECT DISTINCT ON (device_id) device_id, {', '.join(DEVICE_COLUMNS)} FROM {s} "
-            "ORDER BY device_id, line DESC"
-        )
-    else:
-        last_row = f"SELECT MAX(line) FROM {s} GROUP BY device_id"
-        device_select = (
-            f"SELECT device_id, {', '.join(DEVICE_COLUMNS)} FROM {s} WHERE line IN ({last_row})"
-        )
+    device_select = last_row_per(s, "device_id", DEVICE_COLUMNS, newest=["line"])
     devices = upsert(
         stage,
         table="devices_mobiledevice",
@@ -822,7 +813,7 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
     partnership_select = (
         f"SELECT d.id AS device_id, s.mailbox_id, "
         f"{', '.join('s.' + c for c in PARTNERSHIP_COLUMNS if c != 'is_stale')}, "
-        f"{'false' if stage.vendor == 'postgresql' else '0'} AS is_stale "
+        f"{sql_bool(False)} AS is_stale "
         f"FROM {dated} s JOIN devices_mobiledevice d ON d.device_id = s.device_id"
     )
     partnerships = upsert(
@@ -943,9 +934,8 @@ def _mark_stale(stage: Stage, ctx: Context, scope: StaleScope) -> dict[str, Any]
     covered, missing = scope.covered, scope.missing
     stale = 0
     if missing:
-        true = "true" if stage.vendor == "postgresql" else "1"
         stale = stage.execute(
-            f"UPDATE devices_partnership SET is_stale = {true}, updated_at = {_now_sql()} "
+            f"UPDATE devices_partnership SET is_stale = {sql_bool(True)}, updated_at = {_now_sql()} "
             f"WHERE id IN (SELECT p.id FROM devices_partnership p WHERE {in_scope} "
             f"AND NOT {listed})",
             ids,
@@ -1107,17 +1097,9 @@ def write_iis_log(rows: Rows, ctx: Context) -> dict[str, Any]:
         skipped = stage.execute(f"DELETE FROM {s} WHERE mailbox_id IS NULL")
     stage.index("device_id", "mailbox_id")
     # One row per device (a phone may sync two mailboxes): type and agent of its latest request.
-    if stage.vendor == "postgresql":
-        latest = (
-            f"SELECT DISTINCT ON (device_id) device_id, device_type, user_agent FROM {s} "
-            "ORDER BY device_id, last_attempt DESC, line DESC"
-        )
-    else:
-        latest = (
-            f"SELECT device_id, device_type, user_agent FROM {s} o WHERE line = (SELECT i.line "
-            f"FROM {s} i WHERE i.device_id = o.device_id ORDER BY i.last_attempt DESC, i.line DESC "
-            "LIMIT 1)"
-        )
+    latest = last_row_per(
+        s, "device_id", ["device_type", "user_agent"], newest=["last_attempt", "line"]
+    )
     devices = upsert(
         stage,
         table="devices_mobiledevice",
@@ -1151,7 +1133,7 @@ def write_iis_log(rows: Rows, ctx: Context) -> dict[str, Any]:
             f"{_later('s.last_attempt', 'p.last_sync_attempt_at')} AS last_sync_attempt_at, "
             # Seen in the log: a partnership, even if a device export (which cannot see 2003
             # partnerships) marked it stale.
-            f"{'false' if stage.vendor == 'postgresql' else '0'} AS is_stale "
+            f"{sql_bool(False)} AS is_stale "
             f"FROM {s} s JOIN devices_mobiledevice d ON d.device_id = s.device_id "
             "LEFT JOIN devices_partnership p ON p.device_id = d.id AND p.mailbox_id = s.mailbox_id"
         ),

@@ -16,6 +16,7 @@ import csv
 import io
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
@@ -33,7 +34,99 @@ as text; :meth:`Stage.dated` reads them as timestamps in the order decided."""
 
 
 def is_postgresql(connection: BaseDatabaseWrapper | None = None) -> bool:
+    """For the few features written once per database (a one-statement PostgreSQL path next
+    to a portable one): continuity.continuity_refresh, notices/claiming.py."""
     return (connection or default_connection).vendor == "postgresql"
+
+
+# -- what differs between the two databases ----------------------------------------------------
+
+
+def sql_bool(value: bool, connection: BaseDatabaseWrapper | None = None) -> str:
+    """A boolean literal: true/false on PostgreSQL, 1/0 on SQLite."""
+    if is_postgresql(connection):
+        return "true" if value else "false"
+    return "1" if value else "0"
+
+
+def last_row_per(
+    source: str,
+    key: str,
+    columns: Sequence[str],
+    *,
+    newest: Sequence[str],
+    connection: BaseDatabaseWrapper | None = None,
+) -> str:
+    """SQL: one row per `key` of `source` (a table), the first by `newest` (column names,
+    descending; the last one must be unique per row, such as a line number)."""
+    wanted = ", ".join([key, *columns])
+    descending = ", ".join(f"{c} DESC" for c in newest)
+    if is_postgresql(connection):
+        return f"SELECT DISTINCT ON ({key}) {wanted} FROM {source} ORDER BY {key}, {descending}"
+    inner = ", ".join(f"i.{c} DESC" for c in newest)
+    last = newest[-1]
+    return (
+        f"SELECT {wanted} FROM {source} o WHERE {last} = (SELECT i.{last} FROM {source} i "
+        f"WHERE i.{key} = o.{key} ORDER BY {inner} LIMIT 1)"
+    )
+
+
+def advisory_xact_lock(*keys: int) -> None:
+    """Serialise a transaction's critical section across processes: a PostgreSQL advisory
+    lock held until the transaction ends; on SQLite the write lock of an IMMEDIATE
+    transaction (settings) already lets one writer in at a time."""
+    if is_postgresql():
+        with default_connection.cursor() as cursor:
+            cursor.execute(f"SELECT pg_advisory_xact_lock({', '.join(['%s'] * len(keys))})", keys)
+
+
+@contextmanager
+def local_settings(values: Mapping[str, str]) -> Iterator[None]:
+    """PostgreSQL planner settings for the statements inside the block, within the current
+    transaction (SET LOCAL); the values in force before are put back after it, not the server
+    defaults. Nothing on SQLite."""
+    if not is_postgresql():
+        yield
+        return
+    names = list(values)
+    with default_connection.cursor() as cursor:
+        current = ", ".join(f"current_setting('{name}')" for name in names)
+        cursor.execute(f"SELECT {current}")
+        before = cursor.fetchone()
+        cursor.execute(
+            "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in names),
+            [v for name in names for v in (name, values[name])],
+        )
+    yield
+    # Not in a `finally`: after a failed statement the transaction only accepts its rollback,
+    # which undoes SET LOCAL anyway, and the caller must see the real error.
+    with default_connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in names),
+            [v for name, old in zip(names, before, strict=True) for v in (name, old)],
+        )
+
+
+@contextmanager
+def session_setting(name: str, value: str) -> Iterator[None]:
+    """A PostgreSQL session setting for the block (outside a transaction too), RESET after
+    it to the session's own value. Nothing on SQLite."""
+    if not is_postgresql():
+        yield
+        return
+    with default_connection.cursor() as cursor:
+        cursor.execute("SELECT set_config(%s, %s, false)", [name, value])
+    yield
+    # Not in a `finally`: in a failed transaction RESET would fail too and hide the error.
+    with default_connection.cursor() as cursor:
+        cursor.execute(f"RESET {name}")
+
+
+def plus_hours(column: str) -> str:
+    """SQL: `column` plus %s hours (a parameter), on either database."""
+    if is_postgresql():
+        return f"{column} + %s * INTERVAL '1 hour'"
+    return f"strftime('%%Y-%%m-%%d %%H:%%M:%%f', {column}, '+' || %s || ' hours')"
 
 
 class Stage:
@@ -127,7 +220,9 @@ class Stage:
             # One COPY for the whole file: PostgreSQL parses what it got while Python makes
             # the next rows (the two run on two cores).
             try:
-                cursor.copy_expert(sql, source, size=COPY_READ_SIZE)
+                cursor.copy_expert(
+                    sql, source, COPY_READ_SIZE
+                )  # size: positional in Django's debug wrapper
             except Exception:
                 # psycopg2 turns an error of the rows (a file found wrong at its end) into
                 # "COPY from stdin failed": the caller gets the rows' own error instead.

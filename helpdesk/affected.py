@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
 
-from django.db import connection
 from django.db.models import (
     Case,
     Count,
@@ -45,6 +44,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from devices.models import AccessState
+from exsync.setsql import session_setting
 from migrations_plan.models import (
     ACTIVE_BATCH_STATES,
     BatchMailbox,
@@ -490,19 +490,13 @@ def people_page(
 ) -> Page:
     """One page of people by key, in a constant number of queries (one or two, once more
     when a "previous" link reaches the start; two more on PostgreSQL, for a setting)."""
-    if connection.vendor != "postgresql":
-        return _people_page(people, sort=sort, after=after, before=before, size=size)
     # No parallel workers for the walk: a page is a LIMIT over a walk of the sort order, and
     # a filtered walk (a worst outcome, say) is planned as a parallel Gather Merge whose
     # workers each run well past the page before the merge stops them: 60-65 ms for
     # ?outcome=blocked at 20,000 people, 10 ms walked by one process (EXPLAIN ANALYZE; the
-    # other filters gain 1-2 ms). RESET puts back the session's value, not 0.
-    with connection.cursor() as cursor:
-        cursor.execute("SET max_parallel_workers_per_gather = 0")
-    page = _people_page(people, sort=sort, after=after, before=before, size=size)
-    with connection.cursor() as cursor:
-        cursor.execute("RESET max_parallel_workers_per_gather")
-    return page
+    # other filters gain 1-2 ms).
+    with session_setting("max_parallel_workers_per_gather", "0"):
+        return _people_page(people, sort=sort, after=after, before=before, size=size)
 
 
 def _people_page(

@@ -27,6 +27,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from devices.models import Mailbox
+from exsync.setsql import is_postgresql, plus_hours
 
 from .models import (
     Continuity,
@@ -52,7 +53,7 @@ def continuity_start(
             "INSERT INTO migrations_plan_continuity (member_id, partnership_id, moved_at, "
             "silent_after, predicted, explanation_id, last_sync_at_move, first_sync_at_move, "
             "state) "
-            f"SELECT pr.member_id, pr.partnership_id, bm.moved_at, {_plus_hours('bm.moved_at')}, "
+            f"SELECT pr.member_id, pr.partnership_id, bm.moved_at, {plus_hours('bm.moved_at')}, "
             "pr.outcome, pr.explanation_id, "
             "p.last_success_sync_at, p.first_sync_at, %s "
             "FROM migrations_plan_prediction pr "
@@ -71,13 +72,6 @@ def continuity_start(
         batch_memberships__state=MemberState.MOVED,
     ).filter(Q(watch_until__isnull=True) | Q(watch_until__lt=watch)).update(watch_until=watch)
     return created
-
-
-def _plus_hours(column: str) -> str:
-    """SQL: `column` plus %s hours (a parameter), on either database."""
-    if connection.vendor == "postgresql":
-        return f"{column} + %s * INTERVAL '1 hour'"
-    return f"strftime('%%Y-%%m-%%d %%H:%%M:%%f', {column}, '+' || %s || ' hours')"
 
 
 def continuity_grace(*, batch: MoveBatch) -> int:
@@ -161,7 +155,7 @@ def continuity_refresh(*, now: datetime | None = None) -> int:
     organisations). Returns the rows written."""
     # As the ORM writes it (SQLite keeps datetimes as text in one format).
     now = connection.ops.adapt_datetimefield_value(now or timezone.now())
-    if connection.vendor == "postgresql":
+    if is_postgresql():  # one statement there; two portable UPDATEs elsewhere
         with connection.cursor() as cursor:
             cursor.execute(_REFRESH_PG, {"now": now, **STATES})
             return cursor.rowcount

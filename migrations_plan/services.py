@@ -11,8 +11,8 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import astuple, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -32,7 +32,7 @@ from devices.models import (
     Partnership,
 )
 from exchange.versions import Generation as ExchangeGeneration
-from exsync.setsql import Stage
+from exsync.setsql import Stage, advisory_xact_lock, local_settings
 
 from . import continuity
 from . import readiness_inventory as readiness
@@ -324,9 +324,7 @@ def batch_plan(
     # a transaction-level advisory lock, not the batch row's lock, so that recording a fact or
     # asking for another plan (an UPDATE of the row) never waits for a plan to finish.
     # (SQLite has one writer at a time anyway.)
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [PLAN_LOCK, batch.pk])
+    advisory_xact_lock(PLAN_LOCK, batch.pk)
     batch.state = MoveBatch.objects.values_list("state", flat=True).get(pk=batch.pk)
     if batch.state not in ACTIVE_BATCH_STATES:
         raise BatchError(
@@ -385,34 +383,15 @@ def batch_plan(
     return result
 
 
-@contextmanager
-def _bulk_plan_settings() -> Iterator[None]:
+def _bulk_plan_settings() -> AbstractContextManager[None]:
     """PostgreSQL settings for the two statements that read the whole batch.
 
     Row estimates for a freshly filled batch make PostgreSQL choose nested loops over 100,000
     rows and a sort that spills to disk; hash joins and an in-memory aggregate are several
     times faster there (but not for the small lookups around them, so the settings end with
-    the block). LOCAL, and the values in force before are restored, not the server defaults.
+    the block).
     """
-    if connection.vendor != "postgresql":
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "WITH before AS MATERIALIZED (SELECT current_setting('enable_nestloop') AS nestloop, "
-            "current_setting('work_mem') AS work_mem) "
-            "SELECT nestloop, work_mem, set_config('enable_nestloop', 'off', true), "
-            "set_config('work_mem', '64MB', true) FROM before"
-        )
-        nestloop, work_mem = cursor.fetchone()[:2]
-    yield
-    # Not in a `finally`: after a failed statement the transaction only accepts its rollback,
-    # which undoes SET LOCAL anyway, and the caller must see the real error.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT set_config('enable_nestloop', %s, true), set_config('work_mem', %s, true)",
-            [nestloop, work_mem],
-        )
+    return local_settings({"enable_nestloop": "off", "work_mem": "64MB"})
 
 
 # The mailboxes a plan predicts for: pending members of the batch (moves already done or

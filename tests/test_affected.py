@@ -726,6 +726,6 @@ def test_a_page_walks_without_parallel_workers_and_puts_the_setting_back(helpdes
     with CaptureQueriesContext(connection) as captured:
         assert names(get(helpdesk, outcome="blocked", sort="outcome"))
     sql = [q["sql"] for q in captured.captured_queries]
-    assert sql.count("SET max_parallel_workers_per_gather = 0") == 1
+    assert sql.count("SELECT set_config('max_parallel_workers_per_gather', '0', false)") == 1
     assert sql.count("RESET max_parallel_workers_per_gather") == 1
     assert setting() == before

@@ -125,9 +125,9 @@ def state(record: InventoryImport) -> str:
 
 
 def being_written(record: InventoryImport) -> bool:
-    """Whether the import is in its write: checked (its row count recorded), and its row held
-    by a transaction."""
-    if not InventoryImport.objects.filter(pk=record.pk, rows_total__gt=0).exists():
+    """Whether the import is in its write: its head checked (its kind recorded), and its row
+    held by a transaction."""
+    if not InventoryImport.objects.filter(pk=record.pk).exclude(kind="").exists():
         return False
     try:
         with transaction.atomic():

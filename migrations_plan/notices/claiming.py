@@ -22,6 +22,7 @@ from django.db import connection
 from django.db.models import F, Model, Q
 
 from devices.models import ExchangeServer, Mailbox
+from exsync.setsql import is_postgresql
 
 from ..models import BatchMailbox, MoveBatch, Notice, NoticeKind, NoticeState
 
@@ -109,7 +110,7 @@ def _instance(model: type[Model], values: list[object]) -> Model | None:
 
 def notice_claim_load(*, notice_id: int, now: datetime) -> Notice | None:
     """Claim the notice and read it with batch, member, mailbox and server; None if not won."""
-    if connection.vendor != "postgresql":
+    if not is_postgresql():  # the portable path: claim, then read
         return notice_load(notice_id) if notice_claim(notice_id=notice_id, now=now) else None
     with connection.cursor() as cursor:
         cursor.execute(

@@ -1,5 +1,7 @@
 """bench-plan: plan a 50,000-mailbox batch (about 100,000 partnerships from seed_demo) on
-PostgreSQL, and time a plain read of the same rows in the same run."""
+PostgreSQL, time a plain read of the same rows in the same run, and compare every target of
+the organisation for the same mailboxes (issue 17: no prediction written, within ratio 3 of
+the plain read and no slower than the plan)."""
 
 from __future__ import annotations
 
@@ -90,6 +92,27 @@ def main() -> None:
         f"  {result.partnerships} predictions, {result.explanations} distinct explanations, "
         f"{plan_s:.2f}s (best of 3), {len(queries)} queries; {dict(result.summary)}"
     )
+    say("comparing every target for the same mailboxes (nothing written)")
+    from migrations_plan.compare import batch_mailboxes, selection_read, targets_compare
+
+    predictions = Prediction.objects.filter(member__batch=batch).count()
+    compares = []
+    for _ in range(3):
+        with CaptureQueriesContext(connection) as compare_queries:
+            started = time.perf_counter()
+            comparison = targets_compare(
+                selection=selection_read(mailboxes=batch_mailboxes(batch)),
+                move_date=timezone.localdate(batch.start_at),
+                current_target_id=batch.target_server_id,
+            )
+            compares.append(time.perf_counter() - started)
+    compare_s = min(compares)
+    assert Prediction.objects.filter(member__batch=batch).count() == predictions
+    say(
+        f"  {len(comparison.targets)} targets, {compare_s:.2f}s (best of 3), "
+        f"{len(compare_queries)} queries; "
+        + ", ".join(f"{t.name} {t.needing_action}" for t in comparison.targets)
+    )
     say("re-planning with nothing changed")
     started = time.perf_counter()
     batch_plan(batch=batch)
@@ -105,6 +128,10 @@ def main() -> None:
         replan_s=f"{replan_s:.2f}",
         queries=len(queries),
         explanations=result.explanations,
+        targets=len(comparison.targets),
+        compare_s=f"{compare_s:.2f}",
+        compare_ratio=f"{compare_s / read_s:.1f}",
+        compare_queries=len(compare_queries),
     )
 
 

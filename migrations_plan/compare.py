@@ -20,20 +20,30 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count, QuerySet
 from django.urls import reverse
+from django.utils import timezone
 
 from devices.models import ExchangeServer, Generation, Mailbox, Partnership
+from exsync.setsql import local_settings
 
 from .fact_key import KEY, FactKey, columns, source
 from .facts_from_inventory import BatchContext, Inventory
+from .models import MemberState, MoveBatch
 from .planner.facts import DeviceFacts, MoveFacts, OrgFacts
-from .planner.outcomes import SEVERITY, Outcome, severity
+from .planner.outcomes import SEVERITY, Outcome
 from .planner.predict import Prediction
 from .planner.questions import QUESTIONS
 from .planner.ranges import predict_range
-from .planner.whatif import CHANGE_BY_ID, CHANGES, Effect, Situation, effects
+from .planner.whatif import (
+    CHANGE_BY_ID,
+    CHANGES,
+    Effect,
+    Situation,
+    effects,
+    outcome_low_confidence,
+)
 
 __all__ = [
     "Comparison",
@@ -42,6 +52,9 @@ __all__ = [
     "Selection",
     "TargetPlan",
     "TargetResult",
+    "batch_mailboxes",
+    "batch_target_plan",
+    "count_target",
     "hosts_mailboxes",
     "prerequisites",
     "selection_read",
@@ -53,6 +66,7 @@ OUTCOMES = [o.value for o in SEVERITY]  # worst first, as on the batch page
 EXCHANGE_ONLINE_CHOICE = "exo"  # forms.TargetChoiceField's value for Exchange Online
 MOVE_KINDS_TO_EXO = ("hybrid_onboard", "staged_or_cutover_or_imap")
 MOVE_KINDS_ON_PREMISES = ("hybrid_offboard", "cross_forest")
+BULK_READ = {"enable_nestloop": "off", "work_mem": "64MB"}  # as services._bulk_plan_settings
 
 
 # --- the selection, read once ---------------------------------------------------------------------
@@ -80,51 +94,49 @@ class Selection:
 
 
 def selection_read(*, mailboxes: QuerySet[Mailbox], stale_days: int | None = None) -> Selection:
-    """Read the selection: two queries (three with `stale_days`)."""
+    """Read the selection: two queries (three with `stale_days`), whatever its size."""
     ids_sql, params = mailboxes.order_by().values("pk").query.sql_with_params()
-    index: dict[tuple, int] = {}
-    counts: list[int] = []
-    held: dict[int, set[int]] = defaultdict(set)
-    rows: list[tuple] = []
     # Assembled from fact_key's constant column names and the queryset's own SQL; every value
     # travels as a parameter (as in preview.py).
     sql = f"SELECT f.mailbox_id, {columns()} FROM {source(ids_sql)}"  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute(sql, list(params))
-        rows = cursor.fetchall()
+    old: dict[int, int] = {}
+    # The settings batch_plan reads a whole batch with: a freshly filled batch has no row
+    # estimates, and nested loops with a sort spilled to disk take twice as long as hash joins.
+    with transaction.atomic(), local_settings(BULK_READ):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, list(params))
+            rows = cursor.fetchall()
+        per_server = dict(
+            mailboxes.order_by()
+            .values_list("server_id")
+            .annotate(n=Count("pk"))
+            .values_list("server_id", "n")
+        )
+        if stale_days is not None:
+            from helpdesk.hygiene import stale_q  # the hygiene page's own definition of stale
+
+            old = dict(
+                Partnership.objects.filter(
+                    stale_q(days=stale_days), is_stale=False, mailbox__in=mailboxes.order_by()
+                )
+                .values_list("mailbox_id")
+                .annotate(n=Count("pk"))
+                .values_list("mailbox_id", "n")
+            )
+    index: dict[tuple, int] = {}
+    held: dict[int, set[int]] = defaultdict(set)
     for row in rows:
-        values = row[1:]
-        i = index.get(values)
-        if i is None:
-            i = index[values] = len(counts)
-            counts.append(0)
-        counts[i] += 1
-        held[row[0]].add(i)
+        held[row[0]].add(index.setdefault(row[1:], len(index)))
+    counts = Counter(index[row[1:]] for row in rows)
     stale: dict[int, Counter[int]] | None = None
     if stale_days is not None:
-        from helpdesk.hygiene import stale_q  # the hygiene page's own definition of stale
-
-        old = dict(
-            Partnership.objects.filter(
-                stale_q(days=stale_days), is_stale=False, mailbox__in=mailboxes.order_by()
-            )
-            .values_list("mailbox_id")
-            .annotate(n=Count("pk"))
-            .values_list("mailbox_id", "n")
-        )
         stale = defaultdict(Counter)
         for row in rows:
             stale[index[row[1:]]][old.get(row[0], 0)] += 1
-    per_server = dict(
-        mailboxes.order_by()
-        .values_list("server_id")
-        .annotate(n=Count("pk"))
-        .values_list("server_id", "n")
-    )
     width = len(KEY)
     return Selection(
         keys=tuple(FactKey(*k[:width]) for k in index),
-        devices=tuple(counts),
+        devices=tuple(counts[i] for i in range(len(index))),
         holdings=dict(Counter(tuple(sorted(keys)) for keys in held.values())),
         mailboxes=sum(per_server.values()),
         per_server=per_server,
@@ -311,8 +323,6 @@ def targets_compare(
 ) -> Comparison:
     """Every target that can hold mailboxes (and Exchange Online) for this selection, the one
     needing the fewest people to act first. No query beyond Inventory.load()."""
-    from .services import unsupported_paths
-
     started = time.perf_counter()
     inventory = inventory or Inventory.load()
     planner = planner or Planner(inventory)
@@ -328,20 +338,10 @@ def targets_compare(
             move_kind=move_kind,
             target_policy_id=target_policy_id,
         )
-        result = TargetResult(
-            server_id=server.pk,
-            choice=_choice(server),
-            name=server.name,
-            generation=server.get_generation_display() if server.generation else "",
-            is_exchange_online=server.generation == Generation.EXO,
-            current=server.pk == current_target_id,
-            move_kind_used=context.move_kind,
-            already_there=selection.per_server.get(server.pk, 0),
-            unsupported=unsupported_paths(
-                target=server, servers=inventory.servers, per_server=selection.per_server
-            ),
+        result = count_target(
+            inventory=inventory, planner=planner, selection=selection, context=context
         )
-        _count(result, selection, [planner.predict(k, context) for k in selection.keys])
+        result.current = server.pk == current_target_id
         results.append(result)
     results.sort(
         key=lambda r: (
@@ -361,25 +361,54 @@ def targets_compare(
     )
 
 
+def count_target(
+    *, inventory: Inventory, planner: Planner, selection: Selection, context: BatchContext
+) -> TargetResult:
+    """People and devices per outcome if the selection moved as `context` says; no query."""
+    from .services import unsupported_paths
+
+    server = inventory.servers[context.target_id]
+    result = TargetResult(
+        server_id=server.pk,
+        choice=_choice(server),
+        name=server.name,
+        generation=server.get_generation_display() if server.generation else "",
+        is_exchange_online=server.generation == Generation.EXO,
+        move_kind_used=context.move_kind,
+        already_there=selection.per_server.get(server.pk, 0),
+        unsupported=unsupported_paths(
+            target=server, servers=inventory.servers, per_server=selection.per_server
+        ),
+    )
+    _count(result, selection, [planner.predict(k, context) for k in selection.keys])
+    return result
+
+
 def _count(result: TargetResult, selection: Selection, answers: list[Prediction]) -> None:
-    worst: list[Outcome] = []
-    surely: list[bool] = []  # the device needs action whatever the missing facts are
-    maybe: list[bool] = []  # it may need action
+    # Per key: the outcome's place worst-first (0 = blocked) and whether the device surely
+    # (whatever the missing facts) or maybe needs action. Ranges and low confidence widen
+    # "needs action" into a span, never a guess.
+    place = {o: i for i, o in enumerate(SEVERITY)}
+    worst: list[int] = []
+    surely: list[bool] = []
+    maybe: list[bool] = []
     for n, answer in zip(selection.devices, answers, strict=True):
         outcome = Outcome(answer.outcome)
         possible = answer.possible or (outcome,)
         result.devices[outcome.value] += n
         for o in possible:
             result.devices_possible[str(o)] += n
-        if answer.low_confidence:
+        low = outcome_low_confidence(answer)
+        if low:
             result.low_confidence_devices += n
-        worst.append(outcome)
-        surely.append(Outcome.CONTINUES not in possible and not answer.low_confidence)
-        maybe.append(any(o != Outcome.CONTINUES for o in possible) or answer.low_confidence)
+        worst.append(place[outcome])
+        surely.append(Outcome.CONTINUES not in possible and not low)
+        maybe.append(low or any(o != Outcome.CONTINUES for o in possible))
+    continues = place[Outcome.CONTINUES]
     for keys, people in selection.holdings.items():
-        outcome = max((worst[i] for i in keys), key=severity)
-        result.people[outcome.value] += people
-        if outcome is not Outcome.CONTINUES:
+        first = min(worst[i] for i in keys)
+        result.people[SEVERITY[first].value] += people
+        if first != continues:
             result.needing_action += people
         if any(surely[i] for i in keys):
             result.needing_action_min += people
@@ -613,3 +642,25 @@ def target_plan(
             selection=selection, context=context, inventory=inventory, planner=planner
         )
     return TargetPlan(comparison=comparison, chosen=pick, prerequisites=rows)
+
+
+def batch_mailboxes(batch: MoveBatch) -> QuerySet[Mailbox]:
+    """The mailboxes a plan of the batch predicts for: its pending members."""
+    return Mailbox.objects.filter(
+        batch_memberships__batch=batch,
+        batch_memberships__is_active=True,
+        batch_memberships__state=MemberState.PENDING,
+    )
+
+
+def batch_target_plan(*, batch: MoveBatch, chosen: str | None = None) -> TargetPlan:
+    """target_plan() for a batch's pending mailboxes, moving as the batch says (date, move kind,
+    policy); prerequisites for `chosen` or, by default, the batch's own target."""
+    return target_plan(
+        mailboxes=batch_mailboxes(batch),
+        move_date=timezone.localdate(batch.start_at),
+        move_kind=batch.move_kind,
+        target_policy_id=batch.target_policy_id,
+        current_target_id=batch.target_server_id,
+        chosen=chosen,
+    )

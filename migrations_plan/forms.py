@@ -231,17 +231,55 @@ class BatchForm(forms.Form):
 
     def filtered_mailboxes(self) -> QuerySet[Mailbox]:
         """The mailboxes the server / database / OU filters choose (device outcome aside)."""
-        data = self.cleaned_data
-        mailboxes = Mailbox.objects.all()
-        if data.get("source_server"):
-            mailboxes = mailboxes.filter(server=data["source_server"])
-        if data.get("source_database"):
-            mailboxes = mailboxes.filter(database__iexact=data["source_database"])
-        if data.get("organizational_unit"):
-            mailboxes = mailboxes.filter(
-                organizational_unit__istartswith=data["organizational_unit"]
+        return mailboxes_filtered(self.cleaned_data)
+
+
+def mailboxes_filtered(data: dict) -> QuerySet[Mailbox]:
+    """The mailboxes a server / database / OU filter of the new-batch form chooses."""
+    mailboxes = Mailbox.objects.all()
+    if data.get("source_server"):
+        mailboxes = mailboxes.filter(server=data["source_server"])
+    if data.get("source_database"):
+        mailboxes = mailboxes.filter(database__iexact=data["source_database"])
+    if data.get("organizational_unit"):
+        mailboxes = mailboxes.filter(organizational_unit__istartswith=data["organizational_unit"])
+    return mailboxes
+
+
+class CompareForm(forms.Form):
+    """The new-batch form's fields a comparison of targets reads (same names, so the one form
+    on the page serves both): which mailboxes, when, how they move. Nothing else is checked,
+    so an admin can compare before naming the batch."""
+
+    source_server = BatchForm.base_fields["source_server"]
+    source_database = BatchForm.base_fields["source_database"]
+    organizational_unit = BatchForm.base_fields["organizational_unit"]
+    mailboxes_csv = BatchForm.base_fields["mailboxes_csv"]
+    start_at = forms.DateTimeField(required=False)
+    move_kind = forms.ChoiceField(
+        required=False, choices=BatchForm.base_fields["move_kind"].choices
+    )
+    target_policy = BatchForm.base_fields["target_policy"]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if not (
+            data.get("mailboxes_csv")
+            or data.get("source_server")
+            or data.get("source_database")
+            or data.get("organizational_unit")
+        ):
+            raise forms.ValidationError(
+                "Choose the mailboxes first (a source server, a database, an OU or a CSV file), "
+                "then compare the targets for them."
             )
-        return mailboxes
+        return data
+
+
+class RetargetForm(forms.Form):
+    """The comparison's "Use this target" on a draft batch."""
+
+    target = TargetChoiceField()
 
 
 class AddMailboxesForm(forms.Form):
@@ -399,3 +437,16 @@ class NoticeTemplateForm(forms.ModelForm):
 
     def clean_body_html(self) -> str:
         return self._checked("body_html")
+
+
+class WavesForm(forms.Form):
+    """Which target an organisation-wide migration goes to, and from when (the waves page)."""
+
+    target = forms.ChoiceField(label="Target", choices=TargetChoiceField._choices)
+    start_at = forms.DateTimeField(
+        label="First wave starts",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        help_text="In the site's time zone.",
+    )
+    days_between = forms.IntegerField(label="Days between waves", min_value=0, initial=7)
+    name_prefix = forms.CharField(label="Batch names start with", max_length=80, initial="Wave")

@@ -1258,3 +1258,91 @@ def batch_grace_set(
         continuity_check()
     audit(batch=batch, actor=actor, action="grace_changed", before=before, after=grace_hours)
     return batch
+
+
+@transaction.atomic
+def batch_retarget(
+    *,
+    batch: MoveBatch,
+    target_server: ExchangeServer,
+    actor: AbstractBaseUser | None,
+    allow_unsupported: bool = False,
+    plan: Literal["now", "queue"] = "queue",
+) -> MoveBatch:
+    """Point a draft batch at another target (the comparison's "Use this target") and re-plan.
+
+    Only a draft: once scheduled, people may have been told what happens on the old target.
+    The target database belonged to the old target and is cleared. Raises BatchError for a
+    move kind that does not fit the new target and UnsupportedPath, as batch_create does,
+    unless `allow_unsupported`. The same target again changes nothing and records nothing.
+    """
+    batch = _locked(batch)
+    if batch.state != BatchState.DRAFT:
+        raise BatchError(
+            f"Batch '{batch.name}' is {batch.get_state_display().lower()}: only a draft can get "
+            "another target."
+        )
+    if batch.target_server_id == target_server.pk:
+        return batch
+    _check_move_kind(batch.move_kind, target_server)
+    per_server = dict(
+        batch.members.filter(is_active=True)
+        .order_by()
+        .values_list("source_server_id")
+        .annotate(n=Count("pk"))
+        .values_list("source_server_id", "n")
+    )
+    unsupported = unsupported_paths(target=target_server, per_server=per_server)
+    if unsupported and not allow_unsupported:
+        raise UnsupportedPath(unsupported)
+    before = MoveBatch.objects.select_related("target_server").get(pk=batch.pk).target_server
+    batch.target_server = target_server
+    batch.target_database = ""
+    if batch.target_policy_id and (
+        batch.target_policy.organisation is None
+        or batch.target_policy.organisation.forest != target_server.effective_forest
+    ):
+        batch.target_policy = None  # another organisation's policy does not apply there
+    batch.save(update_fields=["target_server", "target_database", "target_policy", "updated_at"])
+    audit(
+        batch=batch,
+        actor=actor,
+        action="retargeted",
+        before=before.name,
+        after=target_server.name,
+        **({"unsupported_paths": [p.text for p in unsupported]} if unsupported else {}),
+    )
+    _plan(batch, plan, reason="target changed")
+    return batch
+
+
+@transaction.atomic
+def batches_create_waves(
+    *,
+    target_server: ExchangeServer,
+    waves: Sequence[tuple[str, Sequence[Mailbox]]],
+    start_at: datetime,
+    days_between: int,
+    name_prefix: str,
+    actor: AbstractBaseUser | None,
+) -> list[MoveBatch]:
+    """Turn a suggested order of waves (waves.waves_suggest) into draft batches, one per wave:
+    "<prefix> 1: EX2010A", starting `days_between` days apart. All or none: a taken name, a
+    mailbox already batched or an unsupported path (batch_create's checks) creates nothing."""
+    if days_between < 0:
+        raise BatchError("Waves cannot start before the one they follow.")
+    created = []
+    for number, (server, mailboxes) in enumerate(waves, start=1):
+        if not mailboxes:
+            continue
+        created.append(
+            batch_create(
+                name=f"{name_prefix.strip() or 'Wave'} {number}: {server}",
+                target_server=target_server,
+                start_at=start_at + timedelta(days=days_between * (number - 1)),
+                mailboxes=mailboxes,
+                actor=actor,
+                plan="queue",
+            )
+        )
+    return created

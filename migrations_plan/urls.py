@@ -2,12 +2,14 @@
 
 from django.urls import path
 
-from . import views, views_continuity, views_notices, views_readiness
+from . import views, views_compare, views_continuity, views_notices, views_readiness
 
 app_name = "migrations_plan"
 urlpatterns = [
     path("", views.batch_list, name="batch_list"),
     path("new/", views.batch_create, name="batch_create"),
+    path("waves/", views_compare.waves, name="waves"),
+    path("waves/create/", views_compare.waves_create, name="waves_create"),
     path("accuracy/", views_continuity.prediction_accuracy, name="accuracy"),
     path("readiness/", views_readiness.organisation_readiness, name="readiness"),
     path("notices/<int:notice_id>/", views_notices.notice_detail, name="notice_detail"),
@@ -29,6 +31,8 @@ urlpatterns = [
         "<int:pk>/mailboxes/<int:mailbox_id>/<str:action>/", views.batch_member, name="batch_member"
     ),
     path("<int:pk>/grace/", views_continuity.batch_grace, name="batch_grace"),
+    path("<int:pk>/compare/", views_compare.batch_compare, name="batch_compare"),
+    path("<int:pk>/retarget/", views_compare.batch_retarget, name="batch_retarget"),
     path("<int:pk>/acknowledge/", views_readiness.batch_acknowledge, name="batch_acknowledge"),
     path("<int:pk>/reschedule/", views_notices.batch_reschedule, name="batch_reschedule"),
     path("<int:pk>/notices/", views_notices.batch_notices, name="batch_notices"),

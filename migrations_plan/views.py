@@ -23,6 +23,7 @@ from .forms import AddMailboxesForm, BatchForm, PredictionFilterForm
 from .mailbox_csv import CsvProblem, mailboxes_from_csv, mailboxes_from_lines
 from .models import MoveBatch, PlanState
 from .preview import filter_by_outcome
+from .views_compare import new_batch_compare
 from .views_continuity import after_move_panel
 from .views_notices import notices_panel, transition_message
 from .views_readiness import readiness_panel
@@ -84,6 +85,10 @@ def batch_list(request: HttpRequest) -> HttpResponse:
 
 @schedulers_only
 def batch_create(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST" and (
+        request.POST.get("action") == "compare" or request.POST.get("use_target")
+    ):
+        return new_batch_compare(request)  # compare targets first: nothing is created
     form = BatchForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

@@ -52,6 +52,7 @@ __all__ = [
     "Missing",
     "Situation",
     "effects",
+    "outcome_low_confidence",
 ]
 
 G = Generation
@@ -385,8 +386,11 @@ def _abq_preapprove(s: Situation) -> Applied | Missing | None:
         if _level(device.access_state) in ("quarantine", "quarantined")
         else device.access_state,
     )
+    # One prerequisite per target, the device models it concerns as its details.
     label = " ".join(dict.fromkeys(p for p in (device.device_type, device.model) if p))
-    return Applied(s.move, approved, s.org, subject=label or "these devices", detail="pre-approved")
+    return Applied(
+        s.move, approved, s.org, subject=_name(s.move.target), detail=label or "unnamed devices"
+    )
 
 
 def _eas_max_devices(s: Situation) -> Applied | Missing | None:
@@ -503,6 +507,17 @@ CHANGES: tuple[Change, ...] = (
 CHANGE_BY_ID: dict[str, Change] = {c.id: c for c in CHANGES}
 
 
+def outcome_low_confidence(prediction: Prediction) -> bool:
+    """Whether the prediction's outcome rests only on low-confidence reasons ([I] rows, open
+    questions): a worse outcome holds if one confident reason gives it; `continues` holds only
+    if no reason that decided it is low-confidence. Warnings decide nothing."""
+    decided = [r for r in prediction.reasons if not r.is_warning]
+    if prediction.outcome is Outcome.CONTINUES:
+        return any(r.low_confidence for r in decided)
+    giving = [r for r in decided if r.outcome is prediction.outcome]
+    return bool(giving) and all(r.low_confidence for r in giving)
+
+
 def _fired(prediction: Prediction) -> set[str]:
     """The rules that made this prediction worse than `continues` (warnings aside)."""
     return {
@@ -524,6 +539,14 @@ def _questions(prediction: Prediction) -> tuple[str, ...]:
             if r.question and r.outcome is Outcome.UNKNOWN and not r.is_warning
         )
     )
+
+
+def _undecided(prediction: Prediction) -> str:
+    """What still leaves the answer open, in the planner's words (its first undecided reason)."""
+    for reason in prediction.reasons:
+        if reason.outcome is Outcome.UNKNOWN and not reason.is_warning:
+            return f"{reason.rule}: {reason.text}"
+    return ""
 
 
 def effects(
@@ -576,7 +599,7 @@ def effects(
                     after=new.outcome,
                     possible=possible,
                     credited=True,
-                    low_confidence=new.low_confidence,
+                    low_confidence=outcome_low_confidence(new),
                 )
             )
         elif not decided and any(severity(o) < severity(base.outcome) for o in possible):
@@ -589,8 +612,9 @@ def effects(
                     after=new.outcome,
                     possible=possible,
                     credited=False,
-                    low_confidence=new.low_confidence,
+                    low_confidence=outcome_low_confidence(new),
                     missing=_questions(new),
+                    missing_text=_undecided(new),
                 )
             )
     return found

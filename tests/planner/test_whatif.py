@@ -1,0 +1,123 @@
+"""The what-if prerequisites on plain facts: each is the planner again with one fact changed,
+credited only when the changed answer is decided (no Django here)."""
+
+from __future__ import annotations
+
+from migrations_plan.planner.facts import AccessLevel, MoveKind
+from migrations_plan.planner.outcomes import Outcome
+from migrations_plan.planner.ranges import predict_range
+from migrations_plan.planner.rules import RULES
+from migrations_plan.planner.whatif import CHANGE_BY_ID, CHANGES, Situation, effects
+from tests.planner.builders import (
+    E2003,
+    E2007RTM,
+    E2010SP2,
+    E2016,
+    dev,
+    ep,
+    mv,
+    org,
+    srv,
+)
+
+
+def _effects(move, device, organisation=None, *, stale=None):
+    base = predict_range(move, device, organisation)
+    return base, effects(Situation(move, device, organisation, base, stale_partnerships=stale))
+
+
+def _one(found, change):
+    (effect,) = [e for e in found if e.change == change]
+    return effect
+
+
+def test_every_prerequisite_is_the_admin_action_of_a_rule_of_eas_moves() -> None:
+    for change in CHANGES:
+        assert change.rules and all(rule in RULES for rule in change.rules), change.id
+        assert change.admin_action == RULES[change.rules[0]].admin_action
+
+
+def test_raising_eas_max_devices_or_removing_stale_partnerships_makes_room() -> None:
+    # A 2007 -> 2010 move on the legacy name with an EAS 12.0 phone re-creates the partnership
+    # (M-LEGACYNS-2010-403); the user already holds the target's limit.
+    ex07, ex2010 = srv("Version 8.3 (Build 83.6)"), srv("Version 14.3 (Build 123.4)")
+    phone = dev(
+        endpoint=ep(ex07, legacy_namespace=True), eas_version="12.0", allowed_on_target=True
+    )
+    move = mv(ex07, ex2010, target_partnership_count=5)
+    organisation = org(eas_max_devices=5)
+
+    base, found = _effects(move, phone, organisation, stale=3)
+
+    assert base.outcome is Outcome.BLOCKED
+    raise_limit = _one(found, "eas-max-devices")
+    assert raise_limit.credited and raise_limit.after is Outcome.REPARTNER
+    assert raise_limit.detail == "to 6"
+    cleanup = _one(found, "stale-cleanup")
+    assert cleanup.credited and cleanup.after is Outcome.REPARTNER
+    assert cleanup.detail == "5 → 2 partnerships"
+
+
+def test_stale_partnerships_not_counted_are_a_missing_fact_not_a_credit() -> None:
+    ex07, ex2010 = srv("Version 8.3 (Build 83.6)"), srv("Version 14.3 (Build 123.4)")
+    phone = dev(endpoint=ep(ex07, legacy_namespace=True), eas_version="12.0")
+    move = mv(ex07, ex2010, target_partnership_count=5)
+
+    _, found = _effects(move, phone, org(eas_max_devices=5), stale=None)
+
+    cleanup = _one(found, "stale-cleanup")
+    assert not cleanup.credited and cleanup.missing == ("partnership-count",)
+
+
+def test_pre_approving_a_quarantined_device_but_never_a_blocked_one() -> None:
+    ex2010, ex2016 = srv(E2010SP2), srv(E2016)
+    quarantined = dev(ex2016, access_state=AccessLevel.QUARANTINE)
+    blocked = dev(ex2016, access_state=AccessLevel.BLOCK)
+
+    base, found = _effects(mv(ex2010, ex2016), quarantined, org())
+    _, none = _effects(mv(ex2010, ex2016), blocked, org())
+
+    assert base.outcome is Outcome.BLOCKED
+    approve = _one(found, "abq-preapprove")
+    assert approve.credited and approve.after is Outcome.CONTINUES
+    assert not [e for e in none if e.change == "abq-preapprove"], "a block is a decision"
+
+
+def test_the_2010_rollup_on_the_front_end_of_an_old_phone_moving_across_sites() -> None:
+    # M-2010-2010-XS-OLDDEV: EAS 12.1, target site publishes an ExternalUrl, the CAS the phone
+    # reaches runs SP2 without a recorded rollup.
+    hq = srv(E2010SP2, site="HQ")
+    branch = srv(E2010SP2, site="Branch", eas_external_url_set=True)
+    phone = dev(hq, eas_version="12.1")
+    move = mv(hq, branch, kind=MoveKind.CROSS_SITE)
+
+    base, found = _effects(move, phone, org())
+
+    assert base.outcome is not Outcome.CONTINUES
+    rollup = _one(found, "front-end-rollup")
+    assert rollup.credited and rollup.after is Outcome.CONTINUES
+    assert (
+        rollup.subject == hq.name and rollup.detail == "Exchange 2010 SP2 → Exchange 2010 SP2 RU6"
+    )
+
+
+def test_a_change_whose_answer_is_still_a_range_is_not_credited() -> None:
+    # 2003 -> 2007 RTM with nobody knowing which host the phones use: SP1 is credited (the
+    # matrix decides it), but a certificate cannot be named without the host.
+    ex03, rtm = srv(E2003, site=None), srv(E2007RTM)
+    phone = dev(None, endpoint=None, eas_version=None)
+
+    _, found = _effects(mv(ex03, rtm), phone, org())
+
+    sp1 = _one(found, "target-service-pack")
+    assert sp1.credited and (sp1.before, sp1.after) == (Outcome.REPARTNER, Outcome.CONTINUES)
+    assert "certificate" not in {e.change for e in found}
+
+
+def test_changes_are_only_tried_where_their_rule_made_the_answer_worse() -> None:
+    ex2016a, ex2016b = srv(E2016), srv(E2016)
+
+    base, found = _effects(mv(ex2016a, ex2016b), dev(ex2016a), org())
+
+    assert base.outcome is Outcome.CONTINUES and found == []
+    assert set(CHANGE_BY_ID) == {c.id for c in CHANGES}

@@ -1,0 +1,532 @@
+"""Comparing targets and the prerequisites that change the answer (issue 17), through the real
+path: Export-Csv files -> import_inventory -> create_batch -> plan_batch --compare-targets, then
+the fact an admin records once a prerequisite is done, and the comparison again.
+
+Each scenario also checks that comparing writes no prediction and that a prerequisite is only
+credited with what the planner decides from recorded facts.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from devices.models import ExchangeServer
+from migrations_plan.compare import batch_target_plan
+from migrations_plan.models import (
+    AuditEntry,
+    BatchState,
+    Explanation,
+    MoveBatch,
+    PlanState,
+    Prediction,
+)
+from migrations_plan.services import BatchError, batch_create, batch_retarget, batch_transition
+from tests.factories import (
+    ExchangeServerFactory,
+    MailboxFactory,
+    NamespaceFactory,
+    PartnershipFactory,
+)
+from tests.real_path import V2003, V2007RTM, V2007SP1, V2010SP3, V2016, V2019, Lab, run
+
+pytestmark = pytest.mark.django_db
+
+POCKETPC = {"device_type": "PocketPC", "user_agent": "MSFT-PPC/5.2.5082", "eas": None}
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Lab:
+    return Lab(tmp_path)
+
+
+def compare(name: str = "Wave", *options: str) -> dict[str, Any]:
+    """plan_batch NAME --compare-targets --json, checking that it writes no prediction."""
+    before = (
+        Prediction.objects.count(),
+        Explanation.objects.count(),
+        ExchangeServer.objects.count(),
+    )
+    document = json.loads(run("plan_batch", name, "--compare-targets", "--json", *options))
+    after = (
+        Prediction.objects.count(),
+        Explanation.objects.count(),
+        ExchangeServer.objects.count(),
+    )
+    assert after == before, "comparing targets writes nothing"
+    return document
+
+
+def target(document: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(t for t in document["targets"] if t["target"] == name)
+
+
+def prerequisite(document: dict[str, Any], change: str) -> dict[str, Any]:
+    items = [p for p in document["prerequisites"]["items"] if p["id"] == change]
+    assert len(items) == 1, json.dumps(document["prerequisites"], indent=1)
+    return items[0]
+
+
+def _pocketpcs_on_2003(lab: Lab, target_version: str, *, iwa: bool | None) -> None:
+    """Two 2003 mailboxes whose Windows Mobile phones sync through the 2003 server; EX07 is
+    the 2007 target."""
+    ex03 = lab.server("EX03", V2003)
+    lab.server("EX07", target_version)
+    for n, alias in enumerate(("kakers", "dlee")):
+        mailbox = lab.mailbox(alias, ex03)
+        lab.device(mailbox, f"6F24CAD599A5BF1A690246B8C68FAE8{n}", **POCKETPC)
+    lab.import_exports()
+    if iwa is not None:
+        lab.record_server("EX03", iwa_enabled=iwa)
+    lab.plan("EX07", *lab.mailboxes_named("kakers", "dlee"))
+
+
+# -- the field note: 2003 mailboxes, a 2007 RTM target, the SP1 prerequisite ---------------------
+
+
+def test_the_field_note_sp1_on_the_2007_target_turns_repartner_into_continues(lab: Lab) -> None:
+    _pocketpcs_on_2003(lab, V2007RTM, iwa=True)
+
+    document = compare()
+
+    ex07 = target(document, "EX07")
+    assert ex07["current"] and ex07["people"]["repartner"] == 2
+    assert ex07["devices"]["repartner"] == 2 and ex07["people_needing_action"] == 2
+    sp1 = prerequisite(document, "target-service-pack")
+    assert sp1["subject"] == "EX07" and "M-2003-2007RTM" in sp1["rules"]
+    assert sp1["from_to"] == [{"from": "repartner", "to": "continues", "devices": 2}]
+    assert sp1["uncredited_devices"] == 0
+    assert "Exchange 2007 SP1" in sp1["detail"]
+    server = ExchangeServer.objects.get(name="EX07")
+    assert sp1["where"] == reverse("devices:server_detail", args=[server.pk]) + "#facts"
+    # Exchange Online is offered though nobody picked it yet (and comparing created no row).
+    assert target(document, "Exchange Online")["choice"] == "exo"
+
+    # Done: the admin records the SP1 build where the link points (the server's facts).
+    lab.record_server("EX07", exsetup_version="8.1.240.6")
+    after = compare()
+
+    assert target(after, "EX07")["devices"]["continues"] == 2
+    assert target(after, "EX07")["people_needing_action"] == 0
+    assert after["targets"][0]["target"] == "EX07", "the fewest people needing action first"
+    assert not [p for p in after["prerequisites"]["items"] if p["id"] == "target-service-pack"]
+
+
+def test_targets_are_sorted_by_people_needing_action_and_unsupported_paths_are_marked(
+    lab: Lab,
+) -> None:
+    ex2010 = lab.server("EX2010A", V2010SP3)
+    lab.server("EX2016A", V2016)
+    lab.server("EX2019A", V2019)
+    tony = lab.mailbox("tsmith", ex2010, "Tony Smith")
+    lab.device(tony, "ApplF17LTTCGFFG8", eas="14.1")
+    lab.vdir(lab.servers["EX2016A"], "mail.contoso.com")
+    lab.import_exports()
+    lab.phones_use("mail.contoso.com")
+    lab.plan("EX2016A", tony)
+
+    document = compare()
+
+    counts = [
+        (t["people_needing_action"], t["people_needing_action_range"][1])
+        for t in document["targets"]
+    ]
+    assert counts == sorted(counts)
+    ex2019 = target(document, "EX2019A")
+    assert (
+        ex2019["unsupported"]
+        and "not a supported coexistence path" in ex2019["unsupported_paths"][0]
+    )
+    assert not target(document, "EX2016A")["unsupported"]
+
+
+# -- an IWA fix ----------------------------------------------------------------------------------------
+
+
+def test_enabling_iwa_on_the_2003_activesync_directory_unblocks_the_phones(lab: Lab) -> None:
+    _pocketpcs_on_2003(lab, V2007SP1, iwa=False)
+
+    document = compare()
+
+    assert target(document, "EX07")["devices"]["blocked"] == 2
+    iwa = prerequisite(document, "iwa-2003")
+    assert iwa["subject"] == "EX03" and iwa["rules"] == ["X-IWA-2003"]
+    assert iwa["from_to"] == [{"from": "blocked", "to": "continues", "devices": 2}]
+    ex03 = ExchangeServer.objects.get(name="EX03")
+    assert iwa["where"] == reverse("devices:server_detail", args=[ex03.pk]) + "#facts"
+
+    lab.record_server("EX03", iwa_enabled=True)
+    after = compare()
+
+    assert target(after, "EX07")["devices"] == {**target(after, "EX07")["devices"], "continues": 2}
+    assert target(after, "EX07")["people_needing_action"] == 0
+
+
+def test_sp1_alone_is_not_credited_while_iwa_still_blocks(lab: Lab) -> None:
+    # One fact at a time: with IWA off, SP1 would still leave the phones blocked.
+    _pocketpcs_on_2003(lab, V2007RTM, iwa=False)
+
+    document = compare()
+
+    assert target(document, "EX07")["devices"]["blocked"] == 2
+    assert not [p for p in document["prerequisites"]["items"] if p["id"] == "target-service-pack"]
+    assert prerequisite(document, "iwa-2003")["from_to"] == [
+        {"from": "blocked", "to": "repartner", "devices": 2}
+    ]
+
+
+# -- a certificate reissue -------------------------------------------------------------------------------
+
+
+def test_reissuing_the_certificate_before_it_expires_unblocks_the_phones(lab: Lab) -> None:
+    """2010 -> 2016; phones use mail.contoso.com on the 2016 front end, whose IIS certificate
+    expires four days before the move (X-CERT)."""
+    ex2010 = lab.server("EX2010A", V2010SP3)
+    ex2016 = lab.server("EX2016A", V2016)
+    tony = lab.mailbox("tsmith", ex2010, "Tony Smith")
+    lab.device(tony, "ApplF17LTTCGFFG8", eas="14.1")
+    lab.vdir(ex2016, "mail.contoso.com")
+    lab.cert(ex2016, "0D4E8F2A6C1B3D5E7F9A0B2C4D6E8F1A3B5C7D9E", "mail.contoso.com",
+             not_after="12/1/2026 11:59:59 PM")  # fmt: skip
+    lab.import_exports()
+    lab.phones_use("mail.contoso.com")
+    lab.plan("EX2016A", tony)
+
+    document = compare()
+
+    assert target(document, "EX2016A")["devices"]["blocked"] == 1
+    cert = prerequisite(document, "certificate")
+    assert cert["subject"] == "mail.contoso.com" and cert["rules"] == ["X-CERT"]
+    assert cert["from_to"] == [{"from": "blocked", "to": "continues", "devices": 1}]
+    assert "reissue from CN=DigiCert" in cert["detail"]
+    # M-2010-2013P is an inference ([I], Q-2010-2013): the credit says so.
+    assert cert["low_confidence_devices"] == 1
+    assert cert["where"] == reverse("devices:endpoint_probes")
+
+    # Done: the renewal from the same CA is bound on the front end and imported.
+    lab.cert(ex2016, "9F3C1B27A4E05D6C8B1F2A3E4D5C6B7A8F9E0D1C", "mail.contoso.com",
+             not_after="12/1/2027 11:59:59 PM")  # fmt: skip
+    lab.import_exports()
+    after = compare()
+
+    ex2016_after = target(after, "EX2016A")
+    assert ex2016_after["devices"]["blocked"] == 0 and ex2016_after["devices"]["continues"] == 1
+    # Low confidence shows as a range: the one person may still need to act.
+    assert ex2016_after["people_needing_action_range"] == [0, 1]
+    assert ex2016_after["low_confidence_devices"] == 1
+
+
+# -- a namespace move ---------------------------------------------------------------------------------
+
+
+def _namespace_on_2010(lab: Lab, *, recorded: bool) -> None:
+    """2010 -> 2016; mail.contoso.com is still published by the 2010 server."""
+    ex2010 = lab.server("EX2010A", V2010SP3)
+    lab.server("EX2016A", V2016)
+    tony = lab.mailbox("tsmith", ex2010, "Tony Smith")
+    lab.device(tony, "ApplF17LTTCGFFG8", eas="14.1")
+    lab.vdir(ex2010, "mail.contoso.com")
+    lab.import_exports()
+    if recorded:
+        lab.phones_use("mail.contoso.com")
+    lab.plan("EX2016A", tony)
+
+
+def test_moving_the_namespace_to_the_2016_front_end_decides_the_move(lab: Lab) -> None:
+    _namespace_on_2010(lab, recorded=True)
+
+    document = compare()
+
+    assert target(document, "EX2016A")["devices"]["unknown"] == 1
+    move = prerequisite(document, "namespace-move")
+    assert move["subject"] == "mail.contoso.com" and "M-2010-2013P" in move["rules"]
+    assert move["detail"] == "EX2010A → EX2016A"
+    assert move["from_to"] == [{"from": "unknown", "to": "continues", "devices": 1}]
+    assert move["low_confidence_devices"] == 1  # M-2010-2013P is [I]
+    assert move["where"] == reverse("devices:organisation") + "#namespaces"
+
+    # Done: on Organisation -> Namespaces the name is now answered by EX2016A.
+    lab.phones_use("mail.contoso.com", servers=["EX2016A"])
+    after = compare()
+
+    assert target(after, "EX2016A")["devices"]["continues"] == 1
+    assert target(after, "EX2016A")["people_needing_action_range"] == [0, 1]
+
+
+def test_a_prerequisite_is_not_credited_when_it_rests_on_a_missing_fact(lab: Lab) -> None:
+    # Nobody recorded which host name the phones use: which name to move is not known.
+    _namespace_on_2010(lab, recorded=False)
+
+    document = compare()
+
+    ex2016 = target(document, "EX2016A")
+    assert ex2016["devices"]["unknown"] == 1
+    possible = [o for o, n in ex2016["devices_possible"].items() if n]
+    assert len(possible) > 1, "the range is shown, not a single guess"
+    move = prerequisite(document, "namespace-move")
+    assert move["devices"] == 0 and move["from_to"] == []
+    assert move["uncredited_devices"] == 1
+    assert [m["question"] for m in move["missing"]] == ["namespace"]
+
+
+# -- the command line's other forms -----------------------------------------------------------------------
+
+
+def test_the_prerequisites_of_another_target_and_the_plain_text_table(lab: Lab) -> None:
+    _pocketpcs_on_2003(lab, V2007SP1, iwa=False)
+    lab.server("EX07RTM", V2007RTM)
+    lab.import_exports()
+
+    document = compare("Wave", "--target", "EX07RTM")
+    text = run("plan_batch", "Wave", "--compare-targets")
+
+    assert document["prerequisites"]["target"] == "EX07RTM"
+    assert {p["id"] for p in document["prerequisites"]["items"]} == {"iwa-2003"}
+    assert "people needing action per target" in text and "Prerequisites on EX07:" in text
+    assert "Enable IWA" in text
+
+
+# -- the pages -------------------------------------------------------------------------------------------
+
+START = (timezone.now() + timedelta(days=10)).replace(microsecond=0)
+
+
+@pytest.fixture
+def org():
+    ex2010 = ExchangeServerFactory(name="EX2010A", ex2010=True)
+    ex2016 = ExchangeServerFactory(name="EX2016A")
+    NamespaceFactory(host="mail.contoso.com", servers=[ex2016])  # phones use it
+    mailboxes = [
+        MailboxFactory(server=ex2010, primary_smtp_address=f"user{n}@contoso.com") for n in range(4)
+    ]
+    for mailbox in mailboxes:
+        PartnershipFactory(mailbox=mailbox)
+    return ex2010, ex2016, mailboxes
+
+
+def test_the_comparison_page_needs_a_login(client, org) -> None:
+    _, ex2016, mailboxes = org
+    batch = batch_create(
+        name="W", target_server=ex2016, start_at=START, mailboxes=mailboxes, actor=None
+    )
+
+    response = client.get(reverse("migrations_plan:batch_compare", args=[batch.pk]))
+
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+    assert (
+        client.post(reverse("migrations_plan:batch_retarget", args=[batch.pk])).status_code == 302
+    )
+
+
+def test_helpdesk_reads_the_comparison_but_cannot_change_the_target(
+    client, helpdesk_user, org
+) -> None:
+    ex2010, ex2016, mailboxes = org
+    batch = batch_create(
+        name="W", target_server=ex2016, start_at=START, mailboxes=mailboxes, actor=None
+    )
+    client.force_login(helpdesk_user)
+
+    page = client.get(reverse("migrations_plan:batch_compare", args=[batch.pk]))
+    retarget = client.post(
+        reverse("migrations_plan:batch_retarget", args=[batch.pk]), {"target": ex2010.pk}
+    )
+    new = client.post(
+        reverse("migrations_plan:batch_create"), {"action": "compare", "source_server": ex2010.pk}
+    )
+
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "EX2010A" in body and "Exchange Online" in body and "Use this target" not in body
+    assert retarget.status_code == 403 and new.status_code == 403
+    batch.refresh_from_db()
+    assert batch.target_server == ex2016
+
+
+def test_an_admin_uses_another_target_for_a_draft_and_it_is_planned_again(
+    client, admin_user, org, django_capture_on_commit_callbacks
+) -> None:
+    _, ex2016, mailboxes = org
+    ex2019 = ExchangeServerFactory(name="EX2019A", admin_display_version="Version 15.2 (Build 1748.10)",
+                                   build="15.2.1748.10", generation="2019")  # fmt: skip
+    batch = batch_create(name="W", target_server=ex2016, start_at=START, mailboxes=mailboxes,
+                         actor=None, target_database="DB2016-01")  # fmt: skip
+    client.force_login(admin_user)
+
+    page = client.get(reverse("migrations_plan:batch_compare", args=[batch.pk])).content.decode()
+    assert page.count("Use this target") >= 2  # every other supported target
+    refused = client.post(
+        reverse("migrations_plan:batch_retarget", args=[batch.pk]),
+        {"target": ex2019.pk},
+        follow=True,
+    )
+    assert "not a supported coexistence path" in refused.content.decode()
+    with django_capture_on_commit_callbacks() as sent:
+        done = client.post(
+            reverse("migrations_plan:batch_retarget", args=[batch.pk]),
+            {"target": "exo"},
+            follow=True,
+        )
+
+    batch.refresh_from_db()
+    assert batch.target_server.name == "Exchange Online" and batch.target_database == ""
+    assert batch.plan_state == PlanState.QUEUED and len(sent) == 1
+    assert "now moves to Exchange Online" in done.content.decode()
+    entry = AuditEntry.objects.get(batch=batch, action="retargeted")
+    assert entry.actor == admin_user and entry.detail == {
+        "before": "EX2016A",
+        "after": "Exchange Online",
+    }
+
+
+def test_only_a_draft_gets_another_target(org) -> None:
+    ex2010, ex2016, mailboxes = org
+    batch = batch_create(
+        name="W", target_server=ex2016, start_at=START, mailboxes=mailboxes, actor=None
+    )
+    batch_transition(batch=batch, action="schedule", actor=None, check_readiness=False)
+
+    with pytest.raises(BatchError, match="only a draft"):
+        batch_retarget(batch=batch, target_server=ex2010, actor=None)
+    assert MoveBatch.objects.get(pk=batch.pk).state == BatchState.SCHEDULED
+
+
+def test_the_new_batch_form_compares_targets_and_one_click_picks_one(
+    client, admin_user, org
+) -> None:
+    ex2010, ex2016, _ = org
+    client.force_login(admin_user)
+    form = {"name": "", "source_server": ex2010.pk, "start_at": START.strftime("%Y-%m-%dT%H:%M")}
+
+    compared = client.post(reverse("migrations_plan:batch_create"), {**form, "action": "compare"})
+    picked = client.post(reverse("migrations_plan:batch_create"), {**form, "use_target": ex2016.pk})
+
+    assert compared.status_code == 200 and picked.status_code == 200
+    body = compared.content.decode()
+    assert "Compare targets" in body and body.count('name="use_target"') >= 3
+    assert "This field is required" not in body, "comparing does not ask for the batch's name"
+    chosen = picked.content.decode()
+    assert f'<option value="{ex2016.pk}" selected>EX2016A</option>' in chosen
+    assert "Prerequisites that change the answer on EX2016A" in chosen
+    assert MoveBatch.objects.count() == 0
+
+
+def test_the_new_batch_form_asks_for_mailboxes_before_comparing(client, admin_user, org) -> None:
+    client.force_login(admin_user)
+
+    response = client.post(reverse("migrations_plan:batch_create"), {"action": "compare"})
+
+    assert "Choose the mailboxes first" in response.content.decode()
+    assert MoveBatch.objects.count() == 0
+
+
+def test_the_comparison_page_costs_the_same_queries_for_more_mailboxes(
+    client, admin_user, org
+) -> None:
+    ex2010, ex2016, mailboxes = org
+    batch = batch_create(
+        name="W", target_server=ex2016, start_at=START, mailboxes=mailboxes, actor=None
+    )
+    client.force_login(admin_user)
+    url = reverse("migrations_plan:batch_compare", args=[batch.pk])
+    client.get(url)  # sessions, content types: warmed once
+
+    with CaptureQueriesContext(connection) as small:
+        assert client.get(url).status_code == 200
+    more = [
+        MailboxFactory(server=ex2010, primary_smtp_address=f"more{n}@contoso.com")
+        for n in range(30)
+    ]
+    for n, mailbox in enumerate(more):
+        PartnershipFactory(mailbox=mailbox, eas_version="14.1" if n % 2 else "16.1")
+    from migrations_plan.services import batch_add_mailboxes
+
+    batch_add_mailboxes(batch=batch, mailboxes=more, actor=None)
+    with CaptureQueriesContext(connection) as large:
+        assert client.get(url).status_code == 200
+
+    assert len(large) == len(small) <= 25
+
+
+def test_comparing_from_python_matches_the_command(lab: Lab) -> None:
+    _pocketpcs_on_2003(lab, V2007RTM, iwa=True)
+    batch = MoveBatch.objects.get(name="Wave")
+
+    plan = batch_target_plan(batch=batch)
+
+    assert plan.as_dict()["targets"] == compare()["targets"]
+
+
+# -- waves of an organisation-wide migration ------------------------------------------------------------
+
+
+def _three_source_servers(lab: Lab) -> None:
+    """2010 SP3 in two sites and a 2007 SP3 server, all to move to one 2016 server; phones use
+    mail.contoso.com, answered by the 2016 server. The Branch phone is quarantined today."""
+    hq = lab.server("EX2010A", V2010SP3)
+    branch = lab.server("EX2010B", V2010SP3, site="Branch")
+    ex07 = lab.server("EX07", "Version 8.3 (Build 83.6)")
+    ex2016 = lab.server("EX2016A", V2016)
+    for alias, server, device_id, access in (
+        ("tsmith", hq, "ApplHQ0000000001", "Allowed"),
+        ("adam", hq, "ApplHQ0000000002", "Allowed"),
+        ("bea", branch, "ApplBR0000000001", "Quarantined"),
+        ("kim", ex07, "ApplEX0700000001", "Allowed"),
+    ):
+        lab.device(lab.mailbox(alias, server), device_id, eas="14.1", access=access)
+    lab.vdir(ex2016, "mail.contoso.com")
+    lab.import_exports()
+    lab.phones_use("mail.contoso.com")
+
+
+def test_waves_put_the_quiet_server_first_and_the_unsupported_one_last(
+    lab: Lab, client, admin_user, helpdesk_user
+) -> None:
+    _three_source_servers(lab)
+    ex2016 = ExchangeServer.objects.get(name="EX2016A")
+    query = {
+        "target": ex2016.pk,
+        "start_at": "2026-12-05T22:00",
+        "days_between": 7,
+        "name_prefix": "Move",
+    }
+    client.force_login(helpdesk_user)
+
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(reverse("migrations_plan:waves"), query)
+    refused = client.post(reverse("migrations_plan:waves_create"), {**query, "server": []})
+
+    assert page.status_code == 200 and refused.status_code == 403
+    assert len(queries) <= 25, "one read for the whole organisation, not one per server"
+    waves = page.context["plan"].waves
+    assert [w.server for w in waves] == ["EX2010A", "EX2010B", "EX07"]
+    assert [w.breaks for w in waves[:2]] == [0, 1] and waves[2].unsupported
+    assert [(p.change, p.devices) for p in waves[1].first_needed] == [("abq-preapprove", 1)]
+    assert waves[1].first_needed[0].from_to == [
+        {"from": "blocked", "to": "continues", "devices": 1}
+    ]
+    assert "Create the ticked waves" not in page.content.decode()
+
+    client.force_login(admin_user)
+    ids = [w.server_id for w in waves]
+    created = client.post(
+        reverse("migrations_plan:waves_create"), {**query, "server": ids}, follow=True
+    )
+
+    batches = list(MoveBatch.objects.order_by("start_at"))
+    assert [b.name for b in batches] == ["Move 1: EX2010A", "Move 2: EX2010B"]
+    assert batches[1].start_at - batches[0].start_at == timedelta(days=7)
+    assert {m.mailbox.alias for m in batches[0].members.all()} == {"tsmith", "adam"}
+    assert all(b.state == BatchState.DRAFT and b.target_server == ex2016 for b in batches)
+    assert "2 draft batches created" in created.content.decode()
+    # What is in a batch now is not suggested again; the unsupported server is left.
+    again = client.get(reverse("migrations_plan:waves"), query).context["plan"].waves
+    assert [w.server for w in again] == ["EX07"]

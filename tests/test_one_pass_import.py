@@ -14,6 +14,7 @@ from django.urls import reverse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from devices.importers import ExportRejected, open_export
 from devices.importers.dates import DateColumn, DateOrder
 from devices.models import ImportState, InventoryImport, MobileDevice, Partnership
 from devices.services import _progress_key
@@ -181,3 +182,18 @@ def test_the_halves_of_common_values_read_as_the_whole_value_does(sample):
     assert _state(fast) == _state(slow)
     assert fast.decide() == slow.decide()
     assert fast.order == slow.order or fast.order in (None, DateOrder.MDY, DateOrder.DMY)
+
+
+def test_no_row_reaches_a_writer_after_the_first_problem(tmp_path):
+    rows = [device_line(n) for n in range(1, 6)]
+    rows[2] = with_dates(3, "not a date")
+    export = open_export(devices_file(tmp_path, rows), one_pass=True)
+    handed: list[int] = []
+
+    with pytest.raises(ExportRejected):
+        for line, _ in export.checked_rows():
+            handed.append(line)
+
+    assert handed == [2, 3]  # line 4 is the wrong one; lines 5 and 6 were only checked
+    assert export.row_count == 5
+    assert [p.line for p in export.problems] == [4]

@@ -139,7 +139,11 @@ class Export(ReportsFindings):
         progress = self._progress
         count = 0
         for line, fields in self._file.records(raising):
-            yield line, parse(line, fields)
+            row = parse(line, fields)
+            if not self._problems.count:
+                # After the first problem the rest is only checked: a writer saving rows one
+                # by one must never meet a row whose values were found wrong.
+                yield line, row
             count += 1
             if progress is not None and count % PROGRESS_EVERY == 0:
                 progress(count)
@@ -180,7 +184,11 @@ class Export(ReportsFindings):
         for line, fields in self._file.records(self._problems):
             if session_index is not None and self.session_computer is None:
                 self.session_computer = fields[session_index] or None
-            yield line, parse(line, fields)
+            row = parse(line, fields)
+            if not self._problems.count:
+                # After the first problem the rest is only checked: a writer saving rows one
+                # by one must never meet a row whose values were found wrong.
+                yield line, row
             count += 1
             if progress is not None and count % PROGRESS_EVERY == 0:
                 progress(count)

@@ -779,19 +779,24 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
         "mailbox '{value}' is not in the inventory (or matches several mailboxes); import mailboxes.csv "
         "(Get-Mailbox) first or in the same run",
     )
-    stage.index("device_id", "mailbox_id")
+    stage.analyze()  # mailbox_id is filled in now: the joins below are planned on it
+    # One sort instead of an index and a self-join: the first line of each (device, mailbox).
     dupes = stage.rows(
-        f"SELECT s.line, s.device_id, MIN(o.line) FROM {s} s JOIN {s} o ON o.device_id = s.device_id "
-        f"AND o.mailbox_id = s.mailbox_id AND o.line < s.line GROUP BY s.line, s.device_id "
-        f"ORDER BY s.line LIMIT {MAX_PROBLEMS}"
+        "SELECT line, device_id, first FROM (SELECT line, device_id, MIN(line) OVER "
+        f"(PARTITION BY device_id, mailbox_id) AS first FROM {s}) w WHERE line > first "
+        f"ORDER BY line LIMIT {MAX_PROBLEMS}"
     )
     for line, device_id, first in dupes:
         ctx.problem(line, "DeviceID", f"device {device_id} of this mailbox is also on line {first}")
     ctx.raise_if_problems()
 
     # Whether a full export may mark stale is decided on the partnerships as they were before
-    # this file: rows it creates or revives must not dilute the share.
-    stale_scope = _stale_scope(stage, ctx) if ctx.full_export else None
+    # this file: rows it creates or revives must not dilute the share. Its lookups of staged
+    # (device, mailbox) pairs are what the index is for.
+    stale_scope = None
+    if ctx.full_export:
+        stage.index("device_id", "mailbox_id")
+        stale_scope = _stale_scope(stage, ctx)
 
     # One device may be partnered with several mailboxes: its own facts come from its last row.
     device_select = last_row_per(s, "device_id", DEVICE_COLUMNS, newest=["line"])
@@ -823,6 +828,7 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
         columns=PARTNERSHIP_COLUMNS,
         select=partnership_select,
         now=_now_sql(),
+        total=total,  # every staged row is one partnership: linked, no pair twice (above)
     )
     observed = _observe_watched(stage, dated, ctx)
     counts: dict[str, Any] = {

@@ -309,6 +309,7 @@ def upsert(
     select: str,
     now: str,
     created_at: bool = True,
+    total: int | None = None,
 ) -> dict[str, int]:
     """INSERT the rows `select` yields into `table`, updating rows whose values changed.
 
@@ -316,7 +317,8 @@ def upsert(
     Returns created / updated / unchanged counts. A dry run executes the same statement and
     rolls it back, so it reports the same figures.
     """
-    total = stage.scalar(f"SELECT COUNT(*) FROM ({select}) s")
+    if total is None:  # the caller may know how many rows `select` yields
+        total = stage.scalar(f"SELECT COUNT(*) FROM ({select}) s")
     all_columns = [*conflict, *columns]
     assignments = ", ".join(f"{c} = excluded.{c}" for c in columns)
     differs = stage.differs(table, "excluded", columns)

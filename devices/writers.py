@@ -17,7 +17,14 @@ from django.db import connection
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from exsync.setsql import WALLCLOCK, Stage, last_row_per, sql_bool, upsert
+from exsync.setsql import (
+    WALLCLOCK,
+    Stage,
+    advisory_xact_lock,
+    last_row_per,
+    sql_bool,
+    upsert,
+)
 
 from .importers import Problem
 from .importers.values import UNLIMITED, forest_from_dn
@@ -700,7 +707,14 @@ def _report_too_long(
                 ctx.problem(line, header, f"{length} characters; exsync keeps at most {n}")
 
 
+# The advisory lock under which device and IIS-log imports write phones and partnerships, one
+# import at a time: two would wait on each other's rows anyway, and under it new rows are added
+# with plain INSERTs (setsql.upsert(serialised=True)).
+DEVICE_WRITES = 0x45585359_4456  # "EXSYDV"
+
+
 def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
+    advisory_xact_lock(DEVICE_WRITES)
     stage = Stage(connection, "stage_devices", DEVICE_STAGE, tz=ctx.tz)
 
     key_column: list[str] = []  # the column a community report names its mailbox in
@@ -807,6 +821,7 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
         columns=DEVICE_COLUMNS,
         select=device_select,
         now=_now_sql(),
+        serialised=True,  # DEVICE_WRITES, taken above
     )
     dated = stage.dated(
         {
@@ -829,6 +844,7 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
         select=partnership_select,
         now=_now_sql(),
         total=total,  # every staged row is one partnership: linked, no pair twice (above)
+        serialised=True,
     )
     observed = _observe_watched(stage, dated, ctx)
     counts: dict[str, Any] = {
@@ -1036,6 +1052,7 @@ def _later(new: str, stored: str) -> str:
 
 
 def write_iis_log(rows: Rows, ctx: Context) -> dict[str, Any]:
+    advisory_xact_lock(DEVICE_WRITES)  # write_devices adds new rows with plain INSERTs
     """Partnerships of Exchange 2003 mailboxes from an IIS log, one per (User, DeviceId).
 
     Same staging and upserts as write_devices, with three differences a log needs: a log

@@ -310,15 +310,26 @@ def upsert(
     now: str,
     created_at: bool = True,
     total: int | None = None,
+    serialised: bool = False,
 ) -> dict[str, int]:
     """INSERT the rows `select` yields into `table`, updating rows whose values changed.
 
     `select` must yield the conflict columns followed by `columns`, one row per key.
-    Returns created / updated / unchanged counts. A dry run executes the same statement and
-    rolls it back, so it reports the same figures.
+    Returns created / updated / unchanged counts. A dry run executes the same statements and
+    rolls them back, so it reports the same figures.
+
+    `serialised`: the caller holds a lock under which no other transaction writes these keys
+    (advisory_xact_lock). On PostgreSQL the changed rows are then updated by one UPDATE and
+    the new ones added by a plain INSERT, without INSERT ... ON CONFLICT's speculative
+    insertion of every row (400,000 new devices: 8.9 s instead of 12.7 s, their partnerships
+    3.0 s instead of 4.7 s).
     """
     if total is None:  # the caller may know how many rows `select` yields
         total = stage.scalar(f"SELECT COUNT(*) FROM ({select}) s")
+    if serialised and stage.vendor == "postgresql":
+        return _update_then_insert(
+            stage, table, conflict, columns, select, now, created_at=created_at, total=total
+        )
     all_columns = [*conflict, *columns]
     assignments = ", ".join(f"{c} = excluded.{c}" for c in columns)
     differs = stage.differs(table, "excluded", columns)
@@ -353,6 +364,33 @@ def upsert(
         "updated": int(changed),
         "unchanged": total - int(new) - int(changed),
     }
+
+
+def _update_then_insert(
+    stage: Stage,
+    table: str,
+    conflict: Sequence[str],
+    columns: Sequence[str],
+    select: str,
+    now: str,
+    *,
+    created_at: bool,
+    total: int,
+) -> dict[str, int]:
+    key_match = " AND ".join(f"t.{c} = s.{c}" for c in conflict)
+    assignments = ", ".join(f"{c} = s.{c}" for c in columns)
+    changed = stage.execute(
+        f"UPDATE {table} t SET {assignments}, updated_at = {now} FROM ({select}) s "
+        f"WHERE {key_match} AND {stage.differs('t', 's', columns)}"
+    )
+    all_columns = [*conflict, *columns]
+    stamps = ["created_at", "updated_at"] if created_at else ["updated_at"]
+    new = stage.execute(
+        f"INSERT INTO {table} ({', '.join(all_columns + stamps)}) "
+        f"SELECT {', '.join(['s.' + c for c in all_columns] + [now] * len(stamps))} "
+        f"FROM ({select}) s WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {key_match})"
+    )
+    return {"created": new, "updated": changed, "unchanged": total - new - changed}
 
 
 class _CsvSource:

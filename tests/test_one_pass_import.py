@@ -18,6 +18,7 @@ from devices.importers import ExportRejected, open_export
 from devices.importers.dates import DateColumn, DateOrder
 from devices.models import ImportState, InventoryImport, MobileDevice, Partnership
 from devices.services import _progress_key
+from tests import exports
 from tests.commands import import_inventory as run
 from tests.factories import UserFactory
 from tests.test_bad_input import counts, device_line, devices_file, inventory, problems
@@ -197,3 +198,45 @@ def test_no_row_reaches_a_writer_after_the_first_problem(tmp_path):
     assert handed == [2, 3]  # line 4 is the wrong one; lines 5 and 6 were only checked
     assert export.row_count == 5
     assert [p.line for p in export.problems] == [4]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_device_imports_write_one_at_a_time_so_new_phones_can_be_added_plainly(tmp_path):
+    """New phones go in with a plain INSERT (setsql.upsert(serialised=True)): that is safe
+    only while no other import adds phones meanwhile, which the advisory lock makes so."""
+    import threading
+
+    import psycopg2
+    from django.db import connection
+
+    from devices.writers import DEVICE_WRITES
+
+    code, _, err = run(
+        exports.write(tmp_path, "servers.csv", exports.SERVERS),
+        exports.write(tmp_path, "mailboxes.csv", exports.MAILBOXES),
+    )
+    assert code == 0, err
+    other = psycopg2.connect(**connection.get_connection_params())
+    other.autocommit = False
+    with other.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [DEVICE_WRITES])  # another import
+    outcome: list[tuple[int, str, str]] = []
+
+    def import_devices() -> None:
+        try:
+            outcome.append(run(devices_file(tmp_path, [device_line(n) for n in range(1, 4)])))
+        finally:
+            connection.close()
+
+    importer = threading.Thread(target=import_devices)
+    importer.start()
+    importer.join(timeout=1.5)
+    waited = importer.is_alive()
+    other.rollback()  # the other import ends
+    importer.join(timeout=30)
+    other.close()
+
+    assert waited, "the import wrote phones while another import held the lock"
+    assert outcome and outcome[0][0] == 0, outcome
+    assert MobileDevice.objects.count() == 3

@@ -1,4 +1,5 @@
-"""Celery tasks of move planning: plans, and the notices (one task sends one message)."""
+"""Celery tasks of move planning: plans, comparisons of targets, and the notices (one task
+sends one message)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Sequence
 from celery import shared_task
 from django.conf import settings
 
-from . import services
+from . import comparisons, services
 from .notices import delivery, prepared
 
 
@@ -73,3 +74,16 @@ def notices_prepare_task(batch_id: int) -> int:
     """Render a scheduled batch's before-move notices ahead of their time (notices/prepared.py).
     Safe to run any number of times: only renderings out of date are written."""
     return prepared.notices_prepare(batch_id=batch_id)
+
+
+@shared_task(
+    name="migrations_plan.tasks.comparison_task",
+    # Given back if the worker dies: running it again only computes the same document again.
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)
+def comparison_task(key: str, spec: dict) -> str:
+    """Compare the targets (or suggest the waves) a page asked for and keep the answer in the
+    cache under `key`, where the page reads it (comparisons.py)."""
+    return comparisons.comparison_run(key=key, spec=spec)

@@ -85,9 +85,10 @@ def batch_list(request: HttpRequest) -> HttpResponse:
 
 @schedulers_only
 def batch_create(request: HttpRequest) -> HttpResponse:
-    if request.method == "POST" and (
-        request.POST.get("action") == "compare" or request.POST.get("use_target")
-    ):
+    if (
+        request.method == "POST"
+        and (request.POST.get("action") == "compare" or request.POST.get("use_target"))
+    ) or (request.method == "GET" and request.GET.get("compare")):
         return new_batch_compare(request)  # compare targets first: nothing is created
     form = BatchForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():

@@ -209,7 +209,10 @@ def worker_start(media_root, tmp_path):
 @pytest.fixture(autouse=True)
 def _fresh_process_caches():
     """A test's rollback sends no post_delete: start each test without the wordings and
-    instructions an earlier one cached in this process (exsync/process_cache.py)."""
+    instructions an earlier one cached in this process (exsync/process_cache.py), and without
+    what it kept in the (in-memory) cache: a comparison keyed by ids a rolled-back test used."""
+    from django.core.cache import cache
+
     from helpdesk.selectors import INSTRUCTIONS
     from migrations_plan.notices.content import ORGANISATION_ZONES
     from migrations_plan.notices.wording import OVERRIDES
@@ -217,3 +220,4 @@ def _fresh_process_caches():
     INSTRUCTIONS.clear()
     OVERRIDES.clear()
     ORGANISATION_ZONES.clear()
+    cache.clear()

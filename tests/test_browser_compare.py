@@ -1,6 +1,7 @@
-"""Comparing targets in a real browser: an admin opens a draft's comparison, reads the table
-(ranges, the unsupported path, the prerequisites with their links), picks another target with
-one click, and the batch page shows it; on the new-batch form one click pre-selects a target."""
+"""Comparing targets in a real browser: an admin opens a draft's comparison, waits while the
+worker compares (the page reloads itself), reads the table (ranges, the unsupported path, the
+prerequisites with their links), picks another target with one click, and the batch page shows
+it; on the new-batch form one click pre-selects a target."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from django.utils import timezone
 
 from migrations_plan.models import MoveBatch
 from migrations_plan.services import batch_create
+from migrations_plan.tasks import comparison_task
 from tests.browser import ARTIFACTS, signed_in
 from tests.factories import ExchangeServerFactory, MailboxFactory, PartnershipFactory
 
@@ -64,6 +66,13 @@ def test_an_admin_compares_targets_and_picks_one_with_a_click(
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import expect
 
+    sent = []  # comparisons the pages queue; this test plays the worker
+    monkeypatch.setattr(comparison_task, "delay", lambda *args: sent.append(args))
+
+    def work() -> None:
+        while sent:
+            comparison_task(*sent.pop(0))
+
     _, rtm, mailboxes = _organisation()
     batch = batch_create(
         name="Wave 2003",
@@ -78,6 +87,10 @@ def test_an_admin_compares_targets_and_picks_one_with_a_click(
         page.goto(f"{live_server.url}/batches/{batch.pk}/")
         page.get_by_role("link", name="Compare targets and prerequisites").click()
         expect(page.get_by_role("heading", level=1)).to_contain_text("Compare targets")
+        # Queued for the worker; the page reloads itself until the comparison is there.
+        expect(page.locator(".comparing")).to_contain_text("Comparing 5 targets")
+        assert len(sent) == 1
+        work()
 
         table = page.locator("table.compare-targets")
         rows = table.locator("tbody tr")
@@ -109,9 +122,14 @@ def test_an_admin_compares_targets_and_picks_one_with_a_click(
         page.goto(f"{live_server.url}/batches/new/")
         page.get_by_label("Mailboxes on server").select_option(label="EX2003A")
         page.get_by_role("button", name="Compare targets for these mailboxes").click()
+        expect(page.locator(".comparing")).to_contain_text("Comparing")
+        work()
         table = page.locator("table.compare-targets")
         expect(table.locator("tbody tr").first).to_have_attribute("data-target", "EX2007SP1")
+        expect(page.get_by_label("Mailboxes on server")).to_have_value(str(mailboxes[0].server_id))
         table.get_by_role("button", name="Use EX2007RTM as the target").click()
+        expect(page.locator(".comparing")).to_contain_text("Comparing")
+        work()
         expect(page.get_by_label("Target server")).to_have_value(str(rtm.pk))
         expect(
             page.get_by_role("region", name="Prerequisites that change the answer")

@@ -17,9 +17,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
 
 from devices.models import ExchangeServer
+from devices.services import server_record_facts
 from migrations_plan.compare import batch_target_plan
 from migrations_plan.models import (
     AuditEntry,
@@ -30,17 +30,21 @@ from migrations_plan.models import (
     Prediction,
 )
 from migrations_plan.services import BatchError, batch_create, batch_retarget, batch_transition
+from migrations_plan.tasks import comparison_task
 from tests.factories import (
     ExchangeServerFactory,
     MailboxFactory,
-    NamespaceFactory,
     PartnershipFactory,
 )
 from tests.real_path import V2003, V2007RTM, V2007SP1, V2010SP3, V2016, V2019, Lab, run
+from tests.test_batch_views import START, org  # the same small organisation as the batch pages
 
 pytestmark = pytest.mark.django_db
 
 POCKETPC = {"device_type": "PocketPC", "user_agent": "MSFT-PPC/5.2.5082", "eas": None}
+
+
+__all__ = ["org"]  # a fixture, shared with the batch page tests
 
 
 @pytest.fixture
@@ -296,20 +300,141 @@ def test_the_prerequisites_of_another_target_and_the_plain_text_table(lab: Lab) 
 
 # -- the pages -------------------------------------------------------------------------------------------
 
-START = (timezone.now() + timedelta(days=10)).replace(microsecond=0)
+
+class Worker:
+    """Plays the Celery worker for the comparison pages: `get`/`post` make the request with its
+    on-commit callbacks run (what the page queues lands in `sent`), `run` does the queued work."""
+
+    def __init__(self, client, capture) -> None:
+        self.client, self.capture, self.sent = client, capture, []
+
+    def get(self, url: str, data: dict | None = None):
+        with self.capture(execute=True):
+            return self.client.get(url, data)
+
+    def post(self, url: str, data: dict):
+        with self.capture(execute=True):
+            return self.client.post(url, data)
+
+    def run(self) -> None:
+        sent, self.sent = self.sent, []
+        for key, spec in sent:
+            comparison_task(key, spec)
+
+    def page(self, url: str, data: dict | None = None):
+        """The page once the worker has answered: asked, computed, shown."""
+        self.get(url, data)
+        self.run()
+        return self.get(url, data)
 
 
 @pytest.fixture
-def org():
-    ex2010 = ExchangeServerFactory(name="EX2010A", ex2010=True)
-    ex2016 = ExchangeServerFactory(name="EX2016A")
-    NamespaceFactory(host="mail.contoso.com", servers=[ex2016])  # phones use it
-    mailboxes = [
-        MailboxFactory(server=ex2010, primary_smtp_address=f"user{n}@contoso.com") for n in range(4)
-    ]
-    for mailbox in mailboxes:
-        PartnershipFactory(mailbox=mailbox)
-    return ex2010, ex2016, mailboxes
+def worker(client, monkeypatch, django_capture_on_commit_callbacks) -> Worker:
+    worker = Worker(client, django_capture_on_commit_callbacks)
+    monkeypatch.setattr(comparison_task, "delay", lambda *args: worker.sent.append(args))
+    return worker
+
+
+def test_the_comparison_page_says_comparing_until_the_worker_answers_and_queues_once(
+    client, admin_user, org, worker
+) -> None:
+    _, ex2016, mailboxes = org
+    batch = batch_create(
+        name="W", target_server=ex2016, start_at=START, mailboxes=mailboxes, actor=None
+    )
+    client.force_login(admin_user)
+    url = reverse("migrations_plan:batch_compare", args=[batch.pk])
+
+    first, second = worker.get(url), worker.get(url)  # a double click, or the reload
+
+    for page in (first, second):
+        body = page.content.decode()
+        assert page.status_code == 200 and "Comparing 3 targets" in body
+        assert '<meta http-equiv="refresh" content="2">' in body
+        assert "compare-targets" not in body
+    assert len(worker.sent) == 1, "one task however many requests ask"
+    before = Prediction.objects.count()
+    worker.run()
+    done = worker.get(url).content.decode()
+
+    assert "compare-targets" in done and 'http-equiv="refresh"' not in done
+    assert 'data-target="EX2016A"' in done and "current target" in done
+    assert "Prerequisites that change the answer on EX2016A" in done
+    assert Prediction.objects.count() == before and not worker.sent
+
+
+def test_a_recorded_fact_gives_a_new_comparison(client, admin_user, org, worker) -> None:
+    ex2010, ex2016, mailboxes = org
+    batch = batch_create(
+        name="W", target_server=ex2016, start_at=START, mailboxes=mailboxes, actor=None
+    )
+    client.force_login(admin_user)
+    url = reverse("migrations_plan:batch_compare", args=[batch.pk])
+    assert "compare-targets" in worker.page(url).content.decode()
+
+    server_record_facts(server=ex2010, actor=admin_user, iwa_enabled=True)
+    page = worker.get(url).content.decode()
+
+    assert "Comparing" in page and "compare-targets" not in page
+    assert len(worker.sent) == 1
+    worker.run()
+    assert "compare-targets" in worker.get(url).content.decode()
+
+
+def test_an_import_gives_a_new_comparison(lab: Lab) -> None:
+    from migrations_plan.comparisons import batch_comparison
+
+    _pocketpcs_on_2003(lab, V2007RTM, iwa=True)
+    batch = MoveBatch.objects.get(name="Wave")
+    key = batch_comparison(batch=batch).key
+    assert batch_comparison(batch=batch).key == key, "nothing changed: the same comparison"
+
+    lab.device(lab.mailbox("newby", lab.servers["EX03"]), "NEW0000000000001")
+    lab.import_exports()
+
+    assert batch_comparison(batch=batch).key != key
+
+
+def test_a_failed_comparison_is_shown_and_not_reloaded(
+    client, admin_user, org, worker, monkeypatch
+) -> None:
+    from migrations_plan import compare as compare_module
+
+    def broken(**kwargs):
+        raise RuntimeError("the inventory could not be read")
+
+    monkeypatch.setattr(compare_module, "batch_target_plan", broken)
+    _, ex2016, mailboxes = org
+    batch = batch_create(
+        name="W", target_server=ex2016, start_at=START, mailboxes=mailboxes, actor=None
+    )
+    client.force_login(admin_user)
+
+    page = worker.page(reverse("migrations_plan:batch_compare", args=[batch.pk]))
+
+    body = page.content.decode()
+    assert "The comparison failed: RuntimeError: the inventory could not be read" in body
+    assert 'http-equiv="refresh"' not in body and not worker.sent
+
+
+def test_a_comparison_delivered_twice_is_computed_once(org, monkeypatch) -> None:
+    from migrations_plan import compare as compare_module
+    from migrations_plan.comparisons import batch_comparison
+
+    _, ex2016, mailboxes = org
+    batch = batch_create(
+        name="W", target_server=ex2016, start_at=START, mailboxes=mailboxes, actor=None
+    )
+    calls = []
+    real = compare_module.batch_target_plan
+    monkeypatch.setattr(
+        compare_module, "batch_target_plan", lambda **kw: calls.append(kw) or real(**kw)
+    )
+    spec = {"kind": "batch", "batch": batch.pk, "chosen": ""}
+    key = batch_comparison(batch=batch).key
+
+    assert comparison_task(key, spec) == comparison_task(key, spec) == "done"
+    assert len(calls) == 1 and batch_comparison(batch=batch).done
 
 
 def test_the_comparison_page_needs_a_login(client, org) -> None:
@@ -327,7 +452,7 @@ def test_the_comparison_page_needs_a_login(client, org) -> None:
 
 
 def test_helpdesk_reads_the_comparison_but_cannot_change_the_target(
-    client, helpdesk_user, org
+    client, helpdesk_user, org, worker
 ) -> None:
     ex2010, ex2016, mailboxes = org
     batch = batch_create(
@@ -335,7 +460,7 @@ def test_helpdesk_reads_the_comparison_but_cannot_change_the_target(
     )
     client.force_login(helpdesk_user)
 
-    page = client.get(reverse("migrations_plan:batch_compare", args=[batch.pk]))
+    page = worker.page(reverse("migrations_plan:batch_compare", args=[batch.pk]))
     retarget = client.post(
         reverse("migrations_plan:batch_retarget", args=[batch.pk]), {"target": ex2010.pk}
     )
@@ -352,7 +477,7 @@ def test_helpdesk_reads_the_comparison_but_cannot_change_the_target(
 
 
 def test_an_admin_uses_another_target_for_a_draft_and_it_is_planned_again(
-    client, admin_user, org, django_capture_on_commit_callbacks
+    client, admin_user, org, django_capture_on_commit_callbacks, worker
 ) -> None:
     _, ex2016, mailboxes = org
     ex2019 = ExchangeServerFactory(name="EX2019A", admin_display_version="Version 15.2 (Build 1748.10)",
@@ -361,7 +486,7 @@ def test_an_admin_uses_another_target_for_a_draft_and_it_is_planned_again(
                          actor=None, target_database="DB2016-01")  # fmt: skip
     client.force_login(admin_user)
 
-    page = client.get(reverse("migrations_plan:batch_compare", args=[batch.pk])).content.decode()
+    page = worker.page(reverse("migrations_plan:batch_compare", args=[batch.pk])).content.decode()
     assert page.count("Use this target") >= 2  # every other supported target
     refused = client.post(
         reverse("migrations_plan:batch_retarget", args=[batch.pk]),
@@ -400,23 +525,44 @@ def test_only_a_draft_gets_another_target(org) -> None:
 
 
 def test_the_new_batch_form_compares_targets_and_one_click_picks_one(
-    client, admin_user, org
+    client, admin_user, org, worker
 ) -> None:
     ex2010, ex2016, _ = org
     client.force_login(admin_user)
     form = {"name": "", "source_server": ex2010.pk, "start_at": START.strftime("%Y-%m-%dT%H:%M")}
+    url = reverse("migrations_plan:batch_create")
 
-    compared = client.post(reverse("migrations_plan:batch_create"), {**form, "action": "compare"})
-    picked = client.post(reverse("migrations_plan:batch_create"), {**form, "use_target": ex2016.pk})
+    asked = worker.post(url, {**form, "action": "compare"})
+    again = worker.post(url, {**form, "action": "compare"})  # a double click
+    refresh = asked.context["refresh_url"]
+    assert 'http-equiv="refresh"' in asked.content.decode() and "Comparing 3 targets" in (
+        asked.content.decode()
+    )
+    assert len(worker.sent) == 1 and again.context["refresh_url"] == refresh
+    worker.run()
+    compared = client.get(refresh)  # the page's own reload, a GET with the form's values
+    picked = worker.post(url, {**form, "use_target": ex2016.pk})
+    worker.run()
+    picked = client.get(picked.context["refresh_url"])
 
     assert compared.status_code == 200 and picked.status_code == 200
     body = compared.content.decode()
     assert "Compare targets" in body and body.count('name="use_target"') >= 3
+    assert 'http-equiv="refresh"' not in body
     assert "This field is required" not in body, "comparing does not ask for the batch's name"
+    assert f'<option value="{ex2010.pk}" selected>EX2010A</option>' in body, "values kept"
     chosen = picked.content.decode()
     assert f'<option value="{ex2016.pk}" selected>EX2016A</option>' in chosen
     assert "Prerequisites that change the answer on EX2016A" in chosen
     assert MoveBatch.objects.count() == 0
+
+
+def test_the_new_batch_form_says_when_a_comparison_is_no_longer_kept(client, admin_user) -> None:
+    client.force_login(admin_user)
+
+    response = client.get(reverse("migrations_plan:batch_create"), {"compare": "gone"})
+
+    assert "no longer kept: compare the targets again" in response.content.decode()
 
 
 def test_the_new_batch_form_asks_for_mailboxes_before_comparing(client, admin_user, org) -> None:
@@ -429,7 +575,7 @@ def test_the_new_batch_form_asks_for_mailboxes_before_comparing(client, admin_us
 
 
 def test_the_comparison_page_costs_the_same_queries_for_more_mailboxes(
-    client, admin_user, org
+    client, admin_user, org, worker
 ) -> None:
     ex2010, ex2016, mailboxes = org
     batch = batch_create(
@@ -437,10 +583,10 @@ def test_the_comparison_page_costs_the_same_queries_for_more_mailboxes(
     )
     client.force_login(admin_user)
     url = reverse("migrations_plan:batch_compare", args=[batch.pk])
-    client.get(url)  # sessions, content types: warmed once
+    worker.page(url)  # sessions, content types: warmed once; the comparison made
 
     with CaptureQueriesContext(connection) as small:
-        assert client.get(url).status_code == 200
+        assert "compare-targets" in worker.get(url).content.decode()
     more = [
         MailboxFactory(server=ex2010, primary_smtp_address=f"more{n}@contoso.com")
         for n in range(30)
@@ -450,10 +596,14 @@ def test_the_comparison_page_costs_the_same_queries_for_more_mailboxes(
     from migrations_plan.services import batch_add_mailboxes
 
     batch_add_mailboxes(batch=batch, mailboxes=more, actor=None)
+    assert "Comparing" in worker.get(url).content.decode(), "new members: a new comparison"
+    worker.run()
     with CaptureQueriesContext(connection) as large:
-        assert client.get(url).status_code == 200
+        page = worker.get(url).content.decode()
 
-    assert len(large) == len(small) <= 25
+    assert "34 mailboxes" in page
+    assert len(large) == len(small) <= 12
+    assert not worker.sent, "a page whose comparison is kept asks the worker for nothing"
 
 
 def test_comparing_from_python_matches_the_command(lab: Lab) -> None:
@@ -488,7 +638,7 @@ def _three_source_servers(lab: Lab) -> None:
 
 
 def test_waves_put_the_quiet_server_first_and_the_unsupported_one_last(
-    lab: Lab, client, admin_user, helpdesk_user
+    lab: Lab, client, admin_user, helpdesk_user, worker
 ) -> None:
     _three_source_servers(lab)
     ex2016 = ExchangeServer.objects.get(name="EX2016A")
@@ -499,24 +649,29 @@ def test_waves_put_the_quiet_server_first_and_the_unsupported_one_last(
         "name_prefix": "Move",
     }
     client.force_login(helpdesk_user)
+    url = reverse("migrations_plan:waves")
 
+    assert "Suggesting waves" in worker.get(url, query).content.decode()
     with CaptureQueriesContext(connection) as queries:
-        page = client.get(reverse("migrations_plan:waves"), query)
+        worker.run()
+    page = worker.get(url, query)
     refused = client.post(reverse("migrations_plan:waves_create"), {**query, "server": []})
 
     assert page.status_code == 200 and refused.status_code == 403
     assert len(queries) <= 25, "one read for the whole organisation, not one per server"
-    waves = page.context["plan"].waves
-    assert [w.server for w in waves] == ["EX2010A", "EX2010B", "EX07"]
-    assert [w.breaks for w in waves[:2]] == [0, 1] and waves[2].unsupported
-    assert [(p.change, p.devices) for p in waves[1].first_needed] == [("abq-preapprove", 1)]
-    assert waves[1].first_needed[0].from_to == [
+    waves = page.context["plan"]["waves"]
+    assert [w["server"] for w in waves] == ["EX2010A", "EX2010B", "EX07"]
+    assert [w["breaks"] for w in waves[:2]] == [0, 1] and waves[2]["unsupported"]
+    assert [(p["change"], p["devices"]) for p in waves[1]["first_needed"]] == [
+        ("abq-preapprove", 1)
+    ]
+    assert waves[1]["first_needed"][0]["from_to"] == [
         {"from": "blocked", "to": "continues", "devices": 1}
     ]
     assert "Create the ticked waves" not in page.content.decode()
 
     client.force_login(admin_user)
-    ids = [w.server_id for w in waves]
+    ids = [w["server_id"] for w in waves]
     created = client.post(
         reverse("migrations_plan:waves_create"), {**query, "server": ids}, follow=True
     )
@@ -528,5 +683,5 @@ def test_waves_put_the_quiet_server_first_and_the_unsupported_one_last(
     assert all(b.state == BatchState.DRAFT and b.target_server == ex2016 for b in batches)
     assert "2 draft batches created" in created.content.decode()
     # What is in a batch now is not suggested again; the unsupported server is left.
-    again = client.get(reverse("migrations_plan:waves"), query).context["plan"].waves
-    assert [w.server for w in again] == ["EX07"]
+    again = worker.page(url, query).context["plan"]["waves"]
+    assert [w["server"] for w in again] == ["EX07"]

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain, islice
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection
+from django.db.models import Count, Min
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -707,6 +709,32 @@ def _report_too_long(
                 ctx.problem(line, header, f"{length} characters; exsync keeps at most {n}")
 
 
+class _IdentityLinks:
+    """identity_key -> mailbox id of the mailboxes whose identity_key is theirs alone: the
+    Identity path of a device row, looked up as the file is read. Only for a long file (at
+    least LONG rows; the map is read before the COPY starts, which holds the connection):
+    a short one is linked by one UPDATE after the load, cheaper than reading every mailbox.
+    Memory grows with the mailboxes, not with the file."""
+
+    LONG = 10_000
+
+    def __init__(self, *, load: bool) -> None:
+        self._ids: dict[str, int] = {}
+        if load:
+            self._ids = dict(
+                Mailbox.objects.order_by()
+                .exclude(identity_key="")
+                .values("identity_key")
+                .annotate(n=Count("id"), first=Min("id"))
+                .filter(n=1)
+                .values_list("identity_key", "first")
+                .iterator(chunk_size=20_000)
+            )
+
+    def get(self, identity_key: str) -> int | None:
+        return self._ids.get(identity_key)
+
+
 # The advisory lock under which device and IIS-log imports write phones and partnerships, one
 # import at a time: two would wait on each other's rows anyway, and under it new rows are added
 # with plain INSERTs (setsql.upsert(serialised=True)).
@@ -718,19 +746,37 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
     stage = Stage(connection, "stage_devices", DEVICE_STAGE, tz=ctx.tz)
 
     key_column: list[str] = []  # the column a community report names its mailbox in
+    rows = iter(rows)
+    head = list(islice(rows, _IdentityLinks.LONG))
+    links = _IdentityLinks(load=len(head) == _IdentityLinks.LONG)
+    rows = chain(head, rows)
+    seen = {"keys": False, "guids": False, "unlinked": 0}
 
     def staged() -> Iterator[tuple]:
         for line, row in rows:
             key = row["mailbox_key"]
             key2 = row.get("mailbox_key2")
+            guid = row.get("mailbox_guid")
             if not key_column and "mailbox_key2" in row and row["mailbox_key_column"]:
                 key_column.append(row["mailbox_key_column"])
+            identity_key = _text(row["mailbox_identity"]).lower()
+            mailbox_id = None
+            if key or key2:
+                seen["keys"] = True
+            elif identity_key:
+                # The Identity path, here rather than as an UPDATE of every staged row; a
+                # GUID found below still wins, as it did.
+                mailbox_id = links.get(identity_key)
+            if guid is not None:
+                seen["guids"] = True
+            if mailbox_id is None:
+                seen["unlinked"] += 1
             yield (
                 line,
-                _text(row["mailbox_identity"]).lower(),
+                identity_key,
                 key.strip().lower() if key else None,
                 key2.strip().lower() if key2 else None,
-                row.get("mailbox_guid"),
+                guid,
                 row["device_id"],
                 _text(row["device_type"]),
                 _text(row["model"]),
@@ -749,7 +795,7 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
                 _text(row["access_state_reason"]),
                 _text(row["policy_applied"]),
                 _text(row["status"]),
-                None,
+                mailbox_id,
             )
 
     total = stage.load(staged())
@@ -757,33 +803,37 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
     _report_too_long(stage, ctx, MobileDevice, DEVICE_LIMITS)
     _report_too_long(stage, ctx, Partnership, PARTNERSHIP_LIMITS)
     ctx.raise_if_problems()
-    # An ExchangeGuid (a community report's or an import profile's) is the surest key.
-    stage.execute(
-        f"UPDATE {s} SET mailbox_id = m.id FROM devices_mailbox m "
-        f"WHERE {s}.mailbox_guid IS NOT NULL AND m.exchange_guid = {s}.mailbox_guid"
-    )
-    # An explicit Mailbox/User/PrimarySmtpAddress column wins over the Identity path; a
-    # community report's second key (its UPN after its address) is tried after the first.
-    # Display names are never a key.
-    stage.index("mailbox_key")
-    for key in ("mailbox_key", "mailbox_key2"):
+    if seen["guids"]:
+        # An ExchangeGuid (a community report's or an import profile's) is the surest key.
         stage.execute(
-            f"UPDATE {s} SET mailbox_id = m.id FROM devices_mailbox m WHERE {s}.mailbox_id IS NULL "
-            f"AND {s}.{key} IS NOT NULL AND m.primary_smtp_address = {s}.{key}"
+            f"UPDATE {s} SET mailbox_id = m.id FROM devices_mailbox m "
+            f"WHERE {s}.mailbox_guid IS NOT NULL AND m.exchange_guid = {s}.mailbox_guid"
         )
-        for column in ("user_principal_name", "alias", "identity_key"):
-            # Only a single match links: an ambiguous key is reported, never guessed.
+    if seen["keys"]:
+        # An explicit Mailbox/User/PrimarySmtpAddress column wins over the Identity path; a
+        # community report's second key (its UPN after its address) is tried after the first.
+        # Display names are never a key.
+        stage.index("mailbox_key")
+        for key in ("mailbox_key", "mailbox_key2"):
             stage.execute(
-                f"UPDATE {s} SET mailbox_id = (SELECT MIN(m.id) FROM devices_mailbox m "
-                f"WHERE LOWER(m.{column}) = {s}.{key} HAVING COUNT(*) = 1) "
-                f"WHERE mailbox_id IS NULL AND {key} IS NOT NULL"
+                f"UPDATE {s} SET mailbox_id = m.id FROM devices_mailbox m WHERE {s}.mailbox_id IS NULL "
+                f"AND {s}.{key} IS NOT NULL AND m.primary_smtp_address = {s}.{key}"
             )
-    stage.execute(
-        f"UPDATE {s} SET mailbox_id = m.id FROM (SELECT identity_key, MIN(id) AS id FROM devices_mailbox "
-        f"GROUP BY identity_key HAVING COUNT(*) = 1) m "
-        f"WHERE {s}.mailbox_id IS NULL AND {s}.mailbox_key IS NULL AND {s}.mailbox_identity_key <> '' "
-        f"AND m.identity_key = {s}.mailbox_identity_key"
-    )
+            for column in ("user_principal_name", "alias", "identity_key"):
+                # Only a single match links: an ambiguous key is reported, never guessed.
+                stage.execute(
+                    f"UPDATE {s} SET mailbox_id = (SELECT MIN(m.id) FROM devices_mailbox m "
+                    f"WHERE LOWER(m.{column}) = {s}.{key} HAVING COUNT(*) = 1) "
+                    f"WHERE mailbox_id IS NULL AND {key} IS NOT NULL"
+                )
+    if seen["unlinked"]:
+        # A short file's rows (_IdentityLinks reads no map for it), or keys the map lacks.
+        stage.execute(
+            f"UPDATE {s} SET mailbox_id = m.id FROM (SELECT identity_key, MIN(id) AS id FROM devices_mailbox "
+            f"GROUP BY identity_key HAVING COUNT(*) = 1) m "
+            f"WHERE {s}.mailbox_id IS NULL AND {s}.mailbox_key IS NULL AND {s}.mailbox_identity_key <> '' "
+            f"AND m.identity_key = {s}.mailbox_identity_key"
+        )
     _report_unmatched(
         stage,
         ctx,

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,9 +20,10 @@ from devices.importers import ExportRejected, open_export
 from devices.importers.dates import DateColumn, DateOrder
 from devices.models import ImportState, InventoryImport, MobileDevice, Partnership
 from devices.services import _progress_key
+from devices.writers import _IdentityLinks
 from tests import exports
 from tests.commands import import_inventory as run
-from tests.factories import UserFactory
+from tests.factories import MailboxFactory, UserFactory
 from tests.test_bad_input import counts, device_line, devices_file, inventory, problems
 
 __all__ = ["inventory"]  # the fixture, shared with the bad-input tests
@@ -240,3 +243,44 @@ def test_device_imports_write_one_at_a_time_so_new_phones_can_be_added_plainly(t
     assert waited, "the import wrote phones while another import held the lock"
     assert outcome and outcome[0][0] == 0, outcome
     assert MobileDevice.objects.count() == 3
+
+
+@pytest.fixture(params=["short file", "long file"])
+def identity_links(request, monkeypatch):
+    """Both ways a device row finds its mailbox by Identity: one UPDATE after the load (a short
+    file), or the map read before it (a long one; the threshold lowered to these 3 rows)."""
+    if request.param == "long file":
+        monkeypatch.setattr(_IdentityLinks, "LONG", 3)
+    return request.param
+
+
+@db
+def test_devices_find_their_mailbox_by_identity_in_a_short_or_a_long_file(
+    tmp_path, inventory, identity_links
+):
+    with CaptureQueriesContext(connection) as queries:
+        code, _, err = run(devices_file(tmp_path, [device_line(n) for n in range(1, 5)]))
+
+    assert code == 0, err
+    owners = set(Partnership.objects.values_list("mailbox__alias", flat=True))
+    assert owners == {"tsmith"}
+    linked_after_the_load = any(
+        "UPDATE stage_devices SET mailbox_id = m.id FROM (SELECT identity_key" in q["sql"]
+        for q in queries.captured_queries
+    )
+    assert linked_after_the_load == (identity_links == "short file")
+
+
+@db
+def test_an_identity_two_mailboxes_share_links_to_neither_in_a_short_or_a_long_file(
+    tmp_path, inventory, identity_links
+):
+    MailboxFactory(identity="contoso.local/Europe/London/Tony Smith", display_name="Tony's twin")
+    before = counts()
+
+    code, _, err = run(devices_file(tmp_path, [device_line(n) for n in range(1, 5)]))
+
+    assert code == 1
+    assert all("matches several mailboxes" in line for line in problems(err)), err
+    assert len(problems(err)) == 4
+    assert counts()[2:] == before[2:]

@@ -58,6 +58,7 @@ __all__ = [
     "hosts_mailboxes",
     "prerequisites",
     "selection_read",
+    "target_offered",
     "target_plan",
     "targets_compare",
 ]
@@ -154,6 +155,18 @@ def hosts_mailboxes(server: ExchangeServer) -> bool:
         return True
     roles = server.roles.replace(" ", "").lower()
     return roles in ("", "none") or "mailbox" in roles
+
+
+def target_offered(choice: str) -> bool:
+    """Whether `choice` is a target the comparison lists: Exchange Online, or the id of a
+    server that can hold mailboxes. One query; made-up values (any digit string) are refused
+    before they are keyed or queued."""
+    if choice == EXCHANGE_ONLINE_CHOICE:
+        return True
+    if not (choice.isascii() and choice.isdigit()) or len(choice) > 18:  # a bigint's digits
+        return False
+    server = ExchangeServer.objects.filter(pk=int(choice)).only("generation", "roles").first()
+    return server is not None and hosts_mailboxes(server)
 
 
 def move_kind_fits(move_kind: str, server: ExchangeServer) -> bool:
@@ -402,7 +415,10 @@ def _count(result: TargetResult, selection: Selection, answers: list[Prediction]
         if low:
             result.low_confidence_devices += n
         worst.append(place[outcome])
-        surely.append(Outcome.CONTINUES not in possible and not low)
+        # "At least": decided and confident. A bare `unknown` may still turn out `continues`.
+        surely.append(
+            Outcome.CONTINUES not in possible and Outcome.UNKNOWN not in possible and not low
+        )
         maybe.append(low or any(o != Outcome.CONTINUES for o in possible))
     continues = place[Outcome.CONTINUES]
     for keys, people in selection.holdings.items():

@@ -13,10 +13,14 @@ A new import or recorded fact gives a new key, so a shown result is never older 
 inventory it was asked about. The first request for a key claims it with cache.add (a double
 click sends one task) and sends tasks.comparison_task once the request's transaction commits.
 
-Each key holds {"state": "queued" | "running" | "done" | "failed", "document": ..., "error":
-...}. A claim whose task was lost (broker down, worker killed twice) expires after
-PENDING_SECONDS, and the next view of the page asks again; a failure is shown for
-FAILED_SECONDS, then asked again the same way. The document is plain JSON: the names the
+Each key holds {"state": "queued" | "running" | "done" | "failed", "spec": ..., "document":
+..., "error": ...}; `spec` is the question asked, so a page that comes back with a key (the
+new-batch form's ?compare=) is checked against the inventory of now: when the key built from
+the spec again differs, that newer comparison is the one shown (or asked for).
+
+A claim whose task was lost (broker down, worker killed twice) expires after PENDING_SECONDS,
+and the next view of the page asks again; a failure is shown for FAILED_SECONDS, then asked
+again the same way. The document is plain JSON: the names the
 templates read (compare.TargetPlan, waves.WavePlan), with their computed properties filled in.
 """
 
@@ -52,6 +56,7 @@ __all__ = [
     "Comparing",
     "batch_comparison",
     "comparison_by_key",
+    "comparison_mailboxes",
     "comparison_run",
     "inventory_version",
     "selection_comparison",
@@ -60,7 +65,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: records carry their spec
 PREFIX = "migrations_plan:compare:"
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 RESULT_SECONDS = 6 * 3600
@@ -160,7 +165,7 @@ def _get_or_request(*, parts: list[Any], spec: dict[str, Any]) -> Comparing:
     key = _key(parts)
     record = cache.get(key)
     if record is None:
-        if cache.add(key, {"state": QUEUED}, PENDING_SECONDS):
+        if cache.add(key, {"state": QUEUED, "spec": spec}, PENDING_SECONDS):
             transaction.on_commit(lambda: _send(key, spec))
         # An eager task (tests, a worker-less demo) has already answered by now.
         record = cache.get(key) or {"state": QUEUED}
@@ -168,9 +173,24 @@ def _get_or_request(*, parts: list[Any], spec: dict[str, Any]) -> Comparing:
 
 
 def comparison_by_key(key: str) -> Comparing | None:
-    """A comparison asked for earlier (the new-batch form's refresh), or None once expired."""
+    """A comparison asked for earlier (the new-batch form's refresh), or None once expired.
+
+    The key was made with the inventory of then: the same question is asked again of the
+    inventory of now, so a fact recorded since gives the newer comparison (queued if need be,
+    under its own key), never the kept one."""
     record = cache.get(key) if key.startswith(PREFIX) else None
-    return _found(key, record) if record is not None else None
+    spec = record.get("spec") if record is not None else None
+    if spec is None or spec.get("kind") != "selection":
+        return None  # expired, or nothing to check it against
+    return selection_comparison_of(spec)
+
+
+def comparison_mailboxes(key: str) -> list[int] | None:
+    """The mailbox ids a kept selection comparison was asked for (a CSV's), or None: expired,
+    or chosen by the form's filters."""
+    record = cache.get(key) if key.startswith(PREFIX) else None
+    spec = (record or {}).get("spec") or {}
+    return spec.get("mailboxes") if spec.get("kind") == "selection" else None
 
 
 def batch_comparison(*, batch: MoveBatch, chosen: str | None = None) -> Comparing:
@@ -204,15 +224,21 @@ def selection_comparison(
     """The new-batch form's comparison: for these mailboxes (a CSV's) or those the form's
     server / database / OU filters choose (read again by the worker: the inventory version
     in the key covers a change of them)."""
-    spec = {
-        "kind": "selection",
-        "mailboxes": sorted(mailbox_ids) if mailbox_ids is not None else None,
-        "filters": filters or {},
-        "move_date": move_date.isoformat(),
-        "move_kind": move_kind,
-        "target_policy": target_policy_id,
-        "chosen": chosen or "",
-    }
+    return selection_comparison_of(
+        {
+            "kind": "selection",
+            "mailboxes": sorted(mailbox_ids) if mailbox_ids is not None else None,
+            "filters": filters or {},
+            "move_date": move_date.isoformat(),
+            "move_kind": move_kind,
+            "target_policy": target_policy_id,
+            "chosen": chosen or "",
+        }
+    )
+
+
+def selection_comparison_of(spec: dict[str, Any]) -> Comparing:
+    """selection_comparison() of a spec it made (kept in the cache record)."""
     return _get_or_request(parts=["selection", spec], spec=spec)
 
 
@@ -231,16 +257,16 @@ def comparison_run(*, key: str, spec: dict[str, Any]) -> str:
     record = cache.get(key)
     if record is not None and record.get("state") == DONE:
         return DONE
-    cache.set(key, {"state": RUNNING}, PENDING_SECONDS)
+    cache.set(key, {"state": RUNNING, "spec": spec}, PENDING_SECONDS)
     try:
         document = _compute(spec)
     except Exception as error:
         logger.exception("comparison %s failed", key)
-        cache.set(key, {"state": FAILED, "error": _reason(error)}, FAILED_SECONDS)
+        cache.set(key, {"state": FAILED, "spec": spec, "error": _reason(error)}, FAILED_SECONDS)
         return FAILED
     # Through JSON and back: the page reads exactly what any cache backend would hold.
     document = json.loads(json.dumps(document))
-    cache.set(key, {"state": DONE, "document": document}, RESULT_SECONDS)
+    cache.set(key, {"state": DONE, "spec": spec, "document": document}, RESULT_SECONDS)
     return DONE
 
 

@@ -467,9 +467,11 @@ class Inventory:
 
     def target_access(
         self, key: FactKey, batch: BatchContext
-    ) -> tuple[bool | None, bool | None, AccessLevel | None]:
-        """(allowed_on_target, blocked_on_target, what blocks it) of a partnership moving as
-        `batch` says.
+    ) -> tuple[bool | None, bool | None, AccessLevel | None, bool | None]:
+        """(allowed_on_target, blocked_on_target, what blocks it, blocked_personally) of a
+        partnership moving as `batch` says; blocked_personally is True when the user's own
+        block list is what blocks it, False when a rule does and the lists imported do not name
+        it, None when nothing blocks it.
 
         Exchange 2010 SP1 and later decide in this order: the user's personal block list, the
         personal allow list, a matching Block rule, a Quarantine rule, an Allow rule, then the
@@ -480,7 +482,7 @@ class Inventory:
         """
         target = self.servers[batch.target_id]
         if target.generation not in ABQ_GENERATIONS:
-            return None, None, None  # no Allow/Block/Quarantine on the target (or version unknown)
+            return None, None, None, None  # no Allow/Block/Quarantine there (or version unknown)
         target_forest = target.effective_forest
         source_forest = self.forest_of(key.server_id or None)
         kind = MoveKind(batch.move_kind) if batch.move_kind else None
@@ -491,9 +493,9 @@ class Inventory:
         )
         personal = key.personal_access if same_org else PersonalAccess.NONE
         if personal == PersonalAccess.BLOCKED:
-            return None, True, AccessLevel.BLOCK
+            return None, True, AccessLevel.BLOCK, True
         if personal == PersonalAccess.ALLOWED:
-            return True, None, None
+            return True, None, None, None
         org = self.organisations.get(target_forest)
         rules = self.access_rules.get(org.pk, []) if org else []
         # Rules compare QueryString with the whole DeviceType, DeviceModel or DeviceOS, in any
@@ -508,21 +510,24 @@ class Inventory:
             # Blocked whatever other rules say (and a partial import shows this one too); only
             # a personal allow list the export did not show could still let it in.
             level = AccessLevel.BLOCK if AccessLevel.BLOCK in levels else AccessLevel.QUARANTINE
-            return None, True, level
+            # A Block rule, not the user's own block list (checked first, above).
+            return None, True, level, False
         if org is None or org.device_access_rules_imported_at is None:
-            return None, None, None  # rules never imported in full: one may block it
+            return None, None, None, None  # rules never imported in full: one may block it
         if AccessLevel.ALLOW in levels:
             if any(not r.evaluable and r.access_level != "Allow" for r in rules):
                 # A UserAgent rule that blocks or quarantines would win over this allow, and
                 # exsync cannot tell whether it matches.
-                return None, None, None
-            return True, None, None
-        return None, None, None
+                return None, None, None, None
+            return True, None, None, None
+        return None, None, None, None
 
     def device(self, key: FactKey, batch: BatchContext | None = None) -> DeviceFacts:
         """The device's facts; with `batch`, also what the target's access control says."""
         profile = self.profile(key.device_type, key.model, key.os)
-        allowed, blocked, level = self.target_access(key, batch) if batch else (None, None, None)
+        allowed, blocked, level, personally = (
+            self.target_access(key, batch) if batch else (None, None, None, None)
+        )
         return DeviceFacts(
             device_type=key.device_type or None,
             model=key.model or None,
@@ -538,6 +543,7 @@ class Inventory:
             allowed_on_target=allowed,
             blocked_on_target=blocked,
             target_access=level,
+            blocked_personally=personally,
         )
 
     def move(self, key: FactKey, batch: BatchContext) -> MoveFacts:

@@ -260,11 +260,14 @@ class CompareForm(forms.Form):
         required=False, choices=BatchForm.base_fields["move_kind"].choices
     )
     target_policy = BatchForm.base_fields["target_policy"]
+    # The comparison shown ("Use this target" keeps its mailboxes: a CSV is not sent again).
+    compared = forms.CharField(required=False, max_length=200)
 
     def clean(self) -> dict:
         data = super().clean()
         if not (
             data.get("mailboxes_csv")
+            or data.get("compared")
             or data.get("source_server")
             or data.get("source_database")
             or data.get("organizational_unit")

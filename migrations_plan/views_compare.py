@@ -54,9 +54,9 @@ def batch_compare(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _target_choice(value: str) -> str | None:
-    """A target choice as TargetChoiceField offers them (a server id, or "exo"); else None, so
-    made-up values do not each start a comparison."""
-    return value if value == compare.EXCHANGE_ONLINE_CHOICE or value.isdigit() else None
+    """A target choice the comparison offers (a server holding mailboxes, or "exo"); else
+    None, so made-up values (helpdesk reads this page) do not each start a comparison."""
+    return value if value and compare.target_offered(value) else None
 
 
 @require_POST
@@ -112,7 +112,7 @@ def new_batch_compare(request: HttpRequest) -> HttpResponse:
     refresh = ""
     if comparing is not None and not comparing.done:
         again = asked.copy()
-        for name in ("csrfmiddlewaretoken", "action", "mailboxes_csv"):
+        for name in ("csrfmiddlewaretoken", "action", "mailboxes_csv", "compared"):
             again.pop(name, None)
         again["compare"] = comparing.key
         refresh = f"{reverse('migrations_plan:batch_create')}?{again.urlencode()}"
@@ -145,6 +145,16 @@ def _compare_selection(
             ids = [m.pk for m in mailboxes_from_csv(data["mailboxes_csv"])]
         except CsvProblem as problem:
             return None, problem.lines[:30]
+    elif picked and data.get("compared"):
+        # "Use this target" under a comparison: the same mailboxes (a CSV's, which the browser
+        # does not send twice); "Compare targets" reads the form's choices afresh instead.
+        ids = comparisons.comparison_mailboxes(data["compared"])
+        if ids is None and not (
+            data.get("source_server")
+            or data.get("source_database")
+            or data.get("organizational_unit")
+        ):
+            return None, ["That comparison is no longer kept: compare the targets again."]
     start: datetime | None = data.get("start_at")
     policy = data.get("target_policy")
     server = data.get("source_server")

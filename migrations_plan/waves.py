@@ -34,6 +34,7 @@ from .compare import (
 )
 from .facts_from_inventory import Inventory
 from .planner.outcomes import Outcome
+from .planner.whatif import CHANGE_BY_ID
 
 __all__ = ["Wave", "WavePlan", "wave_mailboxes", "waves_suggest"]
 
@@ -46,7 +47,9 @@ class Wave:
 
     breaks: devices that would stop syncing or need re-creating (blocked, repartner);
     may_break: devices whose outcome is a range or unknown. first_needed: prerequisites this
-    wave is the first to need; also_needs: ones an earlier wave needed already (done by then).
+    wave is the first to need, and every one about its own users (pre-approval, stale
+    partnerships, the device limit); also_needs: server, host name or namespace changes an
+    earlier wave needed already (done by then).
     """
 
     number: int
@@ -194,6 +197,11 @@ def waves_suggest(
         new, earlier = [], []
         for row in wave.first_needed:
             if not row.devices and not row.uncredited:
+                continue
+            if not CHANGE_BY_ID[row.change].shared:
+                # About this wave's own users and devices: done for earlier waves' people
+                # does not make it done for these.
+                new.append((row, number))
                 continue
             seen = first.setdefault((row.change, row.subject), number)
             (new if seen == number else earlier).append((row, seen))

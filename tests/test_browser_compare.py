@@ -10,18 +10,26 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from devices.models import Certificate
 from migrations_plan.models import MoveBatch
 from migrations_plan.services import batch_create
 from migrations_plan.tasks import comparison_task
 from tests.browser import ARTIFACTS, signed_in
-from tests.factories import ExchangeServerFactory, MailboxFactory, PartnershipFactory
+from tests.factories import (
+    ExchangeServerFactory,
+    MailboxFactory,
+    NamespaceFactory,
+    PartnershipFactory,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def _organisation():
     """Two 2003 mailboxes with Windows Mobile phones; a 2007 RTM and a 2007 SP1 server (IWA on
-    the 2003 directory recorded), and a 2016 server 2003 cannot move to."""
+    the 2003 directory recorded), and a 2016 server 2003 cannot move to. The phones use
+    mail.contoso.com on the RTM server, whose certificate is recorded (so a prerequisite's
+    credit rests on no missing fact)."""
     ex03 = ExchangeServerFactory(
         name="EX2003A",
         admin_display_version="Version 6.5 (Build 7638.2: Service Pack 2)",
@@ -46,6 +54,18 @@ def _organisation():
         roles="Mailbox, ClientAccess, HubTransport",
     )
     ExchangeServerFactory(name="EX2016A")
+    NamespaceFactory(host="mail.contoso.com", servers=[rtm])
+    Certificate.objects.create(
+        thumbprint="5A1B2C3D4E5F60718293A4B5C6D7E8F901234567",
+        server=rtm,
+        subject="CN=mail.contoso.com",
+        issuer="CN=Public CA",
+        not_after=timezone.now() + timedelta(days=400),
+        services="IIS",
+        domains="mail.contoso.com\nautodiscover.contoso.com",
+        status="Valid",
+        is_self_signed=False,
+    )
     mailboxes = []
     for n in range(2):
         mailbox = MailboxFactory(server=ex03, primary_smtp_address=f"user{n}@contoso.com")

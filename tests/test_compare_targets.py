@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from devices.models import ExchangeServer
 from devices.services import server_record_facts
-from migrations_plan.compare import batch_target_plan
+from migrations_plan.compare import Selection, TargetResult, batch_target_plan
+from migrations_plan.compare import _count as count_answers
 from migrations_plan.models import (
     AuditEntry,
     BatchState,
@@ -29,14 +31,29 @@ from migrations_plan.models import (
     PlanState,
     Prediction,
 )
+from migrations_plan.planner.outcomes import Confidence, Outcome
+from migrations_plan.planner.predict import Prediction as PlannerPrediction
+from migrations_plan.planner.predict import Reason
 from migrations_plan.services import BatchError, batch_create, batch_retarget, batch_transition
 from migrations_plan.tasks import comparison_task
+from migrations_plan.waves import waves_suggest
 from tests.factories import (
     ExchangeServerFactory,
     MailboxFactory,
     PartnershipFactory,
 )
-from tests.real_path import V2003, V2007RTM, V2007SP1, V2010SP3, V2016, V2019, Lab, run
+from tests.real_path import (
+    V2003,
+    V2007RTM,
+    V2007SP1,
+    V2010SP3,
+    V2016,
+    V2019,
+    Lab,
+    cas_mailboxes,
+    device_access_rules,
+    run,
+)
 from tests.test_batch_views import START, org  # the same small organisation as the batch pages
 
 pytestmark = pytest.mark.django_db
@@ -80,14 +97,17 @@ def prerequisite(document: dict[str, Any], change: str) -> dict[str, Any]:
 
 
 def _pocketpcs_on_2003(lab: Lab, target_version: str, *, iwa: bool | None) -> None:
-    """Two 2003 mailboxes whose Windows Mobile phones sync through the 2003 server; EX07 is
-    the 2007 target."""
+    """Two 2003 mailboxes whose Windows Mobile phones use mail.contoso.com, published with its
+    certificate by EX07, the 2007 target (recorded, so a credit rests on no missing fact)."""
     ex03 = lab.server("EX03", V2003)
-    lab.server("EX07", target_version)
+    ex07 = lab.server("EX07", target_version)
     for n, alias in enumerate(("kakers", "dlee")):
         mailbox = lab.mailbox(alias, ex03)
         lab.device(mailbox, f"6F24CAD599A5BF1A690246B8C68FAE8{n}", **POCKETPC)
+    lab.vdir(ex07, "mail.contoso.com")
+    lab.cert(ex07, "5A1B2C3D4E5F60718293A4B5C6D7E8F901234567", "mail.contoso.com")
     lab.import_exports()
+    lab.phones_use("mail.contoso.com")
     if iwa is not None:
         lab.record_server("EX03", iwa_enabled=iwa)
     lab.plan("EX07", *lab.mailboxes_named("kakers", "dlee"))
@@ -238,6 +258,7 @@ def _namespace_on_2010(lab: Lab, *, recorded: bool) -> None:
     tony = lab.mailbox("tsmith", ex2010, "Tony Smith")
     lab.device(tony, "ApplF17LTTCGFFG8", eas="14.1")
     lab.vdir(ex2010, "mail.contoso.com")
+    lab.cert(ex2010, "5A1B2C3D4E5F60718293A4B5C6D7E8F901234567", "mail.contoso.com")
     lab.import_exports()
     if recorded:
         lab.phones_use("mail.contoso.com")
@@ -361,6 +382,26 @@ def test_the_comparison_page_says_comparing_until_the_worker_answers_and_queues_
     assert 'data-target="EX2016A"' in done and "current target" in done
     assert "Prerequisites that change the answer on EX2016A" in done
     assert Prediction.objects.count() == before and not worker.sent
+
+
+def test_a_target_not_offered_starts_no_comparison(client, helpdesk_user, org, worker) -> None:
+    # A read-only user must not start one comparison per made-up ?target=: only the targets
+    # the comparison lists (servers holding mailboxes, Exchange Online) are keyed and queued.
+    ex2010, ex2016, mailboxes = org
+    cas = ExchangeServerFactory(name="CAS2016", roles="ClientAccess")
+    batch = batch_create(
+        name="W", target_server=ex2016, start_at=START, mailboxes=mailboxes, actor=None
+    )
+    client.force_login(helpdesk_user)
+    url = reverse("migrations_plan:batch_compare", args=[batch.pk])
+    worker.page(url)
+
+    for made_up in ("999999", str(cas.pk), "12345678901234567890123", "\u0663"):
+        assert worker.get(url, {"target": made_up}).status_code == 200
+    assert worker.sent == [], "each was the batch's own, kept comparison"
+    worker.get(url, {"target": ex2010.pk})
+    worker.get(url, {"target": "exo"})
+    assert len(worker.sent) == 2
 
 
 def test_a_recorded_fact_gives_a_new_comparison(client, admin_user, org, worker) -> None:
@@ -557,6 +598,59 @@ def test_the_new_batch_form_compares_targets_and_one_click_picks_one(
     assert MoveBatch.objects.count() == 0
 
 
+def test_the_new_batch_forms_comparison_is_asked_again_after_a_fact_changes(
+    client, admin_user, org, worker
+) -> None:
+    # The form reloads itself to ?compare=<key>; a later GET of that address must not show
+    # the comparison made before the fact was recorded.
+    ex2010, _, _ = org
+    client.force_login(admin_user)
+    form = {"name": "", "source_server": ex2010.pk, "start_at": START.strftime("%Y-%m-%dT%H:%M")}
+    url = reverse("migrations_plan:batch_create")
+    refresh = worker.post(url, {**form, "action": "compare"}).context["refresh_url"]
+    worker.run()
+    assert worker.get(refresh).context["comparing"].done
+
+    server_record_facts(server=ex2010, actor=admin_user, iwa_enabled=True)
+    page = worker.get(refresh)
+
+    assert not page.context["comparing"].done and len(worker.sent) == 1
+    assert page.context["refresh_url"] != refresh, "reloads to the new comparison's key"
+    worker.run()
+    again = worker.get(page.context["refresh_url"])
+    assert again.context["comparing"].done and again.context["refresh_url"] == ""
+
+
+def test_use_this_target_after_comparing_a_csv_keeps_the_csvs_mailboxes(
+    client, admin_user, org, worker
+) -> None:
+    # A file input is empty again once the page comes back: "Use this target" must compare
+    # the CSV's two mailboxes, not fall back to the source server's four.
+    ex2010, ex2016, _ = org
+    client.force_login(admin_user)
+    form = {"name": "", "source_server": ex2010.pk, "start_at": START.strftime("%Y-%m-%dT%H:%M")}
+    url = reverse("migrations_plan:batch_create")
+    csv = SimpleUploadedFile("batch.csv", b"EmailAddress\nuser0@contoso.com\nuser1@contoso.com\n")
+    refresh = worker.post(url, {**form, "action": "compare", "mailboxes_csv": csv}).context[
+        "refresh_url"
+    ]
+    worker.run()
+    compared = worker.get(refresh)
+    assert compared.context["plan"]["comparison"]["mailboxes"] == 2
+    assert f'name="compared" value="{compared.context["comparing"].key}"' in (
+        compared.content.decode()
+    )
+
+    picked = worker.post(
+        url, {**form, "use_target": ex2016.pk, "compared": compared.context["comparing"].key}
+    )
+    worker.run()
+    shown = worker.get(picked.context["refresh_url"]).context["plan"]
+
+    assert shown["comparison"]["mailboxes"] == 2
+    assert shown["chosen"]["name"] == "EX2016A"
+
+
 def test_the_new_batch_form_says_when_a_comparison_is_no_longer_kept(client, admin_user) -> None:
     client.force_login(admin_user)
 
@@ -618,21 +712,24 @@ def test_comparing_from_python_matches_the_command(lab: Lab) -> None:
 # -- waves of an organisation-wide migration ------------------------------------------------------------
 
 
-def _three_source_servers(lab: Lab) -> None:
+def _three_source_servers(lab: Lab, *, quarantined: tuple[str, ...] = ("bea",)) -> None:
     """2010 SP3 in two sites and a 2007 SP3 server, all to move to one 2016 server; phones use
-    mail.contoso.com, answered by the 2016 server. The Branch phone is quarantined today."""
+    mail.contoso.com, answered by the 2016 server with its certificate. The Branch phone is
+    quarantined today."""
     hq = lab.server("EX2010A", V2010SP3)
     branch = lab.server("EX2010B", V2010SP3, site="Branch")
     ex07 = lab.server("EX07", "Version 8.3 (Build 83.6)")
     ex2016 = lab.server("EX2016A", V2016)
-    for alias, server, device_id, access in (
-        ("tsmith", hq, "ApplHQ0000000001", "Allowed"),
-        ("adam", hq, "ApplHQ0000000002", "Allowed"),
-        ("bea", branch, "ApplBR0000000001", "Quarantined"),
-        ("kim", ex07, "ApplEX0700000001", "Allowed"),
+    for alias, server, device_id in (
+        ("tsmith", hq, "ApplHQ0000000001"),
+        ("adam", hq, "ApplHQ0000000002"),
+        ("bea", branch, "ApplBR0000000001"),
+        ("kim", ex07, "ApplEX0700000001"),
     ):
+        access = "Quarantined" if alias in quarantined else "Allowed"
         lab.device(lab.mailbox(alias, server), device_id, eas="14.1", access=access)
     lab.vdir(ex2016, "mail.contoso.com")
+    lab.cert(ex2016, "5A1B2C3D4E5F60718293A4B5C6D7E8F901234567", "mail.contoso.com")
     lab.import_exports()
     lab.phones_use("mail.contoso.com")
 
@@ -685,3 +782,101 @@ def test_waves_put_the_quiet_server_first_and_the_unsupported_one_last(
     # What is in a batch now is not suggested again; the unsupported server is left.
     again = worker.page(url, query).context["plan"]["waves"]
     assert [w["server"] for w in again] == ["EX07"]
+
+
+# -- counting people and the range of "needs action" -----------------------------------------------
+
+
+def _answer(outcome: Outcome, possible: tuple[Outcome, ...] = ()) -> PlannerPrediction:
+    """A confident prediction ([V], no open question) with this outcome and range."""
+    reason = Reason(
+        rule="F-NO-ROW" if outcome is Outcome.UNKNOWN else "M-2010-2010-XS-451",
+        outcome=outcome,
+        text="",
+        user_action="",
+        admin_action="",
+        source="",
+        confidence=Confidence.VERIFIED,
+    )
+    return PlannerPrediction(
+        outcome=outcome, reasons=(reason,), low_confidence=False, possible=possible or (outcome,)
+    )
+
+
+def _counted(answers: list[PlannerPrediction], holdings: dict) -> TargetResult:
+    result = TargetResult(
+        server_id=1, choice="1", name="T", generation="", is_exchange_online=False
+    )
+    selection = Selection(
+        keys=(),
+        devices=tuple(1 for _ in answers),
+        holdings=holdings,
+        mailboxes=sum(holdings.values()),
+        per_server={},
+    )
+    count_answers(result, selection, answers)
+    return result
+
+
+def test_one_person_with_two_phones_of_different_outcomes_is_counted_once_under_the_worst() -> None:
+    result = _counted([_answer(Outcome.BLOCKED), _answer(Outcome.CONTINUES)], {(0, 1): 1})
+
+    assert result.devices[Outcome.BLOCKED] == 1 and result.devices[Outcome.CONTINUES] == 1
+    assert result.people == {Outcome.BLOCKED.value: 1}
+    assert (result.needing_action, result.needing_action_min, result.needing_action_max) == (
+        1,
+        1,
+        1,
+    )
+
+
+def test_an_unknown_outcome_is_not_counted_as_surely_needing_action() -> None:
+    # "At least" counts decided, confident answers: a bare `unknown` may turn out `continues`.
+    result = _counted([_answer(Outcome.UNKNOWN)], {(0,): 1})
+
+    assert result.needing_action == 1, "the batch page's measure: not simply continues"
+    assert (result.needing_action_min, result.needing_action_max) == (0, 1)
+    assert result.is_range
+
+
+def test_pre_approving_one_waves_phones_is_not_done_for_another_waves_phones(lab: Lab) -> None:
+    # Pre-approval is per device (its subject is the target): each wave's quarantined phones
+    # need their own, where a server or host name change is done once for every later wave.
+    _three_source_servers(lab, quarantined=("adam", "bea"))
+    ex2016 = ExchangeServer.objects.get(name="EX2016A")
+
+    plan = waves_suggest(target=str(ex2016.pk), move_date=START.date())
+
+    waves = {w.server: w for w in plan.waves if not w.unsupported}
+    for name in ("EX2010A", "EX2010B"):
+        assert [(p.change, p.devices) for p in waves[name].first_needed] == [
+            ("abq-preapprove", 1)
+        ], name
+        assert waves[name].also_needs == [], name
+
+
+def test_pre_approval_is_offered_against_a_block_rule_but_not_a_personal_block(lab: Lab) -> None:
+    # Both phones match a Block rule of the organisation; Kim's is also on her own block list
+    # (Get-CASMailbox ActiveSyncBlockedDeviceIDs), which her allow list cannot override.
+    ex2010 = lab.server("EX2010A", V2010SP3)
+    ex2016 = lab.server("EX2016A", V2016)
+    tony, kim = lab.mailbox("tsmith", ex2010), lab.mailbox("kim", ex2010)
+    lab.device(tony, "ApplF17LTTCGFFG8", eas="14.1")
+    lab.device(kim, "ApplC39XK2LPJC6Q", eas="14.1")
+    lab.vdir(ex2016, "mail.contoso.com")
+    lab.cert(ex2016, "5A1B2C3D4E5F60718293A4B5C6D7E8F901234567", "mail.contoso.com")
+    lab.export(
+        "contoso-rules.csv",
+        device_access_rules("contoso.local", [("DeviceModel", "iPhone15C2", "Block")]),
+    )
+    lab.export("cas-mailboxes.csv", cas_mailboxes([(kim, "", ["ApplC39XK2LPJC6Q"])]))
+    lab.import_exports()
+    lab.phones_use("mail.contoso.com")
+    lab.plan("EX2016A", tony, kim)
+
+    document = compare()
+
+    assert target(document, "EX2016A")["devices"]["blocked"] == 2
+    approve = prerequisite(document, "abq-preapprove")
+    assert approve["from_to"] == [{"from": "blocked", "to": "continues", "devices": 1}]
+    assert approve["uncredited_devices"] == 0

@@ -136,6 +136,10 @@ class DeviceFacts:
     # What keeps it out on the target when blocked_on_target: BLOCK (a personal block or a
     # Block rule) or QUARANTINE (a Quarantine rule); None = not told.
     target_access: AccessLevel | None = None
+    # When blocked_on_target: True if the user's own block list (ActiveSyncBlockedDeviceIDs)
+    # blocks it there (it wins over their allow list, so pre-approval cannot undo it), False
+    # if a Block rule does and the personal lists do not name it; None = not told.
+    blocked_personally: bool | None = None
     can_comply_with_target_policy: bool | None = None
 
 

@@ -107,6 +107,13 @@ _Q = (
         "the servers answering the host name.",
     ),
     Question(
+        "hybrid-server",
+        "which on-premises server is the hybrid server",
+        "servers",
+        "exsync has no field for it yet and does not guess it from the versions: point the "
+        "phones' host name at the hybrid server, then record that on Organisation → Namespaces.",
+    ),
+    Question(
         "iwa-2003",
         "Integrated Windows Authentication on the 2003 Microsoft-Server-ActiveSync directory",
         "servers",

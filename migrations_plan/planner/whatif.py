@@ -8,10 +8,11 @@ one fact the action changes, and predict_range() decides what that fact does: no
 knows an outcome, so the rules have one copy, in predict.py.
 
 Honesty: a Change is credited with an improvement only when the planner, with the fact
-changed, reaches one decided outcome better than before. When the answer still depends on a
-missing fact (a range, or `unknown`), or the change itself cannot be stated without one (which
-host name the phones use, which issuer their certificate has), the effect says what is missing
-and gets no credit.
+changed, reaches one decided outcome better than before that rests on no missing fact. When
+the answer still depends on a missing fact (a range, `unknown`, a warning naming a fact nobody
+checked, a client nobody knows follows HTTP 451), or the change itself cannot be stated without
+one (which host name the phones use, which issuer their certificate has, which server is the
+hybrid server), the effect says what is missing and gets no credit.
 """
 
 from __future__ import annotations
@@ -105,6 +106,10 @@ class Change:
 
     where: the place the fact is recorded once done (a key the web layer turns into a link:
         server, namespaces, endpoints, imports, organisation, hygiene).
+    shared: the fact is one of a server, a host name or a namespace, done once for everyone
+        (so a later wave finds it done); False for what is about users or their devices
+        (pre-approving them, their stale partnerships, a device limit each user may push
+        higher), which every wave needs again for its own people.
     """
 
     id: str
@@ -112,6 +117,7 @@ class Change:
     title: str
     where: str
     apply: Callable[[Situation], Applied | Missing | None]
+    shared: bool = True
 
     @property
     def admin_action(self) -> str:
@@ -249,15 +255,10 @@ def _iwa_2003(s: Situation) -> Applied | Missing | None:
     return Applied(move, device, org, subject=_name(source), detail="IWA enabled")
 
 
-def _newest(servers: tuple[ServerFacts, ...]) -> ServerFacts | None:
-    known = [(server_version(x), x) for x in servers if not x.is_exchange_online]
-    known = [(v, x) for v, x in known if v is not None]
-    return max(known, key=lambda pair: pair[0])[1] if known else None
-
-
 def _namespace_move(s: Situation) -> Applied | Missing | None:
-    # M-2010-2013P / M-2013P-2013P: the name phones use must be answered by 2013 or later;
-    # M-2007-EXO-LEGACY: by the hybrid server. The host name and its certificate stay.
+    # M-2010-2013P: the name phones use must be answered by 2013 or later; M-2007-EXO-LEGACY:
+    # by the hybrid server. The host name and its certificate stay. (M-2013P-2013P names no
+    # admin action: a 2013+ front end already proxies.)
     endpoint = s.device.endpoint
     if endpoint is None or not endpoint.host:
         return Missing(
@@ -267,10 +268,16 @@ def _namespace_move(s: Situation) -> Applied | Missing | None:
         )
     target = s.move.target
     if target.is_exchange_online:
-        # The newest on-premises server is the one that can be the hybrid front end.
-        front = _newest(s.org.servers) if s.org is not None and s.org.servers else None
-    else:
-        front = target if server_generation(target) in G2013P else None
+        # The inventory records only that hybrid is configured (OrgFacts.hybrid_configured),
+        # not which server the Hybrid Configuration Wizard set up; the newest server is not
+        # necessarily it, so where to move the name is a missing fact.
+        return Missing(
+            "hybrid-server",
+            f"phones of mailboxes on {_name(s.move.source)}",
+            "which on-premises server is the hybrid server is not recorded, so which server "
+            "the name should move to is not known",
+        )
+    front = target if server_generation(target) in G2013P else None
     if front is None or endpoint.server == front:
         return None
     old_front = endpoint.server
@@ -366,13 +373,19 @@ def _level(value: object) -> str:
 
 
 def _abq_preapprove(s: Situation) -> Applied | Missing | None:
-    # X-ABQ: allow the device on the target (ActiveSyncAllowedDeviceIDs or an allow rule). A
-    # block (the device's own, a personal block, a Block rule) is a decision, not a queue:
-    # pre-approval does not undo it, so it is not offered.
+    # X-ABQ: allow the device on the target (ActiveSyncAllowedDeviceIDs or an allow rule).
+    # The user's allow list wins over a Block rule and the default level, so pre-approval is
+    # offered against those (predict's X-ABQ admin action says so). It is not offered against
+    # the user's own block list, which wins over their allow list, nor when what blocks it is
+    # not told (a block on the device today, a target block of unknown origin).
     device = s.device
     if _level(device.access_state) in ("block", "blocked"):
         return None
-    if device.blocked_on_target is True and device.target_access is not AccessLevel.QUARANTINE:
+    if (
+        device.blocked_on_target is True
+        and device.target_access is not AccessLevel.QUARANTINE
+        and device.blocked_personally is not False
+    ):
         return None
     if device.allowed_on_target is True and _level(device.access_state) not in (
         "quarantine",
@@ -463,7 +476,7 @@ CHANGES: tuple[Change, ...] = (
     ),
     Change(
         "namespace-move",
-        ("M-2010-2013P", "M-2013P-2013P", "M-2007-EXO-LEGACY"),
+        ("M-2010-2013P", "M-2007-EXO-LEGACY"),
         "Move the namespace phones use to a newer front end",
         "namespaces",
         _namespace_move,
@@ -488,6 +501,7 @@ CHANGES: tuple[Change, ...] = (
         "Pre-approve the devices on the target (Allow/Block/Quarantine)",
         "imports",
         _abq_preapprove,
+        shared=False,
     ),
     Change(
         "eas-max-devices",
@@ -495,6 +509,7 @@ CHANGES: tuple[Change, ...] = (
         "Raise EasMaxDevices on the target",
         "organisation",
         _eas_max_devices,
+        shared=False,
     ),
     Change(
         "stale-cleanup",
@@ -502,6 +517,7 @@ CHANGES: tuple[Change, ...] = (
         "Remove stale partnerships (Remove-MobileDevice)",
         "hygiene",
         _stale_cleanup,
+        shared=False,
     ),
 )
 CHANGE_BY_ID: dict[str, Change] = {c.id: c for c in CHANGES}
@@ -539,6 +555,36 @@ def _questions(prediction: Prediction) -> tuple[str, ...]:
             if r.question and r.outcome is Outcome.UNKNOWN and not r.is_warning
         )
     )
+
+
+# Open questions of a reason that are a fact about this device, not research still to be done
+# (eas-moves.md §7): Q-CLIENT-451 "must come from a maintained device table or default to
+# unknown", i.e. the client profile's honours-451. The others (Q-2010-2013 ...) are what no
+# source says for anyone: they make an answer low-confidence, not undecided.
+FACT_QUESTIONS = {"Q-CLIENT-451": "honours-451"}
+
+
+def _unchecked(prediction: Prediction) -> tuple[str, ...]:
+    """The missing facts a decided prediction still rests on: the unchecked facts its warnings
+    name (a host name, a certificate, an allowance nobody recorded) and the device facts its
+    reasons leave open (whether the client follows HTTP 451). An outcome reached only because
+    nobody looked is not an improvement a prerequisite can be credited with."""
+    found: list[str] = []
+    for reason in prediction.reasons:
+        if reason.is_warning and reason.question:
+            found.append(reason.question)
+        found.extend(FACT_QUESTIONS[q] for q in reason.open_questions if q in FACT_QUESTIONS)
+    return tuple(dict.fromkeys(found))
+
+
+def _unchecked_text(prediction: Prediction) -> str:
+    """The first unchecked fact, in the planner's words."""
+    for reason in prediction.reasons:
+        if (reason.is_warning and reason.question) or any(
+            q in FACT_QUESTIONS for q in reason.open_questions
+        ):
+            return f"{reason.rule}: {reason.text}"
+    return ""
 
 
 def _undecided(prediction: Prediction) -> str:
@@ -587,7 +633,8 @@ def effects(
             continue
         new = predict(applied.move, applied.device, applied.org)
         possible = new.possible or (new.outcome,)
-        decided = len(possible) == 1 and new.outcome is not Outcome.UNKNOWN
+        unchecked = _unchecked(new)
+        decided = len(possible) == 1 and new.outcome is not Outcome.UNKNOWN and not unchecked
         better = severity(new.outcome) < severity(base.outcome)
         if decided and better:
             found.append(
@@ -613,8 +660,8 @@ def effects(
                     possible=possible,
                     credited=False,
                     low_confidence=outcome_low_confidence(new),
-                    missing=_questions(new),
-                    missing_text=_undecided(new),
+                    missing=tuple(dict.fromkeys((*_questions(new), *unchecked))),
+                    missing_text=_undecided(new) or _unchecked_text(new),
                 )
             )
     return found

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 from migrations_plan.planner.facts import AccessLevel, MoveKind
 from migrations_plan.planner.outcomes import Outcome
+from migrations_plan.planner.questions import QUESTIONS
 from migrations_plan.planner.ranges import predict_range
-from migrations_plan.planner.rules import RULES
+from migrations_plan.planner.rules import NO_ACTION, RULES
 from migrations_plan.planner.whatif import CHANGE_BY_ID, CHANGES, Situation, effects
 from tests.planner.builders import (
     E2003,
     E2007RTM,
+    E2007SP3,
     E2010SP2,
     E2016,
+    EXO,
+    KIND,
     dev,
     ep,
     mv,
@@ -83,6 +87,40 @@ def test_pre_approving_a_quarantined_device_but_never_a_blocked_one() -> None:
     assert not [e for e in none if e.change == "abq-preapprove"], "a block is a decision"
 
 
+def test_pre_approval_is_offered_against_a_block_rule_or_default_but_never_a_personal_block():
+    # The user's allow list (ActiveSyncAllowedDeviceIDs) wins over a Block rule and the
+    # default level; their own block list wins over it.
+    ex2010, ex2016 = srv(E2010SP2), srv(E2016)
+    move = mv(ex2010, ex2016)
+    by_rule = dev(
+        ex2016,
+        allowed_on_target=None,
+        blocked_on_target=True,
+        target_access=AccessLevel.BLOCK,
+        blocked_personally=False,
+    )
+    personal = dev(
+        ex2016,
+        allowed_on_target=None,
+        blocked_on_target=True,
+        target_access=AccessLevel.BLOCK,
+        blocked_personally=True,
+    )
+    by_default = dev(ex2016, allowed_on_target=False)
+
+    rule_base, rule_found = _effects(move, by_rule, org())
+    _, personal_found = _effects(move, personal, org())
+    default_base, default_found = _effects(
+        move, by_default, org(default_access_level=AccessLevel.BLOCK)
+    )
+
+    assert rule_base.outcome is default_base.outcome is Outcome.BLOCKED
+    for found in (rule_found, default_found):
+        approve = _one(found, "abq-preapprove")
+        assert approve.credited and approve.after is Outcome.CONTINUES
+    assert not [e for e in personal_found if e.change == "abq-preapprove"]
+
+
 def test_the_2010_rollup_on_the_front_end_of_an_old_phone_moving_across_sites() -> None:
     # M-2010-2010-XS-OLDDEV: EAS 12.1, target site publishes an ExternalUrl, the CAS the phone
     # reaches runs SP2 without a recorded rollup.
@@ -101,17 +139,68 @@ def test_the_2010_rollup_on_the_front_end_of_an_old_phone_moving_across_sites() 
     )
 
 
-def test_a_change_whose_answer_is_still_a_range_is_not_credited() -> None:
-    # 2003 -> 2007 RTM with nobody knowing which host the phones use: SP1 is credited (the
-    # matrix decides it), but a certificate cannot be named without the host.
+def test_a_change_whose_answer_rests_on_an_unrecorded_host_name_is_not_credited() -> None:
+    # 2003 -> 2007 RTM with nobody knowing which host the phones use: SP1 would decide the
+    # matrix row, but `continues` then rests on a certificate nobody checked (X-CERT warns),
+    # so SP1 is not credited and says what is missing; a certificate cannot be named without
+    # the host. (This test used to assert the SP1 credit under a name saying the opposite.)
     ex03, rtm = srv(E2003, site=None), srv(E2007RTM)
     phone = dev(None, endpoint=None, eas_version=None)
 
     _, found = _effects(mv(ex03, rtm), phone, org())
 
     sp1 = _one(found, "target-service-pack")
-    assert sp1.credited and (sp1.before, sp1.after) == (Outcome.REPARTNER, Outcome.CONTINUES)
+    assert not sp1.credited and sp1.possible == (Outcome.CONTINUES,)
+    assert "namespace" in sp1.missing and "X-CERT" in sp1.missing_text
     assert "certificate" not in {e.change for e in found}
+
+
+def test_sp1_on_the_target_is_credited_once_host_and_certificate_are_recorded() -> None:
+    ex03, rtm = srv(E2003, site=None), srv(E2007RTM)
+    phone = dev(rtm, eas_version=None)
+
+    _, found = _effects(mv(ex03, rtm), phone, org())
+
+    sp1 = _one(found, "target-service-pack")
+    assert sp1.credited and (sp1.before, sp1.after) == (Outcome.REPARTNER, Outcome.CONTINUES)
+
+
+def test_a_redirect_is_not_credited_while_nobody_knows_the_client_follows_451() -> None:
+    # M-HYB-ON-NO451: a 2010 SP2 front end cannot send the on-boarding 451; SP3 RU9 would,
+    # but a redirect helps only a client that follows it (Q-CLIENT-451).
+    front = srv(E2010SP2)
+    move = mv(front, EXO, kind=KIND.HYBRID_ONBOARD)
+
+    base, unsure = _effects(move, dev(front, client_honours_451=None), org())
+    _, sure = _effects(move, dev(front, client_honours_451=True), org())
+
+    assert base.outcome is Outcome.REPARTNER
+    rollup = _one(unsure, "front-end-onboarding")
+    assert not rollup.credited and rollup.after is Outcome.REDIRECT
+    assert rollup.missing == ("honours-451",) and "451" in rollup.missing_text
+    assert _one(sure, "front-end-onboarding").credited
+
+
+def test_moving_2007_phones_to_the_hybrid_server_names_the_unrecorded_hybrid_server() -> None:
+    # M-2007-EXO-LEGACY: "move device endpoint to the hybrid server". Which server that is is
+    # not recorded: the newest one is not assumed to be it.
+    ex07, ex2016 = srv(E2007SP3), srv(E2016)
+    phone = dev(ex07, endpoint=ep(ex07, legacy_namespace=True))
+    move = mv(ex07, EXO, kind=KIND.HYBRID_ONBOARD)
+
+    base, found = _effects(move, phone, org(servers=(ex07, ex2016)))
+
+    assert base.outcome is Outcome.REPARTNER
+    namespace = _one(found, "namespace-move")
+    assert not namespace.credited and namespace.missing == ("hybrid-server",)
+    assert namespace.missing_text and "hybrid-server" in QUESTIONS
+
+
+def test_no_prerequisite_rests_on_a_rule_whose_admin_action_is_none() -> None:
+    # M-2013P-2013P: a 2013+ front end already proxies; eas-moves.md names no admin action.
+    for change in CHANGES:
+        for rule in change.rules:
+            assert RULES[rule].admin_action != NO_ACTION, rule
 
 
 def test_changes_are_only_tried_where_their_rule_made_the_answer_worse() -> None:

@@ -800,6 +800,7 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
 
     total = stage.load(staged())
     s = stage.name
+    stage.analyze()  # row counts for the links below (without them: nested loops for hours)
     _report_too_long(stage, ctx, MobileDevice, DEVICE_LIMITS)
     _report_too_long(stage, ctx, Partnership, PARTNERSHIP_LIMITS)
     ctx.raise_if_problems()

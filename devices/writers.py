@@ -753,13 +753,14 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
     seen = {"keys": False, "guids": False, "unlinked": 0}
 
     def staged() -> Iterator[tuple]:
+        # Device values are text or None: `or ""`, not _text(), on this path of every row.
         for line, row in rows:
             key = row["mailbox_key"]
             key2 = row.get("mailbox_key2")
             guid = row.get("mailbox_guid")
             if not key_column and "mailbox_key2" in row and row["mailbox_key_column"]:
                 key_column.append(row["mailbox_key_column"])
-            identity_key = _text(row["mailbox_identity"]).lower()
+            identity_key = (row["mailbox_identity"] or "").lower()
             mailbox_id = None
             if key or key2:
                 seen["keys"] = True
@@ -778,29 +779,30 @@ def write_devices(rows: Rows, ctx: Context) -> dict[str, Any]:
                 key2.strip().lower() if key2 else None,
                 guid,
                 row["device_id"],
-                _text(row["device_type"]),
-                _text(row["model"]),
-                _text(row["os"]),
-                _text(row["user_agent"]),
-                _text(row["friendly_name"]),
-                _text(row["imei"]),
-                _text(row["phone_number"]),
-                _text(row["identity"]),
-                _text(row["client_type"]),
-                _text(row["eas_version"]),
+                row["device_type"] or "",
+                row["model"] or "",
+                row["os"] or "",
+                row["user_agent"] or "",
+                row["friendly_name"] or "",
+                row["imei"] or "",
+                row["phone_number"] or "",
+                row["identity"] or "",
+                row["client_type"] or "",
+                row["eas_version"] or "",
                 row["first_sync"],
                 row["last_success_sync"],
                 row["last_sync_attempt"],
-                _text(row["access_state"]),
-                _text(row["access_state_reason"]),
-                _text(row["policy_applied"]),
-                _text(row["status"]),
+                row["access_state"] or "",
+                row["access_state_reason"] or "",
+                row["policy_applied"] or "",
+                row["status"] or "",
                 mailbox_id,
             )
 
     total = stage.load(staged())
     s = stage.name
-    stage.analyze()  # row counts for the links below (without them: nested loops for hours)
+    if seen["unlinked"] or seen["keys"] or seen["guids"]:
+        stage.analyze()  # row counts for the links below (without them: nested loops for hours)
     _report_too_long(stage, ctx, MobileDevice, DEVICE_LIMITS)
     _report_too_long(stage, ctx, Partnership, PARTNERSHIP_LIMITS)
     ctx.raise_if_problems()

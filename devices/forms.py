@@ -11,6 +11,7 @@ from django.conf import settings
 from .importers import CULTURES
 from .importers.community import PROFILE_KEYS, profile_problems
 from .models import ClientProfile, ExchangeServer, Namespace, Organisation
+from .selectors import hybrid_server_choices
 from .timezones import iana_names, zone_name
 
 
@@ -257,9 +258,12 @@ class OrganisationFactsForm(ChangedOnly, forms.ModelForm):
             "default_access_level",
             "eas_max_devices",
             "hybrid_configured",
+            "hybrid_server",
             "time_zone",
         ]
         help_texts = {
+            "hybrid_server": "The on-premises server the Hybrid Configuration Wizard configured "
+            "(phones' host name moves to it before a move to Exchange Online); empty = unknown.",
             "eas_max_devices": "Partnerships one user may hold; empty = unknown.",
             "default_access_level": "What a device no rule matches gets.",
             "time_zone": "For people whose mailbox has no time zone of its own: an IANA name "
@@ -271,6 +275,18 @@ class OrganisationFactsForm(ChangedOnly, forms.ModelForm):
                 attrs={"list": "time-zones", "autocomplete": "off", "spellcheck": "false"}
             )
         }
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.is_exchange_online:
+            del self.fields["hybrid_server"]  # the tenant has no on-premises server
+            return
+        field = self.fields["hybrid_server"]
+        field.queryset = hybrid_server_choices(organisation=self.instance)
+        field.empty_label = "unknown — not recorded"
+        field.label_from_instance = lambda s: (
+            f"{s.name} ({s.get_generation_display() or 'version unknown'})"
+        )
 
     def clean_time_zone(self) -> str:
         value = self.cleaned_data["time_zone"].strip()

@@ -60,6 +60,19 @@ class Organisation(models.Model):
         blank=True,
         help_text="An organisation relationship to the Exchange Online tenant (HCW) exists.",
     )
+    # Which server the Hybrid Configuration Wizard set up (M-2007-EXO-LEGACY: phones' host name
+    # moves to it before mailboxes go to Exchange Online). No export names it reliably and the
+    # newest server is not necessarily it, so only an admin records it.
+    hybrid_server = models.ForeignKey(
+        "ExchangeServer",
+        verbose_name="hybrid server",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The on-premises server the Hybrid Configuration Wizard configured; "
+        "empty = not recorded.",
+    )
     # Set by a full Get-ActiveSyncDeviceAccessRule import (an organisation may have no rule at
     # all); until then its rules are not known and no device is told "allowed by a rule".
     device_access_rules_imported_at = models.DateTimeField(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from django.db.models import Count, F, Prefetch, QuerySet, Window
+from django.db.models import Count, F, Prefetch, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 
 from .models import (
@@ -13,6 +13,7 @@ from .models import (
     ClientProfile,
     ExchangeServer,
     FactChange,
+    Generation,
     Mailbox,
     MobileDevice,
     MobileDevicePolicy,
@@ -162,13 +163,26 @@ def owa_backups(*, server: ExchangeServer) -> list[OwaBackupConfirmation]:
     )
 
 
+def hybrid_server_choices(*, organisation: Organisation) -> QuerySet[ExchangeServer]:
+    """The servers that can be an organisation's hybrid server: its own on-premises servers
+    (by their effective forest: the one an admin declared, else the exports')."""
+    if organisation.is_exchange_online:
+        return ExchangeServer.objects.none()
+    forest = organisation.forest.strip().lower()
+    return (
+        ExchangeServer.objects.exclude(generation=Generation.EXO)
+        .filter(Q(forest_recorded__iexact=forest) | Q(forest_recorded="", forest__iexact=forest))
+        .order_by("name")
+    )
+
+
 def organisation_page() -> dict[str, object]:
     """Organisations with their policies, device access rules and servers, namespaces with the
     servers answering them, client profiles and every server: eight queries however many rows
     there are."""
     servers = list(ExchangeServer.objects.order_by("name"))
     organisations = list(
-        Organisation.objects.prefetch_related(
+        Organisation.objects.select_related("hybrid_server").prefetch_related(
             Prefetch("policies", queryset=MobileDevicePolicy.objects.order_by("name")),
             "accepted_domains",
             "device_access_rules",

@@ -48,7 +48,7 @@ from .models import (
     exchange_online_server,
 )
 from .profiles import import_profile_kind
-from .selectors import subject_of
+from .selectors import hybrid_server_choices, subject_of
 from .signals import devices_observed, inventory_changed
 from .timezones import zone_name
 from .writers import (
@@ -620,6 +620,8 @@ def fact_text(value: object, *, field: str = "") -> str:
         return "yes"
     if value is False:
         return "no"
+    if isinstance(value, ExchangeServer):
+        return value.name
     if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value)
     return str(value)
@@ -758,6 +760,7 @@ ORGANISATION_FACTS = (
     "default_access_level",
     "eas_max_devices",
     "hybrid_configured",
+    "hybrid_server",
     "time_zone",
 )
 
@@ -770,11 +773,13 @@ def organisation_record_facts(
     via: str = "web",
     **facts: object,
 ) -> Organisation:
-    """Record an organisation's DefaultAccessLevel, EasMaxDevices, hybrid state, name or time
-    zone (an IANA or Windows name, stored as the IANA name).
+    """Record an organisation's DefaultAccessLevel, EasMaxDevices, hybrid state, hybrid server
+    (one of its own on-premises servers), name or time zone (an IANA or Windows name, stored
+    as the IANA name).
 
-    `default_access_level=""`, `eas_max_devices=None` and `time_zone=""` record "unknown";
-    facts left out keep what is recorded. Returns `organisation` with the new values.
+    `default_access_level=""`, `eas_max_devices=None`, `hybrid_server=None` and `time_zone=""`
+    record "unknown"; facts left out keep what is recorded. Returns `organisation` with the new
+    values.
     """
     _only(facts, ORGANISATION_FACTS, "An organisation")
     clean: dict[str, object] = {}
@@ -794,6 +799,8 @@ def organisation_record_facts(
             if value is not None and value < 0:
                 raise ValueError("EasMaxDevices cannot be negative.")
             clean[field] = value
+        elif field == "hybrid_server":
+            clean[field] = _hybrid_server(organisation, value)
         elif field == "time_zone":
             given = str(value or "").strip()
             zone = zone_name(given) if given else ""
@@ -804,6 +811,19 @@ def organisation_record_facts(
             clean[field] = _tri_state(field, value)
     _write_changed(organisation, clean, actor=actor, via=via)
     return organisation
+
+
+def _hybrid_server(organisation: Organisation, value: object) -> ExchangeServer | None:
+    if value is None:
+        return None
+    if not isinstance(value, ExchangeServer):
+        raise ValueError(f"The hybrid server is an ExchangeServer or None, not {value!r}.")
+    if not hybrid_server_choices(organisation=organisation).filter(pk=value.pk).exists():
+        raise ValueError(
+            f"{value.name} is not an on-premises server of {organisation.forest}: the hybrid "
+            "server is one of the organisation's own servers."
+        )
+    return value
 
 
 NAMESPACE_FACTS = ("host", "servers", "is_legacy", "devices_use", "sites", "retired")

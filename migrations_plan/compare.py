@@ -44,6 +44,7 @@ from .planner.whatif import (
     effects,
     outcome_low_confidence,
 )
+from .selectors import question_url
 
 __all__ = [
     "Comparison",
@@ -500,6 +501,7 @@ class PrerequisiteRow:
                 "question": q,
                 "fact": QUESTIONS[q].fact if q in QUESTIONS else q,
                 "how": QUESTIONS[q].how if q in QUESTIONS else "",
+                "url": question_url(q),
                 "devices": n,
             }
             for q, n in self.missing.most_common()

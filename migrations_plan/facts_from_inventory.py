@@ -7,6 +7,7 @@ invents a value. Where exsync derives a fact from the inventory, the comment say
 - the host name phones use: the namespace recorded as "phones use it" for the mailbox's site
   (Organisation -> Namespaces), never the mailbox server's own virtual directory or an
   InternalUrl; when none is recorded the planner answers under each namespace of the forest;
+- the hybrid server of an organisation: only as an admin recorded it on the Organisation page;
 - whether a site publishes an EAS ExternalUrl: yes when a server of the site has one; no
   when every client-access server of the site had its directory imported without one;
 - the certificate on a host name: the newest probe of the name that read a certificate
@@ -568,7 +569,15 @@ class Inventory:
                 policy, key.policy_applied, batch, source_id
             ),
             hybrid_configured=source_org.hybrid_configured if source_org else None,
+            hybrid_server=self._hybrid_server(source_org),
         )
+
+    def _hybrid_server(self, org: Organisation | None) -> ServerFacts | None:
+        """The hybrid server an admin recorded for the organisation (Organisation page);
+        nothing is derived from the versions: the newest server is not necessarily it."""
+        if org is None or org.hybrid_server_id is None:
+            return None
+        return self.facts.get(org.hybrid_server_id)
 
     def planner_inputs(
         self, key: FactKey, batch: BatchContext

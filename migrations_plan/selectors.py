@@ -211,6 +211,20 @@ QUESTION_PLACES = {
 }
 
 
+def question_url(question_id: str) -> str:
+    """Where a question (planner/questions.py) is answered, as a URL; "" for none."""
+    from django.urls import NoReverseMatch, reverse
+
+    from .planner.questions import QUESTIONS
+
+    question = QUESTIONS.get(question_id)
+    name, fragment = QUESTION_PLACES.get(question.where, (None, "")) if question else (None, "")
+    try:
+        return (reverse(name) + fragment) if name else ""
+    except NoReverseMatch:
+        return ""
+
+
 def open_questions(*, batch: MoveBatch) -> list[dict[str, Any]]:
     """The facts this batch's predictions are missing, ranked by how many devices each would
     decide (then by how many it concerns at all), each with where it is answered.
@@ -233,8 +247,6 @@ def questions_from(
     *, counts: dict[int, int], explanations: Iterable[Explanation]
 ) -> list[dict[str, Any]]:
     """open_questions() from pending devices counted per explanation (no query of its own)."""
-    from django.urls import NoReverseMatch, reverse
-
     from .planner.questions import QUESTIONS
 
     found: dict[tuple[str, str], dict[str, Any]] = {}
@@ -251,17 +263,12 @@ def questions_from(
             entry = found.get(key)
             if entry is None:
                 question = QUESTIONS[question_id]
-                name, fragment = QUESTION_PLACES.get(question.where, (None, ""))
-                try:
-                    url = (reverse(name) + fragment) if name else ""
-                except NoReverseMatch:
-                    url = ""
                 entry = found[key] = {
                     "id": question_id,
                     "subject": key[1],
                     "fact": question.fact,
                     "how": question.how,
-                    "url": url,
+                    "url": question_url(question_id),
                     "decides": 0,
                     "devices": 0,
                     "outcomes": set(),

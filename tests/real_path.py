@@ -24,8 +24,13 @@ from django.core.management import CommandError, call_command
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from devices.models import ClientProfile, ExchangeServer, Namespace
-from devices.services import client_profile_save, namespace_save, server_record_facts
+from devices.models import ClientProfile, ExchangeServer, Namespace, Organisation
+from devices.services import (
+    client_profile_save,
+    namespace_save,
+    organisation_record_facts,
+    server_record_facts,
+)
 
 # AdminDisplayVersion as Get-ExchangeServer prints it (eas-moves.md §5).
 V2003 = "Version 6.5 (Build 7638.2: Service Pack 2)"
@@ -636,6 +641,14 @@ class Lab:
     def record_server(self, name: str, **facts: object) -> None:
         """Organisation → Servers: IWA on a 2003 EAS directory, ExSetup, BlockLegacyMailboxes."""
         server_record_facts(server=self.stored_server(name), actor=None, **facts)
+
+    def record_organisation(self, forest: str, **facts: object) -> None:
+        """Organisation → the facts of one organisation; hybrid_server by the server's name."""
+        if isinstance(facts.get("hybrid_server"), str):
+            facts["hybrid_server"] = self.stored_server(str(facts["hybrid_server"]))
+        organisation_record_facts(
+            organisation=Organisation.objects.get(forest=forest), actor=None, **facts
+        )
 
     def phones_use(
         self,

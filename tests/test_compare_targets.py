@@ -23,6 +23,7 @@ from devices.models import ExchangeServer
 from devices.services import server_record_facts
 from migrations_plan.compare import Selection, TargetResult, batch_target_plan
 from migrations_plan.compare import _count as count_answers
+from migrations_plan.comparisons import inventory_version
 from migrations_plan.models import (
     AuditEntry,
     BatchState,
@@ -43,15 +44,18 @@ from tests.factories import (
     PartnershipFactory,
 )
 from tests.real_path import (
+    EXO,
     V2003,
     V2007RTM,
     V2007SP1,
+    V2007SP3,
     V2010SP3,
     V2016,
     V2019,
     Lab,
     cas_mailboxes,
     device_access_rules,
+    hybrid_relationship,
     run,
 )
 from tests.test_batch_views import START, org  # the same small organisation as the batch pages
@@ -300,6 +304,58 @@ def test_a_prerequisite_is_not_credited_when_it_rests_on_a_missing_fact(lab: Lab
     assert move["devices"] == 0 and move["from_to"] == []
     assert move["uncredited_devices"] == 1
     assert [m["question"] for m in move["missing"]] == ["namespace"]
+
+
+def _2007_phones_on_the_legacy_name_to_exchange_online(lab: Lab) -> None:
+    """M-2007-EXO-LEGACY: a 2007 mailbox moving to Exchange Online through hybrid; its iPhone
+    still uses legacy.contoso.com, answered by the 2007 CAS, which cannot send the on-boarding
+    451. EX2016A is the server the Hybrid Configuration Wizard configured."""
+    ex07 = lab.server("EX07", V2007SP3)
+    ex2016 = lab.server("EX2016A", V2016)
+    anna = lab.mailbox("anna", ex07, "Anna Lidman")
+    lab.device(anna, "ApplF17LTTCGFFG8", eas="12.1")  # the most 2007 offers
+    lab.vdir(ex07, "legacy.contoso.com")
+    lab.vdir(ex2016, "mail.contoso.com")
+    lab.export("relationships.csv", hybrid_relationship("contoso.local"))
+    lab.import_exports()
+    lab.phones_use("legacy.contoso.com")
+    lab.client_profile(
+        "Mail app",
+        device_type="iPhone",
+        honours_451=True,
+        supports_modern_auth=True,
+        max_eas_version="16.1",
+    )
+    lab.plan(EXO, anna, options=("--move-kind", "hybrid_onboard"))
+
+
+def test_the_namespace_move_to_exchange_online_waits_for_the_recorded_hybrid_server(
+    lab: Lab,
+) -> None:
+    _2007_phones_on_the_legacy_name_to_exchange_online(lab)
+
+    document = compare()
+
+    assert target(document, EXO)["devices"]["repartner"] == 1
+    move = prerequisite(document, "namespace-move")
+    assert "M-2007-EXO-LEGACY" in move["rules"]
+    assert move["devices"] == 0 and move["uncredited_devices"] == 1
+    assert [m["question"] for m in move["missing"]] == ["hybrid-server"]
+    assert move["missing"][0]["url"] == reverse("devices:organisation")
+
+    # Recorded on the Organisation page: the planner now evaluates the move to EX2016A. It
+    # reaches `redirect`, but only credits it once the target's facts are recorded too.
+    version = inventory_version()
+    lab.record_organisation("contoso.local", hybrid_server="EX2016A")
+    assert inventory_version() != version, "a kept comparison is not reused"
+    after = prerequisite(compare(), "namespace-move")
+
+    assert after["subject"] == "legacy.contoso.com"
+    assert after["detail"] == "EX07 → EX2016A"
+    assert after["uncredited_possible"] == ["redirect"]
+    missing = [m["question"] for m in after["missing"]]
+    assert "hybrid-server" not in missing
+    assert missing == ["default-access", "target-policy"]
 
 
 # -- the command line's other forms -----------------------------------------------------------------------

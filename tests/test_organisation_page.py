@@ -221,6 +221,59 @@ def test_saving_one_fact_through_a_service_never_touches_the_others():
         server_record_facts(server=server, actor=None, generation="2016")
 
 
+def test_an_admin_records_the_hybrid_server_among_the_organisations_own_servers(
+    admin_client, admin_user, helpdesk_user, django_capture_on_commit_callbacks
+):
+    org = OrganisationFactory(forest="contoso.local")
+    OrganisationFactory(forest="exchange online", name="", is_exchange_online=True)
+    ex07 = ExchangeServerFactory(name="EX07", forest="contoso.local", generation="2007")
+    ex2016 = ExchangeServerFactory(name="EX2016A", forest="contoso.local")
+    other = ExchangeServerFactory(name="FAB16", forest="fabrikam.local")
+    declared = ExchangeServerFactory(name="EX16B", forest="", forest_recorded="contoso.local")
+    url = reverse("devices:organisation_edit", args=[org.pk])
+    shown = form_as_shown(admin_client, url, url)
+    form = admin_client.get(url).context["form"]
+    assert list(form.fields["hybrid_server"].queryset) == [ex07, declared, ex2016]
+
+    refused = admin_client.post(url, {**shown, "hybrid_server": str(other.pk)})
+    assert refused.status_code == 400 and not FactChange.objects.exists()
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = admin_client.post(url, {**shown, "hybrid_server": str(ex2016.pk)})
+
+    assert response.status_code == 302 and len(callbacks) == 1, "active batches are re-planned"
+    org.refresh_from_db()
+    assert org.hybrid_server == ex2016
+    change = FactChange.objects.get()
+    assert (change.subject, change.fact, change.old_value, change.new_value) == (
+        "Organisation contoso.local",
+        "hybrid server",
+        "unknown",
+        "EX2016A",
+    )
+    assert change.actor == admin_user
+    page = admin_client.get(ORGANISATION).content.decode()
+    assert f'<a href="#server-{ex2016.pk}">EX2016A</a>' in page
+
+    admin_client.force_login(helpdesk_user)
+    denied = admin_client.post(url, {**shown, "hybrid_server": str(ex07.pk)})
+    assert denied.status_code == 403
+    org.refresh_from_db()
+    assert org.hybrid_server == ex2016 and FactChange.objects.count() == 1
+
+
+def test_the_exchange_online_tenant_has_no_hybrid_server_to_record(admin_client):
+    exo = OrganisationFactory(forest="exchange online", name="", is_exchange_online=True)
+    ExchangeServerFactory(name="EX2016A", forest="contoso.local")
+    url = reverse("devices:organisation_edit", args=[exo.pk])
+
+    assert "hybrid_server" not in admin_client.get(url).context["form"].fields
+    with pytest.raises(ValueError, match="not an on-premises server"):
+        organisation_record_facts(
+            organisation=exo, actor=None, hybrid_server=ExchangeServer.objects.get()
+        )
+
+
 def test_each_changed_fact_is_recorded_with_who_when_and_the_previous_value(
     admin_client, admin_user
 ):

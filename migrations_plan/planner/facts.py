@@ -172,6 +172,9 @@ class MoveFacts:
         host), which a redirected device talks to after the move; None = none known.
     hybrid_configured: the source organisation has an organisation relationship to the
         Exchange Online tenant (HCW ran); None = not recorded.
+    hybrid_server: the source organisation's hybrid server (the on-premises server HCW
+        configured), where phones' host name moves before an on-boarding (M-2007-EXO-LEGACY);
+        None = not recorded.
     target_partnership_count: partnerships the user already has on the target (X-DEVLIMIT).
     target_policy_differs: the target mobile device mailbox policy differs from the current.
     """
@@ -184,3 +187,4 @@ class MoveFacts:
     target_partnership_count: int | None = None
     target_policy_differs: bool | None = None
     hybrid_configured: bool | None = None
+    hybrid_server: ServerFacts | None = None

@@ -109,9 +109,9 @@ _Q = (
     Question(
         "hybrid-server",
         "which on-premises server is the hybrid server",
-        "servers",
-        "exsync has no field for it yet and does not guess it from the versions: point the "
-        "phones' host name at the hybrid server, then record that on Organisation → Namespaces.",
+        "organisation",
+        "Record the server the Hybrid Configuration Wizard configured as the hybrid server of "
+        "the source organisation on Organisation (exsync does not guess it from the versions).",
     ),
     Question(
         "iwa-2003",

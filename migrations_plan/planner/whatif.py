@@ -171,6 +171,7 @@ def _swap_server(
         source=server(move.source) or move.source,
         target=server(move.target) or move.target,
         target_endpoint=endpoint(move.target_endpoint),
+        hybrid_server=server(move.hybrid_server),
     )
     device = replace(device, endpoint=endpoint(device.endpoint))
     if org is not None:
@@ -268,16 +269,20 @@ def _namespace_move(s: Situation) -> Applied | Missing | None:
         )
     target = s.move.target
     if target.is_exchange_online:
-        # The inventory records only that hybrid is configured (OrgFacts.hybrid_configured),
-        # not which server the Hybrid Configuration Wizard set up; the newest server is not
-        # necessarily it, so where to move the name is a missing fact.
-        return Missing(
-            "hybrid-server",
-            f"phones of mailboxes on {_name(s.move.source)}",
-            "which on-premises server is the hybrid server is not recorded, so which server "
-            "the name should move to is not known",
-        )
-    front = target if server_generation(target) in G2013P else None
+        # The name moves to the server the Hybrid Configuration Wizard set up, as an admin
+        # recorded it; the newest server is not necessarily it, so without the record where to
+        # move the name is a missing fact. Whether that server can send the on-boarding 451 is
+        # the planner's to decide.
+        front = s.move.hybrid_server
+        if front is None:
+            return Missing(
+                "hybrid-server",
+                f"phones of mailboxes on {_name(s.move.source)}",
+                "which on-premises server is the hybrid server is not recorded, so which "
+                "server the name should move to is not known",
+            )
+    else:
+        front = target if server_generation(target) in G2013P else None
     if front is None or endpoint.server == front:
         return None
     old_front = endpoint.server

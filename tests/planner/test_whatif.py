@@ -196,6 +196,32 @@ def test_moving_2007_phones_to_the_hybrid_server_names_the_unrecorded_hybrid_ser
     assert namespace.missing_text and "hybrid-server" in QUESTIONS
 
 
+def test_moving_2007_phones_to_the_recorded_hybrid_server_is_credited_by_the_planner() -> None:
+    # M-2007-EXO-LEGACY → M-2007-EXO-VIAHYB once the name is answered by the hybrid server
+    # an admin recorded; the planner, not whatif, decides the outcome.
+    ex07, ex2016 = srv(E2007SP3), srv(E2016)
+    phone = dev(ex07, endpoint=ep(ex07, legacy_namespace=True))
+    move = mv(ex07, EXO, kind=KIND.HYBRID_ONBOARD, hybrid_configured=True, hybrid_server=ex2016)
+
+    base, found = _effects(move, phone, org(servers=(ex07, ex2016)))
+
+    assert base.outcome is Outcome.REPARTNER
+    namespace = _one(found, "namespace-move")
+    assert namespace.credited and namespace.after is Outcome.REDIRECT
+    assert namespace.detail == f"{ex07.name} → {ex2016.name}" and namespace.low_confidence
+
+
+def test_a_recorded_hybrid_server_too_old_for_the_redirect_earns_no_credit() -> None:
+    # The namespace moved to a 2010 SP2 hybrid server still cannot get the on-boarding 451.
+    ex07, ex2010 = srv(E2007SP3), srv(E2010SP2)
+    phone = dev(ex07, endpoint=ep(ex07, legacy_namespace=True))
+    move = mv(ex07, EXO, kind=KIND.HYBRID_ONBOARD, hybrid_configured=True, hybrid_server=ex2010)
+
+    _, found = _effects(move, phone, org(servers=(ex07, ex2010)))
+
+    assert [e for e in found if e.change == "namespace-move" and e.credited] == []
+
+
 def test_no_prerequisite_rests_on_a_rule_whose_admin_action_is_none() -> None:
     # M-2013P-2013P: a 2013+ front end already proxies; eas-moves.md names no admin action.
     for change in CHANGES:

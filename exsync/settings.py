@@ -238,6 +238,14 @@ CELERY_BEAT_SCHEDULE = {
 # reuse it: a new PostgreSQL connection per notice halved the send rate. Connections are still
 # recycled after CONN_MAX_AGE and checked (exsync/celery.py closes old ones after each task).
 CELERY_DB_REUSE_MAX = config.env_int(ENV, "CELERY_DB_REUSE_MAX", 1000, minimum=0)
+# Notices may go to a queue of their own (NOTICE_QUEUE), served by a worker made for many
+# short sends that mostly wait on SMTP and PostgreSQL: `celery -A exsync worker -Q notices
+# --pool=threads --concurrency=16` (docker-compose.yml's notices-worker; bench-notify measures
+# it). Empty (the default, and the embedded setup): the default queue and worker.
+NOTICE_QUEUE = ENV.get("NOTICE_QUEUE", "").strip()
+CELERY_TASK_ROUTES = (
+    {"migrations_plan.tasks.notice_send": {"queue": NOTICE_QUEUE}} if NOTICE_QUEUE else {}
+)
 # The per-minute send rate is kept by the notice dispatch, not by Celery's rate limits.
 CELERY_WORKER_DISABLE_RATE_LIMITS = True
 # Short tasks (a notice is one SMTP send): a few messages per process in hand keep it busy.

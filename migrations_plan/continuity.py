@@ -219,10 +219,10 @@ def chases_queue(*, now: datetime | None = None) -> int:
             f"INSERT INTO {notice} (batch_id, member_id, mailbox_id, kind, lead_minutes, "
             "revision, is_resend, due_at, state, recipient, attempts, last_error, reason, "
             "subject, body_text, body_html, message_id, said_digest, undecided, created_at, "
-            "prepared_key) "
+            "prepared_key, prepared_mime) "
             "SELECT bm.batch_id, bm.id, bm.mailbox_id, %(chase)s, 0, 0, %(false)s, %(now)s, "
             "%(pending)s, LOWER(m.primary_smtp_address), 0, '', '', '', '', '', '', '', 0, "
-            f"%(now)s, '' FROM migrations_plan_batchmailbox bm "
+            f"%(now)s, '', %(nothing)s FROM migrations_plan_batchmailbox bm "
             "JOIN devices_mailbox m ON m.id = bm.mailbox_id "
             "WHERE bm.state = %(moved)s "
             # A mailbox moved in two batches: the follow-up is about its latest move.
@@ -241,6 +241,7 @@ def chases_queue(*, now: datetime | None = None) -> int:
                 "pending": NoticeState.PENDING,
                 "moved": MemberState.MOVED,
                 "silent": ContinuityState.SILENT,
+                "nothing": b"",
             },
         )
         return cursor.rowcount

@@ -361,10 +361,19 @@ class Notice(models.Model):
     corrections and resends, which are deliberate second messages.
     """
 
-    batch = models.ForeignKey(MoveBatch, on_delete=models.CASCADE, related_name="notices")
+    # Both looked up through the indexes below, which start with them: an index of their own
+    # would only be one more to write at every claim and every ending of a notice.
+    batch = models.ForeignKey(
+        MoveBatch, on_delete=models.CASCADE, related_name="notices", db_index=False
+    )
     # Empty for the batch reports, which go to the batch's report recipients.
     mailbox = models.ForeignKey(
-        Mailbox, null=True, blank=True, on_delete=models.CASCADE, related_name="notices"
+        Mailbox,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="notices",
+        db_index=False,
     )
     # The person's place in the batch (one row per batch and mailbox), read with the notice.
     member = models.ForeignKey(
@@ -416,6 +425,9 @@ class Notice(models.Model):
     # what they were made from; never shown as what was sent.
     prepared_key = models.CharField(max_length=64, blank=True)
     prepared = models.JSONField(null=True, blank=True, editable=False)
+    # The e-mail itself, made ahead with the rendering (every header but Date): used only when
+    # what the sender would build now has the same fingerprint (notices/message.py).
+    prepared_mime = models.BinaryField(blank=True, default=b"", editable=False)
 
     class Meta:
         ordering = ["due_at", "id"]

@@ -154,8 +154,9 @@ _WORKER_MAIN = (
 
 @pytest.fixture
 def worker_start(media_root, tmp_path):
-    """Start real `celery worker` processes (prefork) on a queue, with extra environment,
-    pointed at the test database: `worker_start(queue=..., env={...}, concurrency=2)`.
+    """Start real `celery worker` processes (prefork unless `pool=` says otherwise) on a queue,
+    with extra environment, pointed at the test database:
+    `worker_start(queue=..., env={...}, concurrency=2)`.
 
     Each runs in a session of its own, so a test can SIGKILL a worker and its pool processes
     at once (`os.killpg(proc.pid, signal.SIGKILL)`); the rest are stopped at teardown.
@@ -166,13 +167,17 @@ def worker_start(media_root, tmp_path):
     started: list[tuple[subprocess.Popen, Path]] = []
 
     def start(
-        *, queue: str, env: dict[str, str] | None = None, concurrency: int = 2
+        *,
+        queue: str,
+        env: dict[str, str] | None = None,
+        concurrency: int = 2,
+        pool: str = "prefork",
     ) -> subprocess.Popen:
         log = tmp_path / f"worker-{len(started)}.log"
         with log.open("w") as out:
             proc = subprocess.Popen(
                 [
-                    *(sys.executable, "-c", _WORKER_MAIN, queue, "--pool=prefork"),
+                    *(sys.executable, "-c", _WORKER_MAIN, queue, f"--pool={pool}"),
                     *(f"--concurrency={concurrency}", "--without-mingle", "--without-gossip"),
                     *("--without-heartbeat", "--loglevel=WARNING"),
                 ],

@@ -20,6 +20,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from functools import partial
 
 import pytest
 import redis
@@ -30,7 +31,7 @@ from devices.models import Generation, Mailbox
 from migrations_plan import services
 from migrations_plan.models import MoveBatch, Notice, NoticeState
 from migrations_plan.notices import delivery
-from migrations_plan.tasks import notice_send, notices_prepare_task
+from migrations_plan.tasks import notice_send_many, notices_prepare_task
 from tests.factories import (
     ExchangeServerFactory,
     MailboxFactory,
@@ -112,25 +113,20 @@ def sinks(tmp_path):
 
 @pytest.fixture
 def notice_worker(worker_start, broker):
-    """Start a worker that sends notices to `sink`, retrying after 1 s, 2 s ..."""
+    """Start a worker that sends notices to `sink`, retrying after 1 s, 2 s ...: by default
+    the notices worker of docker-compose.yml (a thread pool), else `pool="prefork"`."""
 
-    def start(sink: SmtpSink, *, concurrency: int = 2):
+    def start(sink: SmtpSink, *, concurrency: int = 4, pool: str = "threads"):
         env = {"EMAIL_URL": sink.url, "NOTICE_RETRY_SECONDS": "1", "EMAIL_TIMEOUT": "20"}
-        return worker_start(queue=broker.queue, env=env, concurrency=concurrency)
+        return worker_start(queue=broker.queue, env=env, concurrency=concurrency, pool=pool)
 
     return start
 
 
 @pytest.fixture
 def to_worker(broker) -> Callable[[Sequence[int]], None]:
-    """What beat's notice_send_many does, onto the test's queue."""
-
-    def enqueue(ids: Sequence[int]) -> None:
-        with notice_send.app.producer_or_acquire() as producer:
-            for notice_id in ids:
-                notice_send.apply_async((notice_id,), producer=producer, queue=broker.queue)
-
-    return enqueue
+    """What beat's dispatch hands the ids to (tasks.notice_send_many), onto the test's queue."""
+    return partial(notice_send_many, queue=broker.queue)
 
 
 @pytest.fixture(autouse=True)
@@ -203,10 +199,18 @@ def wait_until_ended(batch: MoveBatch, broker: Broker, ignore: set[bytes] = froz
     wait_for(lambda: broker.idle(ignore), "the worker handled every message on the queue")
 
 
-def test_due_notices_reach_the_smtp_server_exactly_once(sinks, notice_worker, to_worker, broker):
+@pytest.mark.parametrize(
+    ("pool", "concurrency"),
+    # The notices worker of docker-compose.yml (threads, each with its own SMTP connection),
+    # and the default worker's prefork pool, which sends them when NOTICE_QUEUE is not set.
+    [("threads", 8), ("prefork", 2)],
+)
+def test_due_notices_reach_the_smtp_server_exactly_once(
+    sinks, notice_worker, to_worker, broker, pool, concurrency
+):
     batch = scheduled_batch(30)
     sink = sinks()
-    notice_worker(sink, concurrency=2)
+    notice_worker(sink, concurrency=concurrency, pool=pool)
 
     handed = delivery.notices_dispatch(enqueue=to_worker).enqueued
     to_worker(handed)  # the broker delivering every id twice changes nothing

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from email.utils import parseaddr
 
 import pytest
 import time_machine
 from django.core import mail
+from django.core.mail import EmailMultiAlternatives
 from django.db import connection, transaction
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -20,10 +23,12 @@ from helpdesk.selectors import INSTRUCTIONS
 from migrations_plan import services
 from migrations_plan.models import Notice, NoticeKind, NoticeState, NoticeTemplate, PlanState
 from migrations_plan.notices import claiming, delivery
+from migrations_plan.notices import message as messages
 from migrations_plan.notices.content import ORGANISATION_ZONES
 from migrations_plan.notices.prepared import notices_prepare
 from migrations_plan.notices.wording import OVERRIDES, default_source
 from tests import test_notices
+from tests.smtp_sink import SmtpSink
 from tests.test_notices import person, scheduled, send_due
 
 pytestmark = pytest.mark.django_db
@@ -61,9 +66,11 @@ def test_a_notice_rendered_ahead_is_sent_word_for_word_in_four_queries_or_fewer(
             assert delivery.notice_deliver(notice_id=notice.pk).state == NoticeState.SENT
 
     # claim, the notice with its batch and person (one statement on PostgreSQL), the ending,
-    # whether the batch changed meanwhile: nothing about phones, plans or wordings
+    # whether the batch changed meanwhile: nothing about phones, plans or wordings. On
+    # PostgreSQL each is a statement prepared once per connection (setsql.planned).
     expected = 3 if connection.vendor == "postgresql" else 4
-    assert len(queries) == expected, [q["sql"] for q in queries]
+    run = [q["sql"] for q in queries if not q["sql"].startswith("PREPARE ")]
+    assert len(run) == expected, run
     (email,) = mail.outbox
     sent = Notice.objects.get(pk=notice.pk)
     assert sent.body_text == email.body
@@ -240,3 +247,131 @@ def test_a_claim_that_waited_for_a_reschedule_reads_the_new_start(lab):
     assert got is not None, (row.state, row.due_at, claim_at, row.lead_minutes)
     assert got.state == NoticeState.SENDING
     assert got.batch.start_at == earlier, "the start the reschedule committed, not the old one"
+
+
+# --- the e-mail made ahead (notices/message.py) ------------------------------------------
+
+
+def mime_as_read(data: bytes) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """An e-mail's headers (but Date and the multipart boundary) and its parts, as a receiving
+    system reads them: two builds of one e-mail differ only in their boundaries and dates."""
+    import email
+    from email import policy
+
+    parsed = email.message_from_bytes(data, policy=policy.default)
+    headers = [(k, str(v)) for k, v in parsed.items() if k not in ("Date", "Content-Type")]
+    parts = [
+        (part.get_content_type(), part.get_content())
+        for part in parsed.walk()
+        if not part.is_multipart()
+    ]
+    return headers, parts
+
+
+def test_the_email_made_ahead_is_the_one_the_sender_would_build(lab, settings):
+    settings.NOTICE_REPLY_TO = ["helpdesk@contoso.com"]
+    kim = person(lab["source"], 'Kim Åkers, "IT"', friendly="Kim's <b>iPhone</b>")
+    batch = scheduled(lab["target"], [kim], start=timezone.now() + 10 * DAY)
+    notices_prepare(batch_id=batch.pk)
+    notice = delivery.notice_load(due_notice(batch).pk)
+    decision = delivery.notice_preview(notice)
+    ahead = messages.stored_ahead(notice)
+    # As Django's SMTP backend hands them to smtplib, which sends only the address part.
+    assert ahead is not None and [parseaddr(a)[1] for a in ahead.recipients] == [notice.recipient]
+    assert parseaddr(ahead.sender)[1] == parseaddr(settings.NOTICE_FROM_EMAIL)[1]
+
+    built = messages.build(notice, decision.rendered, display_name=decision.display_name)
+    fresh = built.message()
+    assert isinstance(built, EmailMultiAlternatives) and "Date" in fresh
+    del fresh["Date"]
+    assert mime_as_read(ahead.mime) == mime_as_read(fresh.as_bytes(linesep="\r\n"))
+
+    sent = messages.build(
+        notice, decision.rendered, display_name=decision.display_name, ahead=ahead
+    )
+    assert isinstance(sent, messages.PreparedEmail)
+    dated = sent.message().as_bytes(linesep="\r\n")
+    assert dated.startswith(b"Date: ") and dated.endswith(ahead.mime)
+    assert (sent.subject, sent.body, sent.to) == (built.subject, built.body, built.to)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"NOTICE_FROM_EMAIL": "moves@fabrikam.com"},
+        {"NOTICE_REPLY_TO": ["desk@contoso.com"]},
+        {"NOTICE_MESSAGE_ID_DOMAIN": "mail.contoso.com"},
+    ],
+)
+def test_an_email_made_ahead_is_not_sent_once_what_it_was_made_from_changed(lab, change):
+    kim = person(lab["source"], "Kim Akers")
+    start = timezone.now() + 10 * DAY
+    batch = scheduled(lab["target"], [kim], start=start)
+    notices_prepare(batch_id=batch.pk)
+    notice = delivery.notice_load(due_notice(batch).pk)
+    decision = delivery.notice_preview(notice)
+    with override_settings(**change):
+        rebuilt = messages.build(
+            notice,
+            decision.rendered,
+            display_name=decision.display_name,
+            ahead=messages.stored_ahead(notice),
+        )
+        assert not isinstance(rebuilt, messages.PreparedEmail)
+        with time_machine.travel(start - timedelta(hours=71), tick=False):
+            delivery.notices_dispatch(enqueue=lambda ids: None)
+            assert delivery.notice_deliver(notice_id=notice.pk).state == NoticeState.SENT
+        (email,) = mail.outbox
+        headers = email.message()
+        for setting, value in change.items():
+            said = {
+                "NOTICE_FROM_EMAIL": email.from_email,
+                "NOTICE_REPLY_TO": email.reply_to,
+                "NOTICE_MESSAGE_ID_DOMAIN": headers["Message-ID"].split("@")[1].rstrip(">"),
+            }[setting]
+            assert said == value
+
+
+def test_an_email_made_ahead_reaches_an_smtp_server_whole_and_dated(lab, settings, tmp_path):
+    kim = person(lab["source"], "Kim Akers", friendly="Kim's <b>iPhone</b>")
+    start = timezone.now() + 10 * DAY
+    batch = scheduled(lab["target"], [kim], start=start)
+    notices_prepare(batch_id=batch.pk)
+    notice = due_notice(batch)
+    with SmtpSink(tmp_path / "sink") as sink:
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", sink.port
+        settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+        settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+        delivery.connection_reset()  # this thread's connection so far went to the test outbox
+        try:
+            with time_machine.travel(start - timedelta(hours=71), tick=False):
+                delivery.notices_dispatch(enqueue=lambda ids: None)
+                assert delivery.notice_deliver(notice_id=notice.pk).state == NoticeState.SENT
+        finally:
+            delivery.connection_reset()
+        (received,) = sink.messages()
+    sent = Notice.objects.get(pk=notice.pk)
+    assert received["message_id"] == sent.message_id == messages.message_id(sent)
+    assert received["rcpt"] == [sent.recipient] and received["to"].endswith(f"<{sent.recipient}>")
+    assert received["subject"] == sent.subject
+    assert received["body"].strip() == sent.body_text.strip()
+    assert "Kim's <b>iPhone</b>" in received["body"]
+    assert received["date"], "dated when it was sent"
+
+
+def test_a_send_whose_claim_is_too_old_gives_the_notice_back_unsent(lab, settings):
+    kim = person(lab["source"], "Kim Akers")
+    start = timezone.now() + 10 * DAY
+    batch = scheduled(lab["target"], [kim], start=start)
+    notice = due_notice(batch)
+    # Any time spent deciding is then past half the claim's timeout.
+    settings.NOTICE_CLAIM_TIMEOUT_SECONDS = 0
+    with time_machine.travel(start - timedelta(hours=71), tick=True):
+        delivery.notices_dispatch(enqueue=lambda ids: None)
+        result = delivery.notice_deliver(notice_id=notice.pk)
+    assert result.state == NoticeState.PENDING and result.retry_in == 1
+    notice.refresh_from_db()
+    assert (notice.state, notice.attempts) == (NoticeState.PENDING, 0)
+    assert notice.reason == "it took too long to prepare"
+    assert mail.outbox == []

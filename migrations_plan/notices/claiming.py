@@ -19,10 +19,11 @@ from datetime import datetime, timedelta
 from functools import cache
 
 from django.db import connection
-from django.db.models import F, Model, Q
+from django.db.models import F, Field, Model, Q
+from django.utils import timezone
 
 from devices.models import ExchangeServer, Mailbox
-from exsync.setsql import is_postgresql
+from exsync.setsql import aware, is_postgresql, planned
 
 from ..models import BatchMailbox, MoveBatch, Notice, NoticeKind, NoticeState
 
@@ -59,6 +60,9 @@ class _Part:
     parent: str | None = None
     field: str = ""
 
+    def fields(self) -> list[Field]:
+        return list(self.model._meta.concrete_fields)
+
 
 _PARTS = (
     _Part(Notice, "n"),
@@ -72,11 +76,7 @@ _PARTS = (
 @cache
 def _claim_sql() -> str:
     quote = connection.ops.quote_name
-    columns = ", ".join(
-        f"{part.alias}.{quote(f.column)}"
-        for part in _PARTS
-        for f in part.model._meta.concrete_fields
-    )
+    columns = ", ".join(f"{part.alias}.{quote(f.column)}" for part in _PARTS for f in part.fields())
     joins = " ".join(
         f"{'JOIN' if part.field == 'batch' else 'LEFT JOIN'} {quote(part.model._meta.db_table)} "
         f"{part.alias} ON {part.alias}.id = {part.parent}."
@@ -97,15 +97,24 @@ def _field(part: _Part):
     return parent.model._meta.get_field(part.field)
 
 
-def _instance(model: type[Model], values: list[object]) -> Model | None:
-    fields = model._meta.concrete_fields
-    if values[[f.primary_key for f in fields].index(True)] is None:
+@cache
+def _reading(part: _Part) -> tuple[list[str], int, list[tuple[int, Field]]]:
+    """How a part's columns become an instance: attnames, the primary key's position, and
+    the fields whose values need converting (from_db_value), worked out once per process."""
+    fields = part.fields()
+    pk = [f.primary_key for f in fields].index(True)
+    converted = [(i, f) for i, f in enumerate(fields) if hasattr(f, "from_db_value")]
+    return [f.attname for f in fields], pk, converted
+
+
+def _instance(part: _Part, values: list[object]) -> Model | None:
+    attnames, pk, converted = _reading(part)
+    if values[pk] is None:
         return None  # a LEFT JOIN that found nothing
-    converted = [
-        f.from_db_value(v, None, connection) if hasattr(f, "from_db_value") and v is not None else v
-        for f, v in zip(fields, values, strict=True)
-    ]
-    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+    for i, field in converted:
+        if values[i] is not None:
+            values[i] = field.from_db_value(values[i], None, connection)
+    return part.model.from_db(connection.alias, attnames, values)
 
 
 def notice_claim_load(*, notice_id: int, now: datetime) -> Notice | None:
@@ -113,7 +122,9 @@ def notice_claim_load(*, notice_id: int, now: datetime) -> Notice | None:
     if not is_postgresql():  # the portable path: claim, then read
         return notice_load(notice_id) if notice_claim(notice_id=notice_id, now=now) else None
     with connection.cursor() as cursor:
-        cursor.execute(
+        planned(
+            cursor,
+            "exsync_notice_claim",
             _claim_sql(),
             {
                 "id": notice_id,
@@ -128,8 +139,8 @@ def notice_claim_load(*, notice_id: int, now: datetime) -> Notice | None:
     instances: dict[str, Model | None] = {}
     start = 0
     for part in _PARTS:
-        width = len(part.model._meta.concrete_fields)
-        instances[part.alias] = _instance(part.model, list(row[start : start + width]))
+        width = len(_reading(part)[0])
+        instances[part.alias] = _instance(part, list(row[start : start + width]))
         start += width
         if part.parent is not None and instances[part.parent] is not None:
             _field(part).set_cached_value(instances[part.parent], instances[part.alias])
@@ -143,3 +154,58 @@ def notice_claim_load(*, notice_id: int, now: datetime) -> Notice | None:
         # here too: one query more, for a rare notice).
         return notice_load(notice_id)
     return notice
+
+
+# --- the ending and the look back of a sent notice -----------------------------------------
+
+
+@cache
+def _sent_sql() -> str:
+    """The `sent` ending as one planned statement (setsql.planned): it runs once per notice,
+    and the ORM's UPDATE of eleven columns cost more to compile than to run."""
+    column = {f.name: f.column for f in Notice._meta.concrete_fields}
+    written = ("subject", "body_text", "body_html", "message_id", "said_digest", "undecided")
+    sets = ", ".join(f"{column[name]} = %({name})s" for name in written)
+    return (
+        f"UPDATE {Notice._meta.db_table} SET {column['state']} = %(sent)s, "
+        f"{column['sent_at']} = %(sent_at)s, {column['last_error']} = '', "
+        f"{column['next_try_at']} = NULL, {column['reason']} = '', {sets} "
+        f"WHERE {column['id']} = %(id)s AND {column['state']} = %(sending)s "
+        f"AND {column['claimed_at']} = %(claimed_at)s"
+    )
+
+
+def notice_end_sent(notice: Notice, claimed_at: datetime, written: dict[str, object]) -> bool:
+    """Record the notice sent, with what it said, on the claim this process holds; False if
+    it lost the claim (like delivery._end)."""
+    params = {
+        **{key: value for key, value in written.items() if key != "reason"},
+        "sent": NoticeState.SENT,
+        "sent_at": timezone.now(),
+        "id": notice.pk,
+        "sending": NoticeState.SENDING,
+        "claimed_at": claimed_at,
+    }
+    with connection.cursor() as cursor:
+        planned(cursor, "exsync_notice_sent", _sent_sql(), params)
+        return cursor.rowcount == 1
+
+
+@cache
+def _member_now_sql() -> str:
+    member, batch = BatchMailbox._meta, MoveBatch._meta
+    return (
+        f"SELECT m.{member.get_field('state').column}, b.{batch.get_field('start_at').column}, "
+        f"b.{batch.get_field('planned_at').column}, b.{batch.get_field('state').column} "
+        f"FROM {member.db_table} m JOIN {batch.db_table} b "
+        f"ON b.{batch.pk.column} = m.{member.get_field('batch').column} "
+        f"WHERE m.{member.pk.column} = %(id)s"
+    )
+
+
+def member_now(member_id: int) -> tuple[object, ...] | None:
+    """The member's state and its batch's start, plan time and state, as they are now."""
+    with connection.cursor() as cursor:
+        planned(cursor, "exsync_notice_member_now", _member_now_sql(), {"id": member_id})
+        row = cursor.fetchone()
+    return tuple(aware(value) for value in row) if row else None

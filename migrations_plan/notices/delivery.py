@@ -22,6 +22,7 @@ import contextlib
 import logging
 import random
 import smtplib
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,6 @@ from django.utils import timezone
 
 from ..models import (
     REPORT_KINDS,
-    BatchMailbox,
     BatchState,
     Continuity,
     ContinuityState,
@@ -283,44 +283,58 @@ def notice_preview(notice: Notice, *, now: datetime | None = None) -> Skip | Wai
 
 # --- sending ---------------------------------------------------------------------------------
 
-_connection = None
-_last_used = 0.0
+
+class _Smtp(threading.local):
+    """This thread's SMTP connection: a worker sending from a thread pool (the notices
+    worker: `celery worker -Q notices --pool=threads`) must not interleave two messages on
+    one connection."""
+
+    backend = None
+    last_used = 0.0
+
+
+_smtp = _Smtp()
 IDLE_CHECK_SECONDS = 5.0
 
 
 def _smtp_send(message) -> None:
-    """Send over this process's connection, opened once and reused (a connection per message
+    """Send over this thread's connection, opened once and reused (a connection per message
     would cost an SMTP handshake each). A connection idle for a while is checked with NOOP
     before use and re-opened if the server closed it; a send that fails is never repeated
     here (the server may have taken it): the notice's retry decides."""
-    global _connection, _last_used
-    if _connection is not None and time.monotonic() - _last_used > IDLE_CHECK_SECONDS:
-        smtp = getattr(_connection, "connection", None)  # the SMTP backend's smtplib.SMTP
+    if _smtp.backend is not None and time.monotonic() - _smtp.last_used > IDLE_CHECK_SECONDS:
+        smtp = getattr(_smtp.backend, "connection", None)  # the SMTP backend's smtplib.SMTP
         try:
             if smtp is not None:
                 smtp.noop()
         except (smtplib.SMTPException, OSError):
             connection_reset()
-    if _connection is None:
-        _connection = get_connection(fail_silently=False)
-        _connection.open()
-    message.connection = _connection
+    if _smtp.backend is None:
+        _smtp.backend = get_connection(fail_silently=False)
+        _smtp.backend.open()
+    message.connection = _smtp.backend
     try:
-        message.send()
+        smtp = getattr(_smtp.backend, "connection", None)
+        if isinstance(message, messages.PreparedEmail) and isinstance(smtp, smtplib.SMTP):
+            # Made ahead, envelope included: what Django's SMTP backend would do with it,
+            # without building or checking the addresses again.
+            ahead = message.ahead
+            smtp.sendmail(ahead.sender, ahead.recipients, message.message().as_bytes("\r\n"))
+        else:
+            message.send()
     except Exception:
         connection_reset()
         raise
-    _last_used = time.monotonic()
+    _smtp.last_used = time.monotonic()
 
 
 def connection_reset() -> None:
-    """Forget this process's SMTP connection (after an error, or in a forked child)."""
-    global _connection
-    if _connection is not None:
+    """Forget this thread's SMTP connection (after an error, or in a forked child)."""
+    if _smtp.backend is not None:
         # Closing a broken connection may fail; it is dropped either way.
         with contextlib.suppress(Exception):
-            _connection.close()
-    _connection = None
+            _smtp.backend.close()
+    _smtp.backend = None
 
 
 # Codes that mean "fix the configuration", not "this message can never go": kept retrying.
@@ -377,17 +391,14 @@ def notice_deliver(*, notice_id: int) -> Delivery:
         _end(notice, claimed_at, state=decision.state, reason=decision.reason[:255])
         return Delivery(notice_id, decision.state)
     if isinstance(decision, Wait):
-        # Not an attempt: give it back as it was, to be tried again a little later.
-        _end(
-            notice,
-            claimed_at,
-            state=NoticeState.PENDING,
-            attempts=F("attempts") - 1,
-            next_try_at=claimed_at + timedelta(seconds=decision.seconds),
-            enqueued_at=claimed_at,
-            reason=decision.reason[:255],
-        )
-        return Delivery(notice_id, NoticeState.PENDING, retry_in=decision.seconds)
+        return _give_back(notice, claimed_at, decision)
+    if timezone.now() - claimed_at > timedelta(seconds=settings.NOTICE_CLAIM_TIMEOUT_SECONDS / 2):
+        # Deciding took so long (a lock, a stalled database) that the sweeper may release
+        # this claim soon: sending now could race the worker that takes it over. Nothing
+        # stops a send once started (a thread pool keeps no Celery time limit), so the
+        # claim's age is checked before it starts; the send itself is bounded by
+        # EMAIL_TIMEOUT per SMTP command.
+        return _give_back(notice, claimed_at, Wait(1, "it took too long to prepare"))
     written = {
         "subject": decision.rendered.subject,
         "body_text": decision.rendered.body_text,
@@ -397,29 +408,43 @@ def notice_deliver(*, notice_id: int) -> Delivery:
         "undecided": decision.undecided,
         "reason": "",
     }
-    sent = {"state": NoticeState.SENT, "last_error": "", "next_try_at": None, **written}
     try:
         email = messages.build(
             notice,
             decision.rendered,
             display_name=decision.display_name,
             attachments=decision.attachments,
+            ahead=messages.stored_ahead(notice),
         )
         if settings.EMAIL_BACKEND == DATABASE_BACKEND:
             # The outbox row and `sent` commit together: no window for a second copy at all.
             with transaction.atomic():
                 _smtp_send(email)
-                if not _end(notice, claimed_at, sent_at=timezone.now(), **sent):
+                if not claiming.notice_end_sent(notice, claimed_at, written):
                     raise ClaimLost(notice_id)
         else:
             _smtp_send(email)
-            _end(notice, claimed_at, sent_at=timezone.now(), **sent)
+            claiming.notice_end_sent(notice, claimed_at, written)
     except ClaimLost:
         return Delivery(notice_id, "claim lost")
     except Exception as error:
         return _failed_attempt(notice, claimed_at, error, **written)
     _correct_if_changed_meanwhile(notice)
     return Delivery(notice_id, NoticeState.SENT)
+
+
+def _give_back(notice: Notice, claimed_at: datetime, wait: Wait) -> Delivery:
+    """Not an attempt: the notice goes back as it was, to be tried again a little later."""
+    _end(
+        notice,
+        claimed_at,
+        state=NoticeState.PENDING,
+        attempts=F("attempts") - 1,
+        next_try_at=claimed_at + timedelta(seconds=wait.seconds),
+        enqueued_at=claimed_at,
+        reason=wait.reason[:255],
+    )
+    return Delivery(notice.pk, NoticeState.PENDING, retry_in=wait.seconds)
 
 
 DATABASE_BACKEND = "migrations_plan.outbox.DatabaseEmailBackend"
@@ -434,11 +459,7 @@ def _correct_if_changed_meanwhile(notice: Notice) -> None:
     not see it as sent, so it queued no correction for it: look once more, for this person."""
     if notice.kind not in (NoticeKind.BEFORE_MOVE, NoticeKind.CORRECTION) or notice.member is None:
         return
-    now = (
-        BatchMailbox.objects.filter(pk=notice.member_id)
-        .values_list("state", "batch__start_at", "batch__planned_at", "batch__state")
-        .first()
-    )
+    now = claiming.member_now(notice.member_id)
     if now is None or now == (
         notice.member.state,
         notice.batch.start_at,

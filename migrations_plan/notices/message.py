@@ -1,13 +1,25 @@
-"""One notice as an e-mail: both parts, the configured sender, a Message-ID of its own."""
+"""One notice as an e-mail: both parts, the configured sender, a Message-ID of its own.
+
+Building the MIME of an e-mail (Django's message() and as_bytes()) costs more than handing
+it to the SMTP server, so a before-move notice rendered ahead (prepared.py) keeps its e-mail
+made then, every header but Date (`Notice.prepared_mime`), with the fingerprint of what it
+was made from. The sender uses it only when the e-mail it would build now has the same
+fingerprint: the same recipient, name, words, sender, reply-to and Message-ID.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-from email.utils import formataddr, parseaddr
+from dataclasses import dataclass
+from email.utils import formataddr, formatdate, parseaddr
+from functools import lru_cache
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
+from django.core.mail.message import sanitize_address
 from django.core.validators import validate_email
 
 from ..models import Notice
@@ -36,10 +48,94 @@ def checked_address(address: str) -> str:
 def message_id(notice: Notice) -> str:
     """Stable for the row: a send repeated after a crash carries the same Message-ID, so the
     receiving system can drop the duplicate; a deliberate resend is a new row and a new id."""
-    domain = settings.NOTICE_MESSAGE_ID_DOMAIN or (
-        parseaddr(settings.NOTICE_FROM_EMAIL)[1].rpartition("@")[2] or "exsync.invalid"
-    )
+    domain = _domain(settings.NOTICE_MESSAGE_ID_DOMAIN, settings.NOTICE_FROM_EMAIL)
     return f"<notice-{notice.pk}.{notice.kind}.{notice.revision}@{domain}>"
+
+
+@lru_cache(maxsize=8)
+def _domain(configured: str, sender: str) -> str:
+    # Parsing the sender is most of what a Message-ID costs; it is asked for three times
+    # per notice sent.
+    return configured or parseaddr(sender)[1].rpartition("@")[2] or "exsync.invalid"
+
+
+class _Dated:
+    """A MIME message made ahead, dated when it is sent (what SMTP backends call as_bytes on)."""
+
+    def __init__(self, mime: bytes) -> None:
+        self.mime = mime
+
+    def as_bytes(self, linesep: str = "\n") -> bytes:
+        date = formatdate(localtime=settings.EMAIL_USE_LOCALTIME)
+        mime = self.mime if linesep == "\r\n" else self.mime.replace(b"\r\n", linesep.encode())
+        return f"Date: {date}{linesep}".encode() + mime
+
+
+@dataclass(frozen=True)
+class Ahead:
+    """A notice's e-mail made ahead: the fingerprint it was made under, its SMTP envelope (as
+    Django's SMTP backend would write it) and its MIME without Date."""
+
+    fingerprint: str
+    sender: str
+    recipients: list[str]
+    mime: bytes
+
+
+class PreparedEmail(EmailMultiAlternatives):
+    """An e-mail whose MIME and envelope were made ahead: its message() only adds the Date
+    header, and the sender hands it to the SMTP connection as it is (delivery._smtp_send).
+    Its fields are the same as build() gives, so a backend that reads them (the outbox) sees
+    the same e-mail."""
+
+    ahead: Ahead
+
+    def message(self) -> _Dated:  # type: ignore[override]
+        return _Dated(self.ahead.mime)
+
+
+def fingerprint(notice: Notice, rendered: Rendered, display_name: str) -> str:
+    """What an e-mail built by build() depends on, as a hash (no attachments: notices to
+    people have none)."""
+    said = [
+        1,  # raised when build() changes what it writes
+        notice.recipient,
+        display_name,
+        rendered.subject,
+        rendered.body_text,
+        rendered.body_html,
+        settings.NOTICE_FROM_EMAIL,
+        settings.NOTICE_REPLY_TO,
+        settings.DEFAULT_CHARSET,
+        message_id(notice),
+        notice.pk,
+    ]
+    return hashlib.sha256(json.dumps(said).encode()).hexdigest()
+
+
+def make_ahead(notice: Notice, rendered: Rendered, display_name: str) -> Ahead:
+    """The notice's e-mail made now, to be sent later (prepared.py); UnusableAddress or
+    BadHeaderError as build() would raise them."""
+    email = build(notice, rendered, display_name=display_name)
+    mime = email.message()
+    del mime["Date"]
+    encoding = email.encoding or settings.DEFAULT_CHARSET
+    return Ahead(
+        fingerprint=fingerprint(notice, rendered, display_name),
+        sender=sanitize_address(email.from_email, encoding),
+        recipients=[sanitize_address(address, encoding) for address in email.recipients()],
+        mime=mime.as_bytes(linesep="\r\n"),
+    )
+
+
+def stored_ahead(notice: Notice) -> Ahead | None:
+    """The e-mail prepared.py stored with the notice, if any."""
+    said = (notice.prepared or {}).get("mime")
+    if not isinstance(said, dict) or not notice.prepared_mime:
+        return None
+    return Ahead(
+        said["fingerprint"], said["sender"], said["recipients"], bytes(notice.prepared_mime)
+    )
 
 
 def build(
@@ -49,10 +145,18 @@ def build(
     display_name: str = "",
     attachments: list[tuple[str, str, str]] | None = None,
     connection=None,
+    ahead: Ahead | None = None,
 ) -> EmailMultiAlternatives:
-    address = checked_address(notice.recipient)
+    """The notice as an e-mail. `ahead` is used when its fingerprint is this e-mail's: the
+    address was checked when it was made, and the MIME is sent as made then."""
+    use_ahead = (
+        ahead is not None
+        and not attachments
+        and ahead.fingerprint == fingerprint(notice, rendered, display_name)
+    )
+    address = notice.recipient.strip() if use_ahead else checked_address(notice.recipient)
     to = formataddr((one_line(display_name, 100), address)) if display_name else address
-    message = EmailMultiAlternatives(
+    message = (PreparedEmail if use_ahead else EmailMultiAlternatives)(
         subject=one_line(rendered.subject, 200),
         body=rendered.body_text,
         from_email=settings.NOTICE_FROM_EMAIL,
@@ -69,4 +173,6 @@ def build(
     message.attach_alternative(rendered.body_html, "text/html")
     for filename, content, mimetype in attachments or []:
         message.attach(filename, content, mimetype)
+    if use_ahead:
+        message.ahead = ahead
     return message

@@ -24,6 +24,7 @@ import json
 from collections.abc import Iterator, Sequence
 
 from django.conf import settings
+from django.core.mail import BadHeaderError
 
 from helpdesk.models import Action, Instruction
 from helpdesk.platforms import LABELS
@@ -39,6 +40,7 @@ from ..models import (
     NoticeTemplate,
     PlanState,
 )
+from . import message as messages
 from .content import (
     OUTCOME_FOR_USER,
     UNDECIDED_TEXT,
@@ -134,6 +136,27 @@ def _renderings(batch: MoveBatch, content: PersonContent) -> dict[str, dict[str,
     return {variant: vars(rendered)}
 
 
+# What a notice's own e-mail is made from, besides its person's content.
+_READ = ("pk", "member_id", "prepared_key", "kind", "revision", "recipient")
+
+
+def _made_ahead(
+    notice: Notice, renderings: dict[str, dict[str, str]], display_name: str
+) -> tuple[dict[str, object] | None, bytes]:
+    """The notice's e-mail for the one rendering the sender would pick, made now (message.py):
+    what is kept in `prepared`, and the MIME; nothing when there is no rendering or the
+    address is unusable (the sender then builds it, or fails it, itself)."""
+    if len(renderings) != 1:
+        return None, b""
+    [rendering] = renderings.values()
+    try:
+        ahead = messages.make_ahead(notice, Rendered(**rendering), display_name)
+    except (messages.UnusableAddress, BadHeaderError):
+        return None, b""
+    kept = {"fingerprint": ahead.fingerprint, "sender": ahead.sender}
+    return {**kept, "recipients": ahead.recipients}, ahead.mime
+
+
 def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
     for start in range(0, len(ids), CHUNK):
         yield ids[start : start + CHUNK]
@@ -160,7 +183,7 @@ def notices_prepare(*, batch_id: int) -> int:
         keys = {m.pk: prepared_key(batch=batch, member=m) for m in members}
         notices = [
             n
-            for n in pending.filter(member_id__in=chunk).only("pk", "member_id", "prepared_key")
+            for n in pending.filter(member_id__in=chunk).only(*_READ)
             if n.prepared_key != keys[n.member_id]
         ]
         if not notices:
@@ -168,18 +191,24 @@ def notices_prepare(*, batch_id: int) -> int:
         stale = {n.member_id for n in notices}
         members = [m for m in members if m.pk in stale]
         rows = members_device_rows([(m.mailbox, m) for m in members], current_only=True)
-        prepared = {}
+        prepared, names = {}, {}
         for member in members:
             content = content_of(batch=batch, member=member, rows=rows[member.mailbox_id])
+            names[member.pk] = content.name
             prepared[member.pk] = {
                 "content": content_to_json(content),
                 "rendered": _renderings(batch, content),
             }
         for notice in notices:
             notice.prepared_key = keys[notice.member_id]
-            notice.prepared = prepared[notice.member_id]
-        # Only the two columns: a notice claimed meanwhile keeps its state, and its sender
+            notice.prepared = dict(prepared[notice.member_id])
+            notice.prepared["mime"], notice.prepared_mime = _made_ahead(
+                notice, notice.prepared["rendered"], names[notice.member_id]
+            )
+        # Only these columns: a notice claimed meanwhile keeps its state, and its sender
         # checks the key against the rows it loaded, not against this write.
-        Notice.objects.bulk_update(notices, ["prepared_key", "prepared"], batch_size=250)
+        Notice.objects.bulk_update(
+            notices, ["prepared_key", "prepared", "prepared_mime"], batch_size=250
+        )
         written += len(notices)
     return written

@@ -136,21 +136,40 @@ def planned(cursor: CursorWrapper, name: str, sql: str, params: Mapping[str, obj
     more than running it. Aware datetimes are handed over as the ORM would hand them (naive
     UTC text on SQLite). Not for a connection pooler in transaction mode (PgBouncer), where
     the next transaction may land on a session that never saw the PREPARE."""
+    planned_together(cursor, [(name, sql, params)])
+
+
+def planned_together(
+    cursor: CursorWrapper, statements: Sequence[tuple[str, str, Mapping[str, object]]]
+) -> None:
+    """Execute several planned statements (see planned) in one round trip on PostgreSQL: one
+    query string, so one implicit transaction when none is open, each statement with a
+    snapshot of its own. The cursor holds the last one's result. One after the other on
+    SQLite."""
     db = cursor.db
-    values = {
+    if db.vendor != "postgresql":
+        for _, sql, params in statements:
+            cursor.execute(sql, _adapted(db, params))
+        return
+    done = db.__dict__.setdefault(_PLANNED, set())
+    calls, values = [], []
+    for name, sql, params in statements:
+        names = list(dict.fromkeys(_PLACEHOLDER.findall(sql)))
+        if name not in done:
+            numbered = _PLACEHOLDER.sub(lambda m, names=names: f"${names.index(m[1]) + 1}", sql)
+            cursor.execute(f"PREPARE {name} AS {numbered}")
+            done.add(name)
+        calls.append(f"EXECUTE {name}({', '.join(['%s'] * len(names))})")
+        adapted = _adapted(db, params)
+        values += [adapted[n] for n in names]
+    cursor.execute("; ".join(calls), values)
+
+
+def _adapted(db: BaseDatabaseWrapper, params: Mapping[str, object]) -> dict[str, object]:
+    return {
         key: db.ops.adapt_datetimefield_value(value) if isinstance(value, datetime) else value
         for key, value in params.items()
     }
-    if db.vendor != "postgresql":
-        cursor.execute(sql, values)
-        return
-    names = list(dict.fromkeys(_PLACEHOLDER.findall(sql)))
-    done = db.__dict__.setdefault(_PLANNED, set())
-    if name not in done:
-        numbered = _PLACEHOLDER.sub(lambda m: f"${names.index(m.group(1)) + 1}", sql)
-        cursor.execute(f"PREPARE {name} AS {numbered}")
-        done.add(name)
-    cursor.execute(f"EXECUTE {name}({', '.join(['%s'] * len(names))})", [values[n] for n in names])
 
 
 def aware(value: object) -> object:

@@ -23,7 +23,7 @@ from django.db.models import F, Field, Model, Q
 from django.utils import timezone
 
 from devices.models import ExchangeServer, Mailbox
-from exsync.setsql import aware, is_postgresql, planned
+from exsync.setsql import aware, is_postgresql, planned, planned_together
 
 from ..models import BatchMailbox, MoveBatch, Notice, NoticeKind, NoticeState
 
@@ -175,9 +175,20 @@ def _sent_sql() -> str:
     )
 
 
-def notice_end_sent(notice: Notice, claimed_at: datetime, written: dict[str, object]) -> bool:
-    """Record the notice sent, with what it said, on the claim this process holds; False if
-    it lost the claim (like delivery._end)."""
+@dataclass(frozen=True)
+class Ended:
+    """What the `sent` ending found: whether this process's claim held, and the member's
+    state and its batch's start, plan time and state right after it (None without one)."""
+
+    sent: bool
+    member_now: tuple[object, ...] | None
+
+
+def notice_end_sent(notice: Notice, claimed_at: datetime, written: dict[str, object]) -> Ended:
+    """Record the notice sent, with what it said, on the claim this process holds, and read
+    its person's batch as it is now, in one round trip: the read is a statement of its own,
+    so it sees a reschedule this ending had to wait for (delivery._correct_if_changed_meanwhile).
+    """
     params = {
         **{key: value for key, value in written.items() if key != "reason"},
         "sent": NoticeState.SENT,
@@ -186,26 +197,31 @@ def notice_end_sent(notice: Notice, claimed_at: datetime, written: dict[str, obj
         "sending": NoticeState.SENDING,
         "claimed_at": claimed_at,
     }
+    looked = {"id": notice.pk, "sent": NoticeState.SENT, "claimed_at": claimed_at}
     with connection.cursor() as cursor:
-        planned(cursor, "exsync_notice_sent", _sent_sql(), params)
-        return cursor.rowcount == 1
+        planned_together(
+            cursor,
+            [
+                ("exsync_notice_sent", _sent_sql(), params),
+                ("exsync_notice_sent_now", _sent_now_sql(), looked),
+            ],
+        )
+        row = cursor.fetchone()
+    now = tuple(aware(value) for value in row[1:]) if row[1] is not None else None
+    return Ended(sent=bool(row[0]), member_now=now)
 
 
 @cache
-def _member_now_sql() -> str:
-    member, batch = BatchMailbox._meta, MoveBatch._meta
+def _sent_now_sql() -> str:
+    notice, member, batch = Notice._meta, BatchMailbox._meta, MoveBatch._meta
     return (
-        f"SELECT m.{member.get_field('state').column}, b.{batch.get_field('start_at').column}, "
+        f"SELECT n.{notice.get_field('state').column} = %(sent)s "
+        f"AND n.{notice.get_field('claimed_at').column} = %(claimed_at)s, "
+        f"m.{member.get_field('state').column}, b.{batch.get_field('start_at').column}, "
         f"b.{batch.get_field('planned_at').column}, b.{batch.get_field('state').column} "
-        f"FROM {member.db_table} m JOIN {batch.db_table} b "
+        f"FROM {notice.db_table} n "
+        f"LEFT JOIN {member.db_table} m ON m.{member.pk.column} = n.{notice.get_field('member').column} "
+        f"LEFT JOIN {batch.db_table} b "
         f"ON b.{batch.pk.column} = m.{member.get_field('batch').column} "
-        f"WHERE m.{member.pk.column} = %(id)s"
+        f"WHERE n.{notice.pk.column} = %(id)s"
     )
-
-
-def member_now(member_id: int) -> tuple[object, ...] | None:
-    """The member's state and its batch's start, plan time and state, as they are now."""
-    with connection.cursor() as cursor:
-        planned(cursor, "exsync_notice_member_now", _member_now_sql(), {"id": member_id})
-        row = cursor.fetchone()
-    return tuple(aware(value) for value in row) if row else None

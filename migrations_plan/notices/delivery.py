@@ -420,16 +420,17 @@ def notice_deliver(*, notice_id: int) -> Delivery:
             # The outbox row and `sent` commit together: no window for a second copy at all.
             with transaction.atomic():
                 _smtp_send(email)
-                if not claiming.notice_end_sent(notice, claimed_at, written):
+                ended = claiming.notice_end_sent(notice, claimed_at, written)
+                if not ended.sent:
                     raise ClaimLost(notice_id)
         else:
             _smtp_send(email)
-            claiming.notice_end_sent(notice, claimed_at, written)
+            ended = claiming.notice_end_sent(notice, claimed_at, written)
     except ClaimLost:
         return Delivery(notice_id, "claim lost")
     except Exception as error:
         return _failed_attempt(notice, claimed_at, error, **written)
-    _correct_if_changed_meanwhile(notice)
+    _correct_if_changed_meanwhile(notice, ended.member_now)
     return Delivery(notice_id, NoticeState.SENT)
 
 
@@ -454,12 +455,12 @@ class ClaimLost(RuntimeError):
     """The sweeper released this process's claim: another sender owns the notice now."""
 
 
-def _correct_if_changed_meanwhile(notice: Notice) -> None:
+def _correct_if_changed_meanwhile(notice: Notice, now: tuple[object, ...] | None) -> None:
     """A reschedule, a plan or a removal that committed while this notice was on its way did
-    not see it as sent, so it queued no correction for it: look once more, for this person."""
+    not see it as sent, so it queued no correction for it: `now` is the person's batch as the
+    `sent` ending read it, one statement after writing it (claiming.notice_end_sent)."""
     if notice.kind not in (NoticeKind.BEFORE_MOVE, NoticeKind.CORRECTION) or notice.member is None:
         return
-    now = claiming.member_now(notice.member_id)
     if now is None or now == (
         notice.member.state,
         notice.batch.start_at,

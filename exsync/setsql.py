@@ -13,6 +13,7 @@ are used (continuity.py, notices/claiming.py: PostgreSQL's one-statement paths).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 import uuid
@@ -151,18 +152,30 @@ def planned_together(
         for _, sql, params in statements:
             cursor.execute(sql, _adapted(db, params))
         return
-    done = db.__dict__.setdefault(_PLANNED, set())
     calls, values = [], []
     for name, sql, params in statements:
-        names = list(dict.fromkeys(_PLACEHOLDER.findall(sql)))
-        if name not in done:
-            numbered = _PLACEHOLDER.sub(lambda m, names=names: f"${names.index(m[1]) + 1}", sql)
-            cursor.execute(f"PREPARE {name} AS {numbered}")
-            done.add(name)
-        calls.append(f"EXECUTE {name}({', '.join(['%s'] * len(names))})")
+        prepared, names = prepare(cursor, name, sql)
+        arguments = f"({', '.join(['%s'] * len(names))})" if names else ""
+        calls.append(f"EXECUTE {prepared}{arguments}")
         adapted = _adapted(db, params)
         values += [adapted[n] for n in names]
     cursor.execute("; ".join(calls), values)
+
+
+def prepare(cursor: CursorWrapper, name: str, sql: str) -> tuple[str, list[str]]:
+    """PREPARE `sql` on this PostgreSQL connection unless it was: its prepared name (`name`
+    and a hash of the SQL, so that a changed statement is never run under an old name) and
+    its parameter names in order. Done before a send for what runs after it, so that nothing
+    new can fail once the SMTP server has the message."""
+    prepared = f"{name}_{hashlib.sha256(sql.encode()).hexdigest()[:10]}"
+    names = list(dict.fromkeys(_PLACEHOLDER.findall(sql)))
+    done = cursor.db.__dict__.setdefault(_PLANNED, set())
+    if prepared not in done:
+        numbered = _PLACEHOLDER.sub(lambda m: f"${names.index(m[1]) + 1}", sql)
+        # No parameters are handed over, so psycopg2 leaves `%` alone: undo the doubling.
+        cursor.execute(f"PREPARE {prepared} AS {numbered.replace('%%', '%')}")
+        done.add(prepared)
+    return prepared, names
 
 
 def _adapted(db: BaseDatabaseWrapper, params: Mapping[str, object]) -> dict[str, object]:

@@ -236,7 +236,8 @@ CELERY_BEAT_SCHEDULE = {
 }
 # Celery's Django fixup closes the database connection around every task unless told to
 # reuse it: a new PostgreSQL connection per notice halved the send rate. Connections are still
-# recycled after CONN_MAX_AGE and checked (exsync/celery.py closes old ones after each task).
+# recycled after CONN_MAX_AGE and checked (exsync/celery.py: once a second per thread, and
+# after an error).
 CELERY_DB_REUSE_MAX = config.env_int(ENV, "CELERY_DB_REUSE_MAX", 1000, minimum=0)
 # Notices may go to a queue of their own (NOTICE_QUEUE), served by a worker made for many
 # short sends that mostly wait on SMTP and PostgreSQL: `celery -A exsync worker -Q notices

@@ -5,7 +5,8 @@ It runs in a process of its own (`python -m tests.smtp_sink`), so receiving neve
 the test's or the benchmark's own Python for the GIL. The parent talks to it through a folder:
 
 - `messages.jsonl`: one JSON line per accepted message (envelope recipients, Message-ID, To,
-  Subject, Date, X-Exsync-Notice and the plain-text body), written as each DATA is accepted;
+  Subject, Date, MIME boundary, X-Exsync-Notice and the plain-text body), written as each
+  DATA is accepted;
 - `held`: appears (holding the recipient) when the RCPT of the `hold_at`-th delivery arrives;
   that RCPT is not answered until `release` appears. The client is then mid-transaction,
   before DATA, so if it dies there nothing was delivered, which is SMTP's own meaning.
@@ -94,6 +95,7 @@ class Handler:
             "to": _header(message, "To"),
             "subject": _header(message, "Subject"),
             "date": message.get("Date", ""),
+            "boundary": message.get_boundary() or "",
             "body": _text_body(message).replace("\r\n", "\n"),
         }
         self.log.write(json.dumps(record) + "\n")

@@ -11,6 +11,7 @@ notice's retry (sent by the worker without a queue) never reaches another test's
 
 from __future__ import annotations
 
+import email
 import json
 import os
 import signal
@@ -31,6 +32,7 @@ from devices.models import Generation, Mailbox
 from migrations_plan import services
 from migrations_plan.models import MoveBatch, Notice, NoticeState
 from migrations_plan.notices import delivery
+from migrations_plan.notices.prepared import notices_prepare
 from migrations_plan.tasks import notice_send_many, notices_prepare_task
 from tests.factories import (
     ExchangeServerFactory,
@@ -209,6 +211,11 @@ def test_due_notices_reach_the_smtp_server_exactly_once(
     sinks, notice_worker, to_worker, broker, pool, concurrency
 ):
     batch = scheduled_batch(30)
+    notices_prepare(batch_id=batch.pk)  # what notices_prepare_task does after scheduling
+    made_ahead = {
+        str(n.pk): email.message_from_bytes(bytes(n.prepared_mime)).get_boundary()
+        for n in due(batch)
+    }
     sink = sinks()
     notice_worker(sink, concurrency=concurrency, pool=pool)
 
@@ -232,6 +239,8 @@ def test_due_notices_reach_the_smtp_server_exactly_once(
         assert message["subject"].startswith("Action needed: your mailbox moves on")
         assert message["body"].strip() == notice.body_text.strip()
         assert message["to"].endswith(f"<{notice.recipient}>")
+    # Each one the e-mail made ahead for it, not a build at send time (a boundary of its own).
+    assert {m["notice"]: m["boundary"] for m in received} == made_ahead
     later = Notice.objects.filter(batch=batch, lead_minutes=LATER_LEAD)
     assert set(later.values_list("state", flat=True)) == {NoticeState.PENDING}, "not due yet"
 

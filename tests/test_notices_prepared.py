@@ -291,7 +291,7 @@ def test_the_email_made_ahead_is_the_one_the_sender_would_build(lab, settings):
         notice, decision.rendered, display_name=decision.display_name, ahead=ahead
     )
     assert isinstance(sent, messages.PreparedEmail)
-    dated = sent.message().as_bytes(linesep="\r\n")
+    dated = sent.dated()
     assert dated.startswith(b"Date: ") and dated.endswith(ahead.mime)
     assert (sent.subject, sent.body, sent.to) == (built.subject, built.body, built.to)
 
@@ -359,6 +359,33 @@ def test_an_email_made_ahead_reaches_an_smtp_server_whole_and_dated(lab, setting
     assert received["body"].strip() == sent.body_text.strip()
     assert "Kim's <b>iPhone</b>" in received["body"]
     assert received["date"], "dated when it was sent"
+    # The very e-mail made ahead (a build at send time draws a boundary of its own).
+    assert received["boundary"] == boundary(messages.stored_ahead(notice).mime)
+
+
+def boundary(mime: bytes) -> str:
+    import email
+
+    return email.message_from_bytes(mime).get_boundary()
+
+
+def test_an_email_made_ahead_goes_through_any_backend_as_a_fresh_build(lab, settings, capsys):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    kim = person(lab["source"], "Kim Akers")
+    start = timezone.now() + 10 * DAY
+    batch = scheduled(lab["target"], [kim], start=start)
+    notices_prepare(batch_id=batch.pk)
+    notice = due_notice(batch)
+    delivery.connection_reset()
+    try:
+        with time_machine.travel(start - timedelta(hours=71), tick=False):
+            delivery.notices_dispatch(enqueue=lambda ids: None)
+            assert delivery.notice_deliver(notice_id=notice.pk).state == NoticeState.SENT
+    finally:
+        delivery.connection_reset()
+    written = capsys.readouterr().out
+    sent = Notice.objects.get(pk=notice.pk)
+    assert f"Message-ID: {sent.message_id}" in written and "Date: " in written
 
 
 def test_a_send_whose_claim_is_too_old_gives_the_notice_back_unsent(lab, settings):

@@ -19,11 +19,12 @@ from datetime import datetime, timedelta
 from functools import cache
 
 from django.db import connection
+from django.db.backends.utils import CursorWrapper
 from django.db.models import F, Field, Model, Q
 from django.utils import timezone
 
 from devices.models import ExchangeServer, Mailbox
-from exsync.setsql import aware, is_postgresql, planned, planned_together
+from exsync.setsql import aware, is_postgresql, planned, planned_together, prepare
 
 from ..models import BatchMailbox, MoveBatch, Notice, NoticeKind, NoticeState
 
@@ -134,6 +135,8 @@ def notice_claim_load(*, notice_id: int, now: datetime) -> Notice | None:
             },
         )
         row = cursor.fetchone()
+        if row is not None:
+            _prepare_ending(cursor)
     if row is None:
         return None
     instances: dict[str, Model | None] = {}
@@ -186,8 +189,12 @@ class Ended:
 
 def notice_end_sent(notice: Notice, claimed_at: datetime, written: dict[str, object]) -> Ended:
     """Record the notice sent, with what it said, on the claim this process holds, and read
-    its person's batch as it is now, in one round trip: the read is a statement of its own,
-    so it sees a reschedule this ending had to wait for (delivery._correct_if_changed_meanwhile).
+    its person's batch as it is now, in one round trip (delivery._correct_if_changed_meanwhile).
+
+    The read is a statement of its own, and it takes a key-share lock on the batch row: a
+    reschedule, a cancellation or a removal holds that row FOR UPDATE (services._locked)
+    while it decides whom to correct. Either it committed first and the read waits for it
+    and sees what it changed, or this ending commits first and it sees the notice sent.
     """
     params = {
         **{key: value for key, value in written.items() if key != "reason"},
@@ -207,8 +214,17 @@ def notice_end_sent(notice: Notice, claimed_at: datetime, written: dict[str, obj
             ],
         )
         row = cursor.fetchone()
+    if row is None:  # the notice is gone (its batch was deleted meanwhile)
+        return Ended(sent=False, member_now=None)
     now = tuple(aware(value) for value in row[1:]) if row[1] is not None else None
     return Ended(sent=bool(row[0]), member_now=now)
+
+
+def _prepare_ending(cursor: CursorWrapper) -> None:
+    """The ending's statements are prepared with the claim, before anything is sent: once the
+    SMTP server has the message, nothing new should be able to fail (setsql.prepare)."""
+    prepare(cursor, "exsync_notice_sent", _sent_sql())
+    prepare(cursor, "exsync_notice_sent_now", _sent_now_sql())
 
 
 @cache
@@ -220,8 +236,7 @@ def _sent_now_sql() -> str:
         f"m.{member.get_field('state').column}, b.{batch.get_field('start_at').column}, "
         f"b.{batch.get_field('planned_at').column}, b.{batch.get_field('state').column} "
         f"FROM {notice.db_table} n "
+        f"JOIN {batch.db_table} b ON b.{batch.pk.column} = n.{notice.get_field('batch').column} "
         f"LEFT JOIN {member.db_table} m ON m.{member.pk.column} = n.{notice.get_field('member').column} "
-        f"LEFT JOIN {batch.db_table} b "
-        f"ON b.{batch.pk.column} = m.{member.get_field('batch').column} "
-        f"WHERE n.{notice.pk.column} = %(id)s"
+        f"WHERE n.{notice.pk.column} = %(id)s" + (" FOR KEY SHARE OF b" if is_postgresql() else "")
     )

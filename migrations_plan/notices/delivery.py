@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.mail import BadHeaderError, get_connection
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
@@ -318,8 +318,7 @@ def _smtp_send(message) -> None:
         if isinstance(message, messages.PreparedEmail) and isinstance(smtp, smtplib.SMTP):
             # Made ahead, envelope included: what Django's SMTP backend would do with it,
             # without building or checking the addresses again.
-            ahead = message.ahead
-            smtp.sendmail(ahead.sender, ahead.recipients, message.message().as_bytes("\r\n"))
+            smtp.sendmail(message.ahead.sender, message.ahead.recipients, message.dated())
         else:
             message.send()
     except Exception:
@@ -425,13 +424,27 @@ def notice_deliver(*, notice_id: int) -> Delivery:
                     raise ClaimLost(notice_id)
         else:
             _smtp_send(email)
-            ended = claiming.notice_end_sent(notice, claimed_at, written)
+            ended = _end_sent_after_send(notice, claimed_at, written)
     except ClaimLost:
         return Delivery(notice_id, "claim lost")
     except Exception as error:
         return _failed_attempt(notice, claimed_at, error, **written)
     _correct_if_changed_meanwhile(notice, ended.member_now)
     return Delivery(notice_id, NoticeState.SENT)
+
+
+def _end_sent_after_send(
+    notice: Notice, claimed_at: datetime, written: dict[str, object]
+) -> claiming.Ended:
+    """The SMTP server has the message: a database error now is answered by writing the
+    ending again on a fresh connection, not by sending again (a second error gives up, and
+    the claim's release sends it again, with the same Message-ID)."""
+    try:
+        return claiming.notice_end_sent(notice, claimed_at, written)
+    except DatabaseError:
+        log.warning("notice %s: sent, but recording it failed; recording again", notice.pk)
+        connection.close()
+        return claiming.notice_end_sent(notice, claimed_at, written)
 
 
 def _give_back(notice: Notice, claimed_at: datetime, wait: Wait) -> Delivery:

@@ -59,18 +59,6 @@ def _domain(configured: str, sender: str) -> str:
     return configured or parseaddr(sender)[1].rpartition("@")[2] or "exsync.invalid"
 
 
-class _Dated:
-    """A MIME message made ahead, dated when it is sent (what SMTP backends call as_bytes on)."""
-
-    def __init__(self, mime: bytes) -> None:
-        self.mime = mime
-
-    def as_bytes(self, linesep: str = "\n") -> bytes:
-        date = formatdate(localtime=settings.EMAIL_USE_LOCALTIME)
-        mime = self.mime if linesep == "\r\n" else self.mime.replace(b"\r\n", linesep.encode())
-        return f"Date: {date}{linesep}".encode() + mime
-
-
 @dataclass(frozen=True)
 class Ahead:
     """A notice's e-mail made ahead: the fingerprint it was made under, its SMTP envelope (as
@@ -83,15 +71,16 @@ class Ahead:
 
 
 class PreparedEmail(EmailMultiAlternatives):
-    """An e-mail whose MIME and envelope were made ahead: its message() only adds the Date
-    header, and the sender hands it to the SMTP connection as it is (delivery._smtp_send).
-    Its fields are the same as build() gives, so a backend that reads them (the outbox) sees
-    the same e-mail."""
+    """An e-mail whose MIME and envelope were made ahead: the sender hands them, dated, to an
+    SMTP connection as they are (delivery._smtp_send). Its fields are the ones build() gives,
+    so any other backend (the outbox, the console) builds and sends the same e-mail."""
 
     ahead: Ahead
 
-    def message(self) -> _Dated:  # type: ignore[override]
-        return _Dated(self.ahead.mime)
+    def dated(self) -> bytes:
+        """The MIME made ahead with its Date header, as Django would date it now."""
+        date = formatdate(localtime=settings.EMAIL_USE_LOCALTIME)
+        return f"Date: {date}\r\n".encode() + self.ahead.mime
 
 
 def fingerprint(notice: Notice, rendered: Rendered, display_name: str) -> str:

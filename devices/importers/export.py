@@ -14,7 +14,7 @@ Two ways to read it:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
 from .dates import Culture, DateColumn, DateOrder, culture_named
@@ -135,10 +135,21 @@ class Export(ReportsFindings):
             },
             first_pass=False,
         )
-        parse = parser.parse
+        yield from self._parsed(self._file.records(raising), parser.parse)
+
+    def _parsed(
+        self,
+        records: Iterable[tuple[int, list[str]]],
+        parse: Callable[[int, list[str]], dict[str, Any]],
+        seen: Callable[[list[str]], None] | None = None,
+    ) -> Generator[tuple[int, dict[str, Any]], None, int]:
+        """Parse every record, reporting progress; yield (line, row) while the file has no
+        problem; return how many records there were."""
         progress = self._progress
         count = 0
-        for line, fields in self._file.records(raising):
+        for line, fields in records:
+            if seen is not None:
+                seen(fields)
             row = parse(line, fields)
             if not self._problems.count:
                 # After the first problem the rest is only checked: a writer saving rows one
@@ -149,6 +160,7 @@ class Export(ReportsFindings):
                 progress(count)
         if progress is not None:
             progress(count)
+        return count
 
     # -- an import's one pass ---------------------------------------------------------------
 
@@ -179,21 +191,12 @@ class Export(ReportsFindings):
             one_pass=True,
         ).parse
         session_index = self._session_index()
-        progress = self._progress
-        count = 0
-        for line, fields in self._file.records(self._problems):
+
+        def seen(fields: list[str]) -> None:
             if session_index is not None and self.session_computer is None:
                 self.session_computer = fields[session_index] or None
-            row = parse(line, fields)
-            if not self._problems.count:
-                # After the first problem the rest is only checked: a writer saving rows one
-                # by one must never meet a row whose values were found wrong.
-                yield line, row
-            count += 1
-            if progress is not None and count % PROGRESS_EVERY == 0:
-                progress(count)
-        if progress is not None:
-            progress(count)
+
+        count = yield from self._parsed(self._file.records(self._problems), parse, seen)
         self._finish_pass(count, ctx)
         if self._problems.count:
             raise ExportRejected(self)

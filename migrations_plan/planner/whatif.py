@@ -256,17 +256,21 @@ def _iwa_2003(s: Situation) -> Applied | Missing | None:
     return Applied(move, device, org, subject=_name(source), detail="IWA enabled")
 
 
+def _host_unknown(s: Situation, what: str) -> Missing:
+    return Missing(
+        "namespace",
+        f"phones of mailboxes on {_name(s.move.source)}",
+        f"which host name the phones use is not recorded, so {what} is not known",
+    )
+
+
 def _namespace_move(s: Situation) -> Applied | Missing | None:
     # M-2010-2013P: the name phones use must be answered by 2013 or later; M-2007-EXO-LEGACY:
     # by the hybrid server. The host name and its certificate stay. (M-2013P-2013P names no
     # admin action: a 2013+ front end already proxies.)
     endpoint = s.device.endpoint
     if endpoint is None or not endpoint.host:
-        return Missing(
-            "namespace",
-            f"phones of mailboxes on {_name(s.move.source)}",
-            "which host name the phones use is not recorded, so which name to move is not known",
-        )
+        return _host_unknown(s, "which name to move")
     target = s.move.target
     if target.is_exchange_online:
         # The name moves to the server the Hybrid Configuration Wizard set up, as an admin
@@ -320,12 +324,7 @@ def _certificate(s: Situation) -> Applied | Missing | None:
     # every name they meet (legacy.*, mail.*, autodiscover.*), valid past the move.
     endpoint = s.device.endpoint
     if endpoint is None or not endpoint.host:
-        return Missing(
-            "namespace",
-            f"phones of mailboxes on {_name(s.move.source)}",
-            "which host name the phones use is not recorded, so which certificate to keep is "
-            "not known",
-        )
+        return _host_unknown(s, "which certificate to keep")
     after = s.move.target_endpoint
     hosts = tuple(dict.fromkeys(h for h in (endpoint.host, after and after.host) if h))
     trusted = endpoint.certificate

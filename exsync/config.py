@@ -82,12 +82,18 @@ def celery_config(env: Mapping[str, str], *, base_dir: Path) -> dict[str, Any]:
         )
         return {
             "broker_url": broker,
+            # kombu's Redis transport keeping one client for its acks (exsync/broker.py); other
+            # schemes (rediss://, sentinel://, another broker) are left to kombu as they are.
+            "broker_transport": "exsync.broker:Transport"
+            if broker.startswith("redis://")
+            else None,
             "result_backend": backend,
             "broker_transport_options": {"visibility_timeout": 3600},
         }
     folder = Path(env.get("CELERY_BROKER_FOLDER", "") or base_dir / "var" / "broker")
     return {
         "broker_url": "filesystem://",
+        "broker_transport": None,
         "result_backend": None,
         "broker_transport_options": {
             "data_folder_in": str(folder / "queue"),

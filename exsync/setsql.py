@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from django.db import connection as default_connection
@@ -162,20 +163,29 @@ def planned_together(
     cursor.execute("; ".join(calls), values)
 
 
-def prepare(cursor: CursorWrapper, name: str, sql: str) -> tuple[str, list[str]]:
+def prepare(cursor: CursorWrapper, name: str, sql: str) -> tuple[str, tuple[str, ...]]:
     """PREPARE `sql` on this PostgreSQL connection unless it was: its prepared name (`name`
     and a hash of the SQL, so that a changed statement is never run under an old name) and
     its parameter names in order. Done before a send for what runs after it, so that nothing
     new can fail once the SMTP server has the message."""
-    prepared = f"{name}_{hashlib.sha256(sql.encode()).hexdigest()[:10]}"
-    names = list(dict.fromkeys(_PLACEHOLDER.findall(sql)))
+    prepared, names, numbered = _statement(name, sql)
     done = cursor.db.__dict__.setdefault(_PLANNED, set())
     if prepared not in done:
-        numbered = _PLACEHOLDER.sub(lambda m: f"${names.index(m[1]) + 1}", sql)
-        # No parameters are handed over, so psycopg2 leaves `%` alone: undo the doubling.
-        cursor.execute(f"PREPARE {prepared} AS {numbered.replace('%%', '%')}")
+        cursor.execute(f"PREPARE {prepared} AS {numbered}")
         done.add(prepared)
     return prepared, names
+
+
+@lru_cache(maxsize=64)
+def _statement(name: str, sql: str) -> tuple[str, tuple[str, ...], str]:
+    """A statement's prepared name, parameter names and numbered SQL, worked out once per
+    process: hashing and rewriting the SQL for each of five statements per notice sent cost
+    more than the rest of setsql together."""
+    prepared = f"{name}_{hashlib.sha256(sql.encode()).hexdigest()[:10]}"
+    names = tuple(dict.fromkeys(_PLACEHOLDER.findall(sql)))
+    numbered = _PLACEHOLDER.sub(lambda m: f"${names.index(m[1]) + 1}", sql)
+    # No parameters are handed over with PREPARE, so psycopg2 leaves `%` alone: undo the doubling.
+    return prepared, names, numbered.replace("%%", "%")
 
 
 def _adapted(db: BaseDatabaseWrapper, params: Mapping[str, object]) -> dict[str, object]:

@@ -214,6 +214,7 @@ else:
         }
     }
 CELERY_BROKER_URL = _celery["broker_url"]
+CELERY_BROKER_TRANSPORT = _celery["broker_transport"]
 CELERY_RESULT_BACKEND = _celery["result_backend"]
 CELERY_BROKER_TRANSPORT_OPTIONS = _celery["broker_transport_options"]
 CELERY_BROKER_FOLDER = _celery.get("broker_folder")

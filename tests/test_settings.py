@@ -51,6 +51,19 @@ def test_redis_url_becomes_broker_and_result_backend():
     assert celery["result_backend"] == "redis://cache:6379/2"
 
 
+@pytest.mark.parametrize(
+    ("url", "transport"),
+    [
+        ("redis://cache:6379/2", "exsync.broker:Transport"),  # one client for its acks
+        ("rediss://cache:6380/2", None),  # kombu's own: TLS, Sentinel, other brokers
+        ("sentinel://cache:26379", None),
+        ("", None),  # the embedded folder
+    ],
+)
+def test_only_a_plain_redis_broker_gets_exsyncs_transport(url, transport):
+    assert config.celery_config({"REDIS_URL": url}, base_dir=BASE)["broker_transport"] == transport
+
+
 def test_email_defaults_to_the_database_outbox_and_smtp_when_configured():
     assert config.email_config({})["EMAIL_BACKEND"] == "migrations_plan.outbox.DatabaseEmailBackend"
     smtp = config.email_config({"EMAIL_URL": "smtp+tls://mailer:pw@smtp.example.com:587"})

@@ -83,10 +83,10 @@ def celery_config(env: Mapping[str, str], *, base_dir: Path) -> dict[str, Any]:
         return {
             "broker_url": broker,
             # kombu's Redis transport keeping one client for its acks (exsync/broker.py); other
-            # schemes (rediss://, sentinel://, another broker) are left to kombu as they are.
-            "broker_transport": "exsync.broker:Transport"
-            if broker.startswith("redis://")
-            else None,
+            # schemes (rediss://, sentinel://, another broker, failover lists) are left to kombu
+            # as they are, and so are separate read/write URLs, which Celery takes from the
+            # environment itself (the transport named here would apply to both).
+            "broker_transport": "exsync.broker:Transport" if _plain_redis(broker, env) else None,
             "result_backend": backend,
             "broker_transport_options": {"visibility_timeout": 3600},
         }
@@ -103,6 +103,11 @@ def celery_config(env: Mapping[str, str], *, base_dir: Path) -> dict[str, Any]:
         },
         "broker_folder": folder,
     }
+
+
+def _plain_redis(broker: str, env: Mapping[str, str]) -> bool:
+    separate = any(env.get(f"CELERY_BROKER_{way}_URL", "").strip() for way in ("READ", "WRITE"))
+    return broker.startswith("redis://") and ";" not in broker and not separate
 
 
 def email_config(env: Mapping[str, str]) -> dict[str, Any]:

@@ -57,11 +57,17 @@ def test_redis_url_becomes_broker_and_result_backend():
         ("redis://cache:6379/2", "exsync.broker:Transport"),  # one client for its acks
         ("rediss://cache:6380/2", None),  # kombu's own: TLS, Sentinel, other brokers
         ("sentinel://cache:26379", None),
+        ("redis://a:6379/2;redis://b:6379/2", None),  # failover: kombu re-parses each URL
         ("", None),  # the embedded folder
     ],
 )
 def test_only_a_plain_redis_broker_gets_exsyncs_transport(url, transport):
     assert config.celery_config({"REDIS_URL": url}, base_dir=BASE)["broker_transport"] == transport
+
+
+def test_separate_read_and_write_brokers_keep_kombus_transport():
+    env = {"REDIS_URL": "redis://cache:6379/2", "CELERY_BROKER_WRITE_URL": "rediss://w:6380/2"}
+    assert config.celery_config(env, base_dir=BASE)["broker_transport"] is None
 
 
 def test_email_defaults_to_the_database_outbox_and_smtp_when_configured():

@@ -10,8 +10,8 @@ thread-pool worker. Commands still take their connection from the channel's pool
 only the client object is kept, and made again when the pool is (after a fork or a
 reconnection).
 
-Used for redis:// brokers only (config.celery_config); TLS, Sentinel and socket URLs keep
-kombu's own transport.
+Used for a plain redis:// broker only (config.celery_config); TLS, Sentinel, socket and
+failover URLs, and separate read/write brokers, keep kombu's own transport.
 """
 
 from __future__ import annotations
